@@ -1,0 +1,213 @@
+//! What a Raft entry carries ([`Proposal`]) and what applying it answers ([`Response`]).
+//!
+//! A proposal is built by the node that receives the request: it stamps the time and the
+//! request's idempotency key and `If-Match` revision, so that apply needs nothing but the
+//! entry and the state. Everything that depends on the state (ids, version numbers, quota
+//! checks, what retention purges, what a rollback rewrites) is decided in apply.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::format::Format;
+use crate::model::{
+    App, ApprovalSettings, Config, ConfigId, ConfigPath, ContentHash, Environment, QuotasPatch,
+    ReleaseRule, RetentionPolicy, Revision, Tenant, TenantStatus, UnixMillis, VersionId,
+    VersionMeta,
+};
+
+/// An idempotency key and the fingerprint of the request it was first used with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyKey {
+    pub key: String,
+    /// Hash of method, path and body: the same key with a different request is an error.
+    pub fingerprint: ContentHash,
+}
+
+/// One Raft log entry's application payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    /// Wall-clock time of the proposing node. Apply uses `max(this, previous)` so time never
+    /// runs backwards across a leader change.
+    pub timestamp_ms: UnixMillis,
+    #[serde(default)]
+    pub idempotency: Option<IdempotencyKey>,
+    /// `If-Match`: the revision the client expects the target entity to have.
+    #[serde(default)]
+    pub expected_revision: Option<Revision>,
+    #[serde(default)]
+    pub author: Option<String>,
+    pub command: Command,
+}
+
+impl Proposal {
+    pub fn new(timestamp_ms: UnixMillis, command: Command) -> Self {
+        Proposal {
+            timestamp_ms,
+            idempotency: None,
+            expected_revision: None,
+            author: None,
+            command,
+        }
+    }
+}
+
+/// A three-way field update for PATCH: leave as is, clear, or set.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Patch<T> {
+    #[default]
+    Unchanged,
+    Clear,
+    Set(T),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RollbackMode {
+    /// Point the default rule at the target version; keep every other rule.
+    StableOnly,
+    /// Replace all rules with one default rule pointing at the target version.
+    Emergency,
+}
+
+/// How a publish changes the rule list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PublishStrategy {
+    /// Point the default rule at the new version (creating it if there are no rules).
+    Stable,
+    /// Add, or replace the rule with the same labels and percent, at `priority`.
+    Canary {
+        labels: std::collections::BTreeMap<String, String>,
+        percent: Option<u8>,
+        priority: i32,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    CreateTenant {
+        name: String,
+        display_name: Option<String>,
+        quotas: QuotasPatch,
+    },
+    UpdateTenant {
+        name: String,
+        display_name: Option<String>,
+        status: Option<TenantStatus>,
+        quotas: Option<QuotasPatch>,
+    },
+    DeleteTenant {
+        name: String,
+        cascade: bool,
+    },
+    CreateApp {
+        tenant: String,
+        name: String,
+        description: Option<String>,
+    },
+    UpdateApp {
+        tenant: String,
+        name: String,
+        description: Option<String>,
+    },
+    DeleteApp {
+        tenant: String,
+        name: String,
+        cascade: bool,
+    },
+    CreateEnvironment {
+        tenant: String,
+        app: String,
+        name: String,
+        description: Option<String>,
+        approval: Option<ApprovalSettings>,
+    },
+    UpdateEnvironment {
+        tenant: String,
+        app: String,
+        name: String,
+        description: Option<String>,
+        approval: Option<ApprovalSettings>,
+    },
+    DeleteEnvironment {
+        tenant: String,
+        app: String,
+        name: String,
+        cascade: bool,
+    },
+    CreateConfig {
+        path: ConfigPath,
+        format: Format,
+        schema: Option<String>,
+        retention: Option<RetentionPolicy>,
+        description: Option<String>,
+    },
+    UpdateConfig {
+        id: ConfigId,
+        schema: Patch<String>,
+        retention: Patch<RetentionPolicy>,
+        description: Option<String>,
+    },
+    DeleteConfig {
+        id: ConfigId,
+    },
+    CreateVersion {
+        config_id: ConfigId,
+        content: Bytes,
+        description: Option<String>,
+    },
+    SetReleases {
+        config_id: ConfigId,
+        rules: Vec<ReleaseRule>,
+        comment: Option<String>,
+    },
+    /// A new version and the rule change that releases it, as one entry.
+    Publish {
+        config_id: ConfigId,
+        content: Bytes,
+        description: Option<String>,
+        strategy: PublishStrategy,
+    },
+    Rollback {
+        config_id: ConfigId,
+        version_id: VersionId,
+        mode: RollbackMode,
+    },
+    /// Proposed periodically by the leader: purge versions that time-based retention rules
+    /// no longer keep, across all configs.
+    SweepRetention,
+}
+
+impl Command {
+    /// The config a command is about, for commands scoped to one config.
+    pub fn config_id(&self) -> Option<ConfigId> {
+        match self {
+            Command::UpdateConfig { id, .. } | Command::DeleteConfig { id } => Some(*id),
+            Command::CreateVersion { config_id, .. }
+            | Command::SetReleases { config_id, .. }
+            | Command::Publish { config_id, .. }
+            | Command::Rollback { config_id, .. } => Some(*config_id),
+            _ => None,
+        }
+    }
+}
+
+/// What a successfully applied command answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Tenant(Tenant),
+    App(App),
+    Environment(Environment),
+    /// A config after a metadata or rule change (create, update, releases, rollback).
+    Config(Config),
+    /// A new version, and the config it belongs to after the change (create, publish).
+    Version {
+        version: VersionMeta,
+        config: Config,
+    },
+    Deleted {
+        revision: Revision,
+    },
+    Swept {
+        purged: u64,
+    },
+}

@@ -1,0 +1,46 @@
+//! The Conflux config plane as pure data and pure functions.
+//!
+//! This crate owns everything that decides *what* the config plane is and how it changes:
+//! the model (tenants, apps, environments, configs, immutable versions, release rules),
+//! name and content validation, the parsers of the seven config formats, JSON Schema
+//! validation, release-rule resolution, retention, and the state-machine transition
+//! ([`State::apply`]) that every node runs for every committed Raft entry.
+//!
+//! It does **not** own any I/O: no sockets, no files, no clocks, no RocksDB, no HTTP. Time
+//! and revisions come in as arguments (the leader stamps the time when it proposes; the Raft
+//! log index is the revision), so applying the same entries to the same state gives the same
+//! result on every node. The server crate persists the [`Change`]s that a transition returns
+//! and serves reads; the client crate reuses [`resolve`] so the SDK and the server agree.
+
+mod command;
+mod diff;
+mod error;
+pub mod format;
+mod labels;
+mod model;
+mod names;
+mod resolve;
+mod retention;
+mod schema;
+mod state;
+mod transition;
+
+pub use command::Patch;
+pub use command::{Command, IdempotencyKey, Proposal, PublishStrategy, Response, RollbackMode};
+pub use diff::unified_diff;
+pub use error::{DomainError, Entity, Quota, SchemaViolation};
+pub use format::{Format, ParseError};
+pub use labels::{ClientLabels, MAX_CLIENT_LABELS, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN};
+pub use model::{
+    App, ApprovalSettings, Config, ConfigId, ConfigPath, ContentHash, Environment, Quotas,
+    QuotasPatch, ReleaseRule, RetentionKind, RetentionPolicy, RetentionRule, RetentionStrategy,
+    Revision, Tenant, TenantStatus, UnixMillis, VersionId, VersionMeta,
+};
+pub use names::{validate_config_name, validate_label_key, validate_name};
+pub use resolve::{Resolution, bucket, order_rules, resolve, resolve_ordered};
+pub use retention::versions_to_purge;
+pub use schema::CompiledSchema;
+pub use state::{Change, Counters, IDEMPOTENCY_TTL_MS, IdempotencyRecord, State};
+pub use transition::{
+    Decision, MAX_CONTENT_BYTES, MAX_RULES_PER_CONFIG, check_new_version, retention_sweep_needed,
+};

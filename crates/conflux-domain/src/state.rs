@@ -1,0 +1,380 @@
+//! The in-memory config plane: the state every node rebuilds from its storage and changes
+//! only through [`State::apply`].
+//!
+//! Version *contents* are not kept here (they can be large and most are never read again);
+//! the storage layer keeps them beside the metadata and serves the released ones from its
+//! own cache. Everything else is here, so apply never needs to read storage.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Proposal, Response};
+use crate::error::DomainError;
+use crate::model::{
+    App, Config, ConfigId, ConfigPath, ContentHash, Environment, Revision, Tenant, UnixMillis,
+    VersionId, VersionMeta,
+};
+use crate::schema::CompiledSchema;
+use crate::transition::{self, Decision};
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL_MS: u64 = 24 * 60 * 60 * 1000;
+
+/// The result of a write remembered under its idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdempotencyRecord {
+    pub fingerprint: ContentHash,
+    pub response: Response,
+    pub created_at: UnixMillis,
+}
+
+/// Counters that make apply deterministic; persisted with every applied batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// The id the next created config receives.
+    pub next_config_id: ConfigId,
+    /// The largest timestamp applied so far: the state's clock never goes backwards.
+    pub clock_ms: UnixMillis,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            next_config_id: 1,
+            clock_ms: 0,
+        }
+    }
+}
+
+/// One persistent effect of an applied command. The storage layer turns a list of changes
+/// into one atomic write batch; [`State::apply_change`] performs the same change in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    PutTenant(Tenant),
+    DeleteTenant {
+        name: String,
+    },
+    PutApp(App),
+    DeleteApp {
+        tenant: String,
+        name: String,
+    },
+    PutEnvironment(Environment),
+    DeleteEnvironment {
+        tenant: String,
+        app: String,
+        name: String,
+    },
+    PutConfig(Config),
+    /// Deletes the config and every one of its versions.
+    DeleteConfig {
+        id: ConfigId,
+        path: ConfigPath,
+    },
+    /// A new version; `content` is for storage, the state keeps only the metadata.
+    PutVersion {
+        meta: VersionMeta,
+        content: Bytes,
+    },
+    DeleteVersion {
+        config_id: ConfigId,
+        version: VersionId,
+    },
+    PutIdempotency {
+        key: String,
+        record: IdempotencyRecord,
+    },
+    DeleteIdempotency {
+        key: String,
+    },
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    tenants: BTreeMap<String, Tenant>,
+    apps: BTreeMap<(String, String), App>,
+    envs: BTreeMap<(String, String, String), Environment>,
+    configs: BTreeMap<ConfigId, Config>,
+    config_ids: BTreeMap<ConfigPath, ConfigId>,
+    versions: BTreeMap<(ConfigId, VersionId), VersionMeta>,
+    idempotency: BTreeMap<String, IdempotencyRecord>,
+    idempotency_by_time: BTreeSet<(UnixMillis, String)>,
+    /// Compiled schemas of configs that have one. A schema that no longer compiles (after
+    /// a validator upgrade, say) is kept as its error, which blocks new versions instead of
+    /// silently skipping validation.
+    schemas: HashMap<ConfigId, Result<CompiledSchema, DomainError>>,
+    counters: Counters,
+}
+
+fn after<T: Ord + Clone>(map_key: &T) -> std::ops::Bound<T> {
+    std::ops::Bound::Excluded(map_key.clone())
+}
+
+impl State {
+    pub fn new() -> Self {
+        State::default()
+    }
+
+    /// Applies one committed entry at log index `revision`: decides the outcome, performs
+    /// its changes in memory and returns both, so the caller can persist the same changes.
+    pub fn apply(&mut self, revision: Revision, proposal: &Proposal) -> Decision {
+        let decision = transition::decide(self, revision, proposal);
+        for change in &decision.changes {
+            self.apply_change(change.clone());
+        }
+        self.counters = decision.counters;
+        decision
+    }
+
+    /// Performs one change in memory. Also used to rebuild the state from storage.
+    pub fn apply_change(&mut self, change: Change) {
+        match change {
+            Change::PutTenant(t) => {
+                self.tenants.insert(t.name.clone(), t);
+            }
+            Change::DeleteTenant { name } => {
+                self.tenants.remove(&name);
+            }
+            Change::PutApp(a) => {
+                self.apps.insert((a.tenant.clone(), a.name.clone()), a);
+            }
+            Change::DeleteApp { tenant, name } => {
+                self.apps.remove(&(tenant, name));
+            }
+            Change::PutEnvironment(e) => {
+                self.envs
+                    .insert((e.tenant.clone(), e.app.clone(), e.name.clone()), e);
+            }
+            Change::DeleteEnvironment { tenant, app, name } => {
+                self.envs.remove(&(tenant, app, name));
+            }
+            Change::PutConfig(c) => {
+                let unchanged_schema = self
+                    .configs
+                    .get(&c.id)
+                    .is_some_and(|old| old.schema == c.schema);
+                if !unchanged_schema {
+                    match &c.schema {
+                        Some(text) => {
+                            self.schemas.insert(c.id, CompiledSchema::compile(text));
+                        }
+                        None => {
+                            self.schemas.remove(&c.id);
+                        }
+                    }
+                }
+                self.config_ids.insert(c.path.clone(), c.id);
+                self.configs.insert(c.id, c);
+            }
+            Change::DeleteConfig { id, path } => {
+                self.configs.remove(&id);
+                self.config_ids.remove(&path);
+                self.schemas.remove(&id);
+                let doomed: Vec<_> = self.versions_of(id).map(|v| (id, v.version)).collect();
+                for k in doomed {
+                    self.versions.remove(&k);
+                }
+            }
+            Change::PutVersion { meta, .. } => {
+                self.versions.insert((meta.config_id, meta.version), meta);
+            }
+            Change::DeleteVersion { config_id, version } => {
+                self.versions.remove(&(config_id, version));
+            }
+            Change::PutIdempotency { key, record } => {
+                if let Some(old) = self.idempotency.get(&key) {
+                    self.idempotency_by_time
+                        .remove(&(old.created_at, key.clone()));
+                }
+                self.idempotency_by_time
+                    .insert((record.created_at, key.clone()));
+                self.idempotency.insert(key, record);
+            }
+            Change::DeleteIdempotency { key } => {
+                if let Some(old) = self.idempotency.remove(&key) {
+                    self.idempotency_by_time.remove(&(old.created_at, key));
+                }
+            }
+        }
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Restores the counters when the state is rebuilt from storage.
+    pub fn set_counters(&mut self, counters: Counters) {
+        self.counters = counters;
+    }
+
+    // ---- reads -------------------------------------------------------------------------
+
+    pub fn tenant(&self, name: &str) -> Option<&Tenant> {
+        self.tenants.get(name)
+    }
+
+    pub fn tenants(&self) -> impl Iterator<Item = &Tenant> {
+        self.tenants.values()
+    }
+
+    pub fn app(&self, tenant: &str, name: &str) -> Option<&App> {
+        self.apps.get(&(tenant.to_owned(), name.to_owned()))
+    }
+
+    /// Apps of a tenant, by name.
+    pub fn apps(&self, tenant: &str) -> impl Iterator<Item = &App> {
+        let start = (tenant.to_owned(), String::new());
+        self.apps
+            .range(start..)
+            .map(|(_, a)| a)
+            .take_while(move |a| a.tenant == tenant)
+    }
+
+    pub fn environment(&self, tenant: &str, app: &str, name: &str) -> Option<&Environment> {
+        self.envs
+            .get(&(tenant.to_owned(), app.to_owned(), name.to_owned()))
+    }
+
+    /// Environments of an app, by name.
+    pub fn environments<'a>(
+        &'a self,
+        tenant: &'a str,
+        app: &'a str,
+    ) -> impl Iterator<Item = &'a Environment> {
+        let start = (tenant.to_owned(), app.to_owned(), String::new());
+        self.envs
+            .range(start..)
+            .map(|(_, e)| e)
+            .take_while(move |e| e.tenant == tenant && e.app == app)
+    }
+
+    pub fn config(&self, id: ConfigId) -> Option<&Config> {
+        self.configs.get(&id)
+    }
+
+    pub fn config_by_path(&self, path: &ConfigPath) -> Option<&Config> {
+        self.config_ids
+            .get(path)
+            .and_then(|id| self.configs.get(id))
+    }
+
+    /// All configs, by id.
+    pub fn configs(&self) -> impl Iterator<Item = &Config> {
+        self.configs.values()
+    }
+
+    /// Configs under a path prefix: a tenant, an app (`Some(app)`) or an environment
+    /// (`Some(app)`, `Some(env)`), ordered by path.
+    pub fn configs_under<'a>(
+        &'a self,
+        tenant: &'a str,
+        app: Option<&'a str>,
+        env: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Config> {
+        let start = ConfigPath::new(tenant, app.unwrap_or(""), env.unwrap_or(""), "");
+        self.config_ids
+            .range(start..)
+            .take_while(move |(p, _)| {
+                p.tenant == tenant
+                    && app.is_none_or(|a| p.app == a)
+                    && env.is_none_or(|e| p.env == e)
+            })
+            .filter_map(|(_, id)| self.configs.get(id))
+    }
+
+    pub fn version(&self, config_id: ConfigId, version: VersionId) -> Option<&VersionMeta> {
+        self.versions.get(&(config_id, version))
+    }
+
+    /// Versions of a config in ascending order.
+    pub fn versions_of(
+        &self,
+        config_id: ConfigId,
+    ) -> impl DoubleEndedIterator<Item = &VersionMeta> {
+        self.versions
+            .range((config_id, 0)..=(config_id, VersionId::MAX))
+            .map(|(_, v)| v)
+    }
+
+    /// Versions of a config after `cursor` (exclusive), ascending, at most `limit`.
+    pub fn versions_page(
+        &self,
+        config_id: ConfigId,
+        cursor: Option<VersionId>,
+        limit: usize,
+    ) -> Vec<&VersionMeta> {
+        let start = match cursor {
+            Some(c) => after(&(config_id, c)),
+            None => std::ops::Bound::Included((config_id, 0)),
+        };
+        self.versions
+            .range((
+                start,
+                std::ops::Bound::Included((config_id, VersionId::MAX)),
+            ))
+            .map(|(_, v)| v)
+            .take(limit)
+            .collect()
+    }
+
+    pub fn schema(&self, config_id: ConfigId) -> Option<&Result<CompiledSchema, DomainError>> {
+        self.schemas.get(&config_id)
+    }
+
+    pub fn idempotency_record(&self, key: &str) -> Option<&IdempotencyRecord> {
+        self.idempotency.get(key)
+    }
+
+    pub fn idempotency_records(&self) -> impl Iterator<Item = (&String, &IdempotencyRecord)> {
+        self.idempotency.iter()
+    }
+
+    /// Idempotency keys in order of creation time.
+    pub(crate) fn idempotency_by_age(&self) -> impl Iterator<Item = &(UnixMillis, String)> {
+        self.idempotency_by_time.iter()
+    }
+
+    pub fn app_count(&self, tenant: &str) -> usize {
+        self.apps(tenant).count()
+    }
+
+    pub fn config_count(&self, tenant: &str) -> usize {
+        self.configs_under(tenant, None, None).count()
+    }
+
+    pub fn version_count(&self, config_id: ConfigId) -> usize {
+        self.versions_of(config_id).count()
+    }
+
+    /// Every record of the state as `Put*` changes, in an order that [`State::apply_change`]
+    /// can replay into an empty state. Used for snapshots and equality checks.
+    pub fn to_changes(&self) -> impl Iterator<Item = Change> + '_ {
+        let tenants = self.tenants.values().cloned().map(Change::PutTenant);
+        let apps = self.apps.values().cloned().map(Change::PutApp);
+        let envs = self.envs.values().cloned().map(Change::PutEnvironment);
+        let configs = self.configs.values().cloned().map(Change::PutConfig);
+        let versions = self
+            .versions
+            .values()
+            .cloned()
+            .map(|meta| Change::PutVersion {
+                meta,
+                content: Bytes::new(),
+            });
+        let idem = self
+            .idempotency
+            .iter()
+            .map(|(k, r)| Change::PutIdempotency {
+                key: k.clone(),
+                record: r.clone(),
+            });
+        tenants
+            .chain(apps)
+            .chain(envs)
+            .chain(configs)
+            .chain(versions)
+            .chain(idem)
+    }
+}
