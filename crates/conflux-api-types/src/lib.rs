@@ -1,0 +1,480 @@
+//! The JSON bodies and header names of the Conflux HTTP API (contract section 4).
+//!
+//! One crate so that the server, the SDK, the CLI and the Terraform provider cannot drift:
+//! each request body is a struct that the server deserialises and the client serialises, and
+//! each response is a view built from domain types in exactly one place (`From` impls here).
+//! This crate owns the wire shape only; validation and semantics live in `conflux-domain`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+pub use conflux_domain::{
+    ApprovalSettings, Format, Quotas, QuotasPatch, ReleaseRule, RetentionPolicy, RollbackMode,
+    TenantStatus,
+};
+use conflux_domain::{App, Config, Environment, Tenant, UnixMillis, VersionMeta};
+
+/// Header names. HTTP header names are case-insensitive; these are the canonical spellings.
+pub mod headers {
+    /// Prefix of client label headers: `X-Client-Label-<key>: <value>`.
+    pub const CLIENT_LABEL_PREFIX: &str = "x-client-label-";
+    pub const CLIENT_ID: &str = "x-client-id";
+    pub const CONFIG_VERSION: &str = "x-config-version";
+    pub const CONFIG_HASH: &str = "x-config-hash";
+    pub const REVISION: &str = "x-conflux-revision";
+    pub const IDEMPOTENCY_KEY: &str = "x-idempotency-key";
+}
+
+/// `{"error": {...}}`: every non-2xx answer of the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable snake_case code; see docs/errors.md for the registry.
+    pub code: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<serde_json::Value>,
+}
+
+/// Renders a timestamp as RFC 3339 with milliseconds, UTC.
+pub fn rfc3339(ms: UnixMillis) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// For PATCH bodies: distinguishes an absent field (`None`) from `null` (`Some(None)`).
+fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: Deserializer<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+// ---- tenants ------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<QuotasPatch>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTenant {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<TenantStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<QuotasPatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantView {
+    pub name: String,
+    pub display_name: String,
+    pub status: TenantStatus,
+    pub quotas: Quotas,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revision: u64,
+}
+
+impl From<&Tenant> for TenantView {
+    fn from(t: &Tenant) -> Self {
+        TenantView {
+            name: t.name.clone(),
+            display_name: t.display_name.clone(),
+            status: t.status,
+            quotas: t.quotas,
+            created_at: rfc3339(t.created_at),
+            updated_at: rfc3339(t.updated_at),
+            revision: t.revision,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantList {
+    pub tenants: Vec<TenantView>,
+}
+
+// ---- apps ---------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateApp {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateApp {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppView {
+    pub tenant: String,
+    pub name: String,
+    pub description: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revision: u64,
+}
+
+impl From<&App> for AppView {
+    fn from(a: &App) -> Self {
+        AppView {
+            tenant: a.tenant.clone(),
+            name: a.name.clone(),
+            description: a.description.clone(),
+            created_at: rfc3339(a.created_at),
+            updated_at: rfc3339(a.updated_at),
+            revision: a.revision,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppList {
+    pub apps: Vec<AppView>,
+}
+
+// ---- environments -------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnvironment {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalSettings>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEnvironment {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentView {
+    pub tenant: String,
+    pub app: String,
+    pub name: String,
+    pub description: String,
+    pub approval: ApprovalSettings,
+    pub created_at: String,
+    pub updated_at: String,
+    pub revision: u64,
+}
+
+impl From<&Environment> for EnvironmentView {
+    fn from(e: &Environment) -> Self {
+        EnvironmentView {
+            tenant: e.tenant.clone(),
+            app: e.app.clone(),
+            name: e.name.clone(),
+            description: e.description.clone(),
+            approval: e.approval,
+            created_at: rfc3339(e.created_at),
+            updated_at: rfc3339(e.updated_at),
+            revision: e.revision,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvironmentList {
+    pub environments: Vec<EnvironmentView>,
+}
+
+// ---- configs ------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConfig {
+    pub name: String,
+    pub format: Format,
+    /// A JSON Schema (as a JSON value) the content of every new version must satisfy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// PATCH body: an absent field is left as is; `"schema": null` / `"retention": null` clear.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConfig {
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Option<serde_json::Value>>,
+    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Option<RetentionPolicy>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigView {
+    pub id: u64,
+    pub tenant: String,
+    pub app: String,
+    pub env: String,
+    pub name: String,
+    /// `tenant/app/env/name`.
+    pub path: String,
+    pub format: Format,
+    pub schema: Option<serde_json::Value>,
+    pub retention: Option<RetentionPolicy>,
+    pub description: String,
+    /// 0 until the first version exists.
+    pub latest_version: u64,
+    pub revision: u64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Config> for ConfigView {
+    fn from(c: &Config) -> Self {
+        ConfigView {
+            id: c.id,
+            tenant: c.path.tenant.clone(),
+            app: c.path.app.clone(),
+            env: c.path.env.clone(),
+            name: c.path.name.clone(),
+            path: c.path.to_string(),
+            format: c.format,
+            // Stored schemas were validated as JSON when they were set.
+            schema: c.schema.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+            retention: c.retention.clone(),
+            description: c.description.clone(),
+            latest_version: c.latest_version,
+            revision: c.revision,
+            created_at: rfc3339(c.created_at),
+            updated_at: rfc3339(c.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigList {
+    pub configs: Vec<ConfigView>,
+}
+
+// ---- versions -----------------------------------------------------------------------------
+
+/// Answer to `POST /configs/{id}/versions` (and `validate_only`, with `version_id` 0).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionCreated {
+    pub version_id: u64,
+    pub hash: String,
+    pub revision: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub validate_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionView {
+    pub config_id: u64,
+    pub version_id: u64,
+    pub hash: String,
+    pub size: u64,
+    pub format: Format,
+    pub description: String,
+    pub author: Option<String>,
+    pub created_at: String,
+    pub revision: u64,
+}
+
+impl From<&VersionMeta> for VersionView {
+    fn from(v: &VersionMeta) -> Self {
+        VersionView {
+            config_id: v.config_id,
+            version_id: v.version,
+            hash: v.hash.to_string(),
+            size: v.size,
+            format: v.format,
+            description: v.description.clone(),
+            author: v.author.clone(),
+            created_at: rfc3339(v.created_at),
+            revision: v.revision,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VersionList {
+    pub versions: Vec<VersionView>,
+    /// Pass as `?cursor=` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+// ---- releases -----------------------------------------------------------------------------
+
+/// `PUT /configs/{id}/releases`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutReleases {
+    pub releases: Vec<ReleaseRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleasesView {
+    pub config_id: u64,
+    pub revision: u64,
+    pub releases: Vec<ReleaseRule>,
+    pub comment: Option<String>,
+}
+
+impl From<&Config> for ReleasesView {
+    fn from(c: &Config) -> Self {
+        ReleasesView {
+            config_id: c.id,
+            revision: c.revision,
+            releases: c.rules.clone(),
+            comment: c.release_comment.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Strategy {
+    Stable,
+    Canary {
+        #[serde(default)]
+        labels: BTreeMap<String, String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        percent: Option<u8>,
+        /// Default 100.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<i32>,
+    },
+}
+
+/// Priority of a canary rule when the publish request does not give one.
+pub const DEFAULT_CANARY_PRIORITY: i32 = 100;
+
+/// `POST /configs/{id}/publish`: a new version and its release in one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishRequest {
+    pub content: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub strategy: Strategy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishResponse {
+    pub version_id: u64,
+    pub hash: String,
+    pub revision: u64,
+    pub releases: Vec<ReleaseRule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    pub version_id: u64,
+    #[serde(default = "default_rollback_mode")]
+    pub mode: RollbackMode,
+}
+
+fn default_rollback_mode() -> RollbackMode {
+    RollbackMode::StableOnly
+}
+
+/// `GET /configs/{id}/resolve`: what a client with the given labels receives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResolveResponse {
+    pub version_id: u64,
+    pub rule_index: usize,
+    pub rule: ReleaseRule,
+    pub revision: u64,
+}
+
+// ---- misc ---------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deleted {
+    pub revision: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub node_id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub node_id: u64,
+    pub leader_id: Option<u64>,
+    pub applied_index: u64,
+    /// Why the node is not ready, when it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patch_distinguishes_absent_from_null() {
+        let p: UpdateConfig = serde_json::from_str(r#"{"schema": null}"#).unwrap();
+        assert_eq!(p.schema, Some(None));
+        assert_eq!(p.retention, None);
+        let p: UpdateConfig = serde_json::from_str(r#"{"schema": {"type": "object"}}"#).unwrap();
+        assert!(matches!(p.schema, Some(Some(_))));
+    }
+
+    #[test]
+    fn strategy_wire_shape() {
+        let s: Strategy = serde_json::from_str(r#"{"type": "stable"}"#).unwrap();
+        assert_eq!(s, Strategy::Stable);
+        let s: Strategy =
+            serde_json::from_str(r#"{"type": "canary", "labels": {"canary": "true"}, "percent": 10}"#)
+                .unwrap();
+        assert!(matches!(s, Strategy::Canary { percent: Some(10), priority: None, .. }));
+        assert!(serde_json::from_str::<Strategy>(r#"{"type": "blue"}"#).is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        assert!(serde_json::from_str::<CreateTenant>(r#"{"name": "a", "nmae": "b"}"#).is_err());
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,653 @@
+//! [`ConfluxClient`]: one method per endpoint of the HTTP API.
+//!
+//! Every method builds its path with [`ApiPath`] (names percent-encoded), sends one request,
+//! reads the whole answer, and turns a non-2xx answer into [`ClientError::Api`]. Nothing is
+//! retried here: whether a write may be retried depends on its idempotency key, which only
+//! the caller knows.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use conflux_api_types::{
+    AppList, AppView, ConfigList, ConfigView, CreateApp, CreateConfig, CreateEnvironment,
+    CreateTenant, Deleted, EnvironmentList, EnvironmentView, Health, PublishRequest,
+    PublishResponse, PutReleases, Readiness, ReleasesView, ResolveResponse, RollbackRequest,
+    TenantList, TenantView, UpdateApp, UpdateConfig, UpdateEnvironment, UpdateTenant,
+    VersionCreated, VersionList, VersionView, headers,
+};
+use conflux_domain::ConfigPath;
+use reqwest::header::{CONTENT_TYPE, ETAG, HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ClientError;
+use crate::options::{FetchOptions, Fetched, NewVersion, WriteOptions, identity_headers};
+use crate::path::{ApiPath, parse_endpoint};
+
+/// Timeout of a whole request (connect, send, answer) unless changed.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Timeout of establishing a TCP connection unless changed.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+const MGT: &str = "/api/v1/mgt";
+const FETCH: &str = "/api/v1/fetch/config";
+
+/// Builds a [`ConfluxClient`]. Options that need a new HTTP client (connection settings,
+/// later tokens, TLS and several endpoints) live here; per-request settings such as the
+/// timeout can also be changed on a built client.
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    endpoint: String,
+    timeout: Duration,
+    connect_timeout: Duration,
+    user_agent: String,
+}
+
+impl ClientBuilder {
+    /// `endpoint` is `http://host:port` (a path prefix is kept; `host:port` means http).
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        ClientBuilder {
+            endpoint: endpoint.into(),
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            user_agent: concat!("conflux-client/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+
+    /// Timeout of each whole request.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Timeout of establishing a connection.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    pub fn build(self) -> Result<ConfluxClient, ClientError> {
+        let base = parse_endpoint(&self.endpoint)?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .user_agent(self.user_agent)
+            .build()
+            .map_err(|e| ClientError::invalid_argument("client", e.to_string()))?;
+        Ok(ConfluxClient {
+            inner: Arc::new(Inner { http, base }),
+            timeout: self.timeout,
+        })
+    }
+}
+
+/// A client of one Conflux endpoint. Cloning is cheap (the connection pool is shared), so
+/// clone it into tasks instead of wrapping it in an `Arc`.
+#[derive(Debug, Clone)]
+pub struct ConfluxClient {
+    inner: Arc<Inner>,
+    timeout: Duration,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    /// `scheme://host[:port][/prefix]`, no trailing slash.
+    base: String,
+}
+
+/// A request body.
+enum Body {
+    Empty,
+    Json(Vec<u8>),
+    Raw { content: Bytes, content_type: String },
+}
+
+/// A whole answer, read to the end.
+struct Answer {
+    /// `METHOD /path`, for error messages.
+    request: String,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    /// Fails with [`ClientError::Api`] unless the status is 2xx.
+    fn success(self) -> Result<Answer, ClientError> {
+        if self.status.is_success() {
+            Ok(self)
+        } else {
+            Err(ClientError::from_response(
+                self.status,
+                &self.headers,
+                &self.body,
+            ))
+        }
+    }
+
+    fn json<T: DeserializeOwned>(self) -> Result<T, ClientError> {
+        let answer = self.success()?;
+        serde_json::from_slice(&answer.body)
+            .map_err(|e| ClientError::decode(answer.request, e.to_string()))
+    }
+
+    fn text(self) -> Result<String, ClientError> {
+        let answer = self.success()?;
+        String::from_utf8(answer.body.to_vec())
+            .map_err(|_| ClientError::decode(answer.request, "the body is not UTF-8"))
+    }
+
+    fn header(&self, name: &str) -> Result<&str, ClientError> {
+        self.headers
+            .get(name)
+            .ok_or_else(|| ClientError::decode(&self.request, format!("no {name} header")))?
+            .to_str()
+            .map_err(|_| ClientError::decode(&self.request, format!("{name} is not ASCII")))
+    }
+
+    fn header_u64(&self, name: &str) -> Result<u64, ClientError> {
+        let raw = self.header(name)?;
+        raw.trim().parse().map_err(|_| {
+            ClientError::decode(&self.request, format!("{name} {raw:?} is not a number"))
+        })
+    }
+}
+
+fn json_body<T: Serialize>(value: &T) -> Result<Body, ClientError> {
+    serde_json::to_vec(value)
+        .map(Body::Json)
+        .map_err(|e| ClientError::invalid_argument("body", e.to_string()))
+}
+
+fn mgt() -> ApiPath {
+    ApiPath::new(MGT)
+}
+
+fn tenant_path(tenant: &str) -> Result<ApiPath, ClientError> {
+    mgt().lit("tenants").seg("tenant", tenant)
+}
+
+fn app_path(tenant: &str, app: &str) -> Result<ApiPath, ClientError> {
+    Ok(tenant_path(tenant)?.lit("apps").seg("app", app)?)
+}
+
+fn env_path(tenant: &str, app: &str, env: &str) -> Result<ApiPath, ClientError> {
+    Ok(app_path(tenant, app)?.lit("envs").seg("env", env)?)
+}
+
+fn config_path(id: u64) -> ApiPath {
+    mgt().lit("configs").num(id)
+}
+
+fn cascade(path: ApiPath, cascade: bool) -> ApiPath {
+    if cascade {
+        path.query("cascade", "true")
+    } else {
+        path
+    }
+}
+
+impl ConfluxClient {
+    /// A client of `endpoint` with default settings; see [`ClientBuilder`] for the others.
+    pub fn new(endpoint: &str) -> Result<Self, ClientError> {
+        ClientBuilder::new(endpoint).build()
+    }
+
+    pub fn builder(endpoint: impl Into<String>) -> ClientBuilder {
+        ClientBuilder::new(endpoint)
+    }
+
+    /// The same client (sharing its connections) with another per-request timeout.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The normalised endpoint this client talks to.
+    pub fn endpoint(&self) -> &str {
+        &self.inner.base
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &ApiPath,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Result<Answer, ClientError> {
+        let url = path.url(&self.inner.base)?;
+        let request = format!("{method} {}", path.path());
+        let mut rb = self
+            .inner
+            .http
+            .request(method, url)
+            .timeout(self.timeout)
+            .headers(headers);
+        rb = match body {
+            Body::Empty => rb,
+            Body::Json(bytes) => rb
+                .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+                .body(bytes),
+            Body::Raw {
+                content,
+                content_type,
+            } => {
+                let ct = HeaderValue::from_str(&content_type).map_err(|_| {
+                    ClientError::invalid_argument("content_type", "not a valid Content-Type")
+                })?;
+                rb.header(CONTENT_TYPE, ct).body(content)
+            }
+        };
+        let response = rb
+            .send()
+            .await
+            .map_err(|e| ClientError::transport(&self.inner.base, &e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ClientError::transport(&self.inner.base, &e))?;
+        Ok(Answer {
+            request,
+            status,
+            headers,
+            body,
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: ApiPath) -> Result<T, ClientError> {
+        self.send(Method::GET, &path, HeaderMap::new(), Body::Empty)
+            .await?
+            .json()
+    }
+
+    async fn write<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: ApiPath,
+        body: Body,
+        opts: &WriteOptions,
+    ) -> Result<T, ClientError> {
+        self.send(method, &path, opts.headers()?, body)
+            .await?
+            .json()
+    }
+
+    async fn delete(&self, path: ApiPath, opts: &WriteOptions) -> Result<Deleted, ClientError> {
+        let answer = self
+            .send(Method::DELETE, &path, opts.headers()?, Body::Empty)
+            .await?
+            .success()?;
+        if answer.body.iter().all(u8::is_ascii_whitespace) {
+            // A body-less answer still carries the revision of the delete.
+            let revision = answer.header_u64(headers::REVISION)?;
+            return Ok(Deleted { revision });
+        }
+        answer.json()
+    }
+
+    // ---- tenants ------------------------------------------------------------------------
+
+    pub async fn create_tenant(
+        &self,
+        body: &CreateTenant,
+        opts: &WriteOptions,
+    ) -> Result<TenantView, ClientError> {
+        self.write(Method::POST, mgt().lit("tenants"), json_body(body)?, opts)
+            .await
+    }
+
+    pub async fn list_tenants(&self) -> Result<TenantList, ClientError> {
+        self.get(mgt().lit("tenants")).await
+    }
+
+    pub async fn get_tenant(&self, tenant: &str) -> Result<TenantView, ClientError> {
+        self.get(tenant_path(tenant)?).await
+    }
+
+    pub async fn update_tenant(
+        &self,
+        tenant: &str,
+        body: &UpdateTenant,
+        opts: &WriteOptions,
+    ) -> Result<TenantView, ClientError> {
+        self.write(Method::PATCH, tenant_path(tenant)?, json_body(body)?, opts)
+            .await
+    }
+
+    /// Deletes a tenant; with `cascade`, also its apps, environments and configs (409
+    /// otherwise when it has any).
+    pub async fn delete_tenant(
+        &self,
+        tenant: &str,
+        cascade_children: bool,
+        opts: &WriteOptions,
+    ) -> Result<Deleted, ClientError> {
+        self.delete(cascade(tenant_path(tenant)?, cascade_children), opts)
+            .await
+    }
+
+    // ---- apps ---------------------------------------------------------------------------
+
+    pub async fn create_app(
+        &self,
+        tenant: &str,
+        body: &CreateApp,
+        opts: &WriteOptions,
+    ) -> Result<AppView, ClientError> {
+        let path = tenant_path(tenant)?.lit("apps");
+        self.write(Method::POST, path, json_body(body)?, opts).await
+    }
+
+    pub async fn list_apps(&self, tenant: &str) -> Result<AppList, ClientError> {
+        self.get(tenant_path(tenant)?.lit("apps")).await
+    }
+
+    pub async fn get_app(&self, tenant: &str, app: &str) -> Result<AppView, ClientError> {
+        self.get(app_path(tenant, app)?).await
+    }
+
+    pub async fn update_app(
+        &self,
+        tenant: &str,
+        app: &str,
+        body: &UpdateApp,
+        opts: &WriteOptions,
+    ) -> Result<AppView, ClientError> {
+        self.write(Method::PATCH, app_path(tenant, app)?, json_body(body)?, opts)
+            .await
+    }
+
+    pub async fn delete_app(
+        &self,
+        tenant: &str,
+        app: &str,
+        cascade_children: bool,
+        opts: &WriteOptions,
+    ) -> Result<Deleted, ClientError> {
+        self.delete(cascade(app_path(tenant, app)?, cascade_children), opts)
+            .await
+    }
+
+    // ---- environments -------------------------------------------------------------------
+
+    pub async fn create_env(
+        &self,
+        tenant: &str,
+        app: &str,
+        body: &CreateEnvironment,
+        opts: &WriteOptions,
+    ) -> Result<EnvironmentView, ClientError> {
+        let path = app_path(tenant, app)?.lit("envs");
+        self.write(Method::POST, path, json_body(body)?, opts).await
+    }
+
+    pub async fn list_envs(&self, tenant: &str, app: &str) -> Result<EnvironmentList, ClientError> {
+        self.get(app_path(tenant, app)?.lit("envs")).await
+    }
+
+    pub async fn get_env(
+        &self,
+        tenant: &str,
+        app: &str,
+        env: &str,
+    ) -> Result<EnvironmentView, ClientError> {
+        self.get(env_path(tenant, app, env)?).await
+    }
+
+    pub async fn update_env(
+        &self,
+        tenant: &str,
+        app: &str,
+        env: &str,
+        body: &UpdateEnvironment,
+        opts: &WriteOptions,
+    ) -> Result<EnvironmentView, ClientError> {
+        let path = env_path(tenant, app, env)?;
+        self.write(Method::PATCH, path, json_body(body)?, opts).await
+    }
+
+    pub async fn delete_env(
+        &self,
+        tenant: &str,
+        app: &str,
+        env: &str,
+        cascade_children: bool,
+        opts: &WriteOptions,
+    ) -> Result<Deleted, ClientError> {
+        let path = cascade(env_path(tenant, app, env)?, cascade_children);
+        self.delete(path, opts).await
+    }
+
+    // ---- configs ------------------------------------------------------------------------
+
+    pub async fn create_config(
+        &self,
+        tenant: &str,
+        app: &str,
+        env: &str,
+        body: &CreateConfig,
+        opts: &WriteOptions,
+    ) -> Result<ConfigView, ClientError> {
+        let path = env_path(tenant, app, env)?.lit("configs");
+        self.write(Method::POST, path, json_body(body)?, opts).await
+    }
+
+    pub async fn list_configs(
+        &self,
+        tenant: &str,
+        app: &str,
+        env: &str,
+    ) -> Result<ConfigList, ClientError> {
+        self.get(env_path(tenant, app, env)?.lit("configs")).await
+    }
+
+    /// `GET /tenants/{t}/apps/{a}/envs/{e}/configs/{name}`: a config by its path.
+    pub async fn get_config_by_path(&self, path: &ConfigPath) -> Result<ConfigView, ClientError> {
+        let p = env_path(&path.tenant, &path.app, &path.env)?
+            .lit("configs")
+            .seg("name", &path.name)?;
+        self.get(p).await
+    }
+
+    pub async fn get_config(&self, id: u64) -> Result<ConfigView, ClientError> {
+        self.get(config_path(id)).await
+    }
+
+    pub async fn update_config(
+        &self,
+        id: u64,
+        body: &UpdateConfig,
+        opts: &WriteOptions,
+    ) -> Result<ConfigView, ClientError> {
+        self.write(Method::PATCH, config_path(id), json_body(body)?, opts)
+            .await
+    }
+
+    /// Deletes a config with all its versions and rules.
+    pub async fn delete_config(&self, id: u64, opts: &WriteOptions) -> Result<Deleted, ClientError> {
+        self.delete(config_path(id), opts).await
+    }
+
+    // ---- versions -----------------------------------------------------------------------
+
+    /// Creates a version (or, with `validate_only`, only checks it; then `version_id` is 0).
+    pub async fn create_version(
+        &self,
+        id: u64,
+        version: NewVersion,
+        opts: &WriteOptions,
+    ) -> Result<VersionCreated, ClientError> {
+        let path = config_path(id)
+            .lit("versions")
+            .query_opt("description", version.description)
+            .query_opt("validate_only", version.validate_only.then_some("true"));
+        let body = Body::Raw {
+            content: version.content,
+            content_type: version.content_type,
+        };
+        self.write(Method::POST, path, body, opts).await
+    }
+
+    /// One page of versions; pass the answer's `next_cursor` back to get the next.
+    pub async fn list_versions(
+        &self,
+        id: u64,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<VersionList, ClientError> {
+        let path = config_path(id)
+            .lit("versions")
+            .query_opt("limit", limit.map(|l| l.to_string()))
+            .query_opt("cursor", cursor);
+        self.get(path).await
+    }
+
+    /// Metadata of one version.
+    pub async fn get_version(&self, id: u64, version: u64) -> Result<VersionView, ClientError> {
+        self.get(config_path(id).lit("versions").num(version)).await
+    }
+
+    /// The raw content of one version.
+    pub async fn get_version_content(&self, id: u64, version: u64) -> Result<Bytes, ClientError> {
+        let path = config_path(id).lit("versions").num(version).lit("content");
+        let answer = self
+            .send(Method::GET, &path, HeaderMap::new(), Body::Empty)
+            .await?
+            .success()?;
+        Ok(answer.body)
+    }
+
+    /// The unified diff from version `from` to version `to`.
+    pub async fn diff_versions(&self, id: u64, from: u64, to: u64) -> Result<String, ClientError> {
+        let path = config_path(id)
+            .lit("versions")
+            .num(from)
+            .lit("diff")
+            .num(to);
+        self.send(Method::GET, &path, HeaderMap::new(), Body::Empty)
+            .await?
+            .text()
+    }
+
+    // ---- releases -----------------------------------------------------------------------
+
+    pub async fn get_releases(&self, id: u64) -> Result<ReleasesView, ClientError> {
+        self.get(config_path(id).lit("releases")).await
+    }
+
+    /// Replaces the rule list. `opts.if_match` guards against a concurrent change.
+    pub async fn put_releases(
+        &self,
+        id: u64,
+        body: &PutReleases,
+        opts: &WriteOptions,
+    ) -> Result<ReleasesView, ClientError> {
+        let path = config_path(id).lit("releases");
+        self.write(Method::PUT, path, json_body(body)?, opts).await
+    }
+
+    /// A new version and its release in one step.
+    pub async fn publish(
+        &self,
+        id: u64,
+        body: &PublishRequest,
+        opts: &WriteOptions,
+    ) -> Result<PublishResponse, ClientError> {
+        let path = config_path(id).lit("publish");
+        self.write(Method::POST, path, json_body(body)?, opts).await
+    }
+
+    pub async fn rollback(
+        &self,
+        id: u64,
+        body: &RollbackRequest,
+        opts: &WriteOptions,
+    ) -> Result<ReleasesView, ClientError> {
+        let path = config_path(id).lit("rollback");
+        self.write(Method::POST, path, json_body(body)?, opts).await
+    }
+
+    /// Which version (and rule) a client with these labels and id would get.
+    pub async fn resolve(
+        &self,
+        id: u64,
+        labels: &BTreeMap<String, String>,
+        client_id: Option<&str>,
+    ) -> Result<ResolveResponse, ClientError> {
+        let path = config_path(id).lit("resolve");
+        let headers = identity_headers(labels, client_id)?;
+        self.send(Method::GET, &path, headers, Body::Empty)
+            .await?
+            .json()
+    }
+
+    // ---- fetch --------------------------------------------------------------------------
+
+    /// Fetches a config as a service does: the content its labels resolve to.
+    pub async fn fetch(&self, path: &ConfigPath, opts: &FetchOptions) -> Result<Fetched, ClientError> {
+        let p = ApiPath::new(FETCH)
+            .seg("tenant", &path.tenant)?
+            .seg("app", &path.app)?
+            .seg("env", &path.env)?
+            .seg("name", &path.name)?
+            .query_opt("min_revision", opts.min_revision.map(|r| r.to_string()))
+            .query_opt("consistency", opts.linearizable.then_some("linearizable"));
+        let answer = self.send(Method::GET, &p, opts.headers()?, Body::Empty).await?;
+        if answer.status == StatusCode::NOT_MODIFIED {
+            return Ok(Fetched::NotModified);
+        }
+        let answer = answer.success()?;
+        let content_type = match answer.headers.get(CONTENT_TYPE) {
+            None => "application/octet-stream".to_owned(),
+            Some(_) => answer.header(CONTENT_TYPE.as_str())?.to_owned(),
+        };
+        Ok(Fetched::Modified {
+            version: answer.header_u64(headers::CONFIG_VERSION)?,
+            hash: answer.header(headers::CONFIG_HASH)?.to_owned(),
+            revision: answer.header_u64(headers::REVISION)?,
+            etag: answer.header(ETAG.as_str())?.to_owned(),
+            content_type,
+            content: answer.body,
+        })
+    }
+
+    // ---- operations ---------------------------------------------------------------------
+
+    /// `GET /health`: the process is alive.
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.get(ApiPath::new("/health")).await
+    }
+
+    /// `GET /ready`. A node that is not ready answers 503; when it says why in a readiness
+    /// body, that body is returned (`ready: false`) rather than an error.
+    pub async fn ready(&self) -> Result<Readiness, ClientError> {
+        let answer = self
+            .send(
+                Method::GET,
+                &ApiPath::new("/ready"),
+                HeaderMap::new(),
+                Body::Empty,
+            )
+            .await?;
+        if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+            if let Ok(readiness) = serde_json::from_slice::<Readiness>(&answer.body) {
+                return Ok(readiness);
+            }
+        }
+        answer.json()
+    }
+}

@@ -1,0 +1,167 @@
+//! The one place that maps errors to HTTP. Every variant of [`DomainError`] and of
+//! [`ApiError`] is matched explicitly (no catch-all arm), so a new error cannot reach a
+//! client with an unconsidered status.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use conflux_api_types::{ErrorBody, ErrorDetail};
+use conflux_domain::{DomainError, Quota};
+
+/// Errors of the HTTP layer, including the domain's.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+
+    /// The body is not JSON, or not the JSON this endpoint takes.
+    #[error("{message}")]
+    InvalidJson { message: String, field: Option<String> },
+
+    /// A path segment or query parameter cannot be parsed.
+    #[error("{message}")]
+    InvalidRequest { code: &'static str, message: String, field: Option<String> },
+
+    /// A header value is not valid (not UTF-8, not a number...).
+    #[error("header {header}: {message}")]
+    InvalidHeader { header: String, message: String },
+
+    #[error("{message}")]
+    UnsupportedMediaType { message: String },
+
+    #[error("the request body exceeds the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+
+    #[error("no route for {path}")]
+    RouteNotFound { path: String },
+
+    #[error("method {method} is not allowed here")]
+    MethodNotAllowed { method: String },
+
+    /// The node cannot serve this now (no leader, write timed out, revision not reached).
+    /// The client should retry after `retry_after_secs`.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String, retry_after_secs: u32 },
+
+    /// A fault of this node (storage, Raft core stopped). Never caused by the request.
+    #[error("internal error: {message}")]
+    Internal { message: String },
+}
+
+impl ApiError {
+    pub fn invalid_request(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::InvalidRequest { code, message: message.into(), field: Some(field.into()) }
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        ApiError::Internal { message: e.to_string() }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Domain(e) => domain_status(e),
+            ApiError::InvalidJson { .. }
+            | ApiError::InvalidRequest { .. }
+            | ApiError::InvalidHeader { .. } => StatusCode::BAD_REQUEST,
+            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn detail(&self) -> ErrorDetail {
+        let (code, field, details): (&str, Option<String>, Vec<serde_json::Value>) = match self {
+            ApiError::Domain(e) => (e.code(), e.field().map(str::to_owned), domain_details(e)),
+            ApiError::InvalidJson { field, .. } => ("invalid_json", field.clone(), Vec::new()),
+            ApiError::InvalidRequest { code, field, .. } => (code, field.clone(), Vec::new()),
+            ApiError::InvalidHeader { header, .. } => ("invalid_header", Some(header.clone()), Vec::new()),
+            ApiError::UnsupportedMediaType { .. } => {
+                ("unsupported_media_type", Some("Content-Type".to_owned()), Vec::new())
+            }
+            ApiError::PayloadTooLarge { .. } => ("payload_too_large", None, Vec::new()),
+            ApiError::RouteNotFound { .. } => ("not_found", None, Vec::new()),
+            ApiError::MethodNotAllowed { .. } => ("method_not_allowed", None, Vec::new()),
+            ApiError::Unavailable { code, .. } => (code, None, Vec::new()),
+            ApiError::Internal { .. } => ("internal", None, Vec::new()),
+        };
+        ErrorDetail { code: code.to_owned(), message: self.to_string(), field, details }
+    }
+}
+
+fn domain_status(e: &DomainError) -> StatusCode {
+    match e {
+        DomainError::InvalidName { .. }
+        | DomainError::InvalidArgument { .. }
+        | DomainError::InvalidLabel { .. }
+        | DomainError::InvalidReleaseRules { .. }
+        | DomainError::UnknownVersion { .. }
+        | DomainError::InvalidSchema { .. } => StatusCode::BAD_REQUEST,
+        DomainError::NotFound { .. } | DomainError::NotPublished { .. } => StatusCode::NOT_FOUND,
+        DomainError::AlreadyExists { .. }
+        | DomainError::HasChildren { .. }
+        | DomainError::RevisionMismatch { .. } => StatusCode::CONFLICT,
+        DomainError::QuotaExceeded { quota, .. } => match quota {
+            Quota::MaxConfigBytes => StatusCode::PAYLOAD_TOO_LARGE,
+            Quota::MaxApps | Quota::MaxConfigs | Quota::MaxVersionsPerConfig => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+        },
+        DomainError::ContentInvalid { .. }
+        | DomainError::SchemaViolation { .. }
+        | DomainError::IdempotencyKeyReused { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        DomainError::TenantSuspended { .. } => StatusCode::FORBIDDEN,
+    }
+}
+
+/// Structured details that help a client act on an error.
+fn domain_details(e: &DomainError) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    match e {
+        DomainError::SchemaViolation { violations } => violations
+            .iter()
+            .map(|v| json!({"pointer": v.pointer, "message": v.message}))
+            .collect(),
+        DomainError::ContentInvalid { format, line, column, .. } => {
+            vec![json!({"format": format, "line": line, "column": column})]
+        }
+        DomainError::RevisionMismatch { expected, actual } => {
+            vec![json!({"expected": expected, "actual": actual})]
+        }
+        DomainError::QuotaExceeded { quota, limit, requested } => {
+            vec![json!({"quota": quota.as_str(), "limit": limit, "requested": requested})]
+        }
+        DomainError::InvalidName { .. }
+        | DomainError::InvalidArgument { .. }
+        | DomainError::InvalidLabel { .. }
+        | DomainError::InvalidReleaseRules { .. }
+        | DomainError::UnknownVersion { .. }
+        | DomainError::InvalidSchema { .. }
+        | DomainError::NotFound { .. }
+        | DomainError::AlreadyExists { .. }
+        | DomainError::HasChildren { .. }
+        | DomainError::IdempotencyKeyReused { .. }
+        | DomainError::TenantSuspended { .. }
+        | DomainError::NotPublished { .. } => Vec::new(),
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
+            tracing::error!(error = %self, "request failed with a server fault");
+        }
+        let retry_after = match &self {
+            ApiError::Unavailable { retry_after_secs, .. } => Some(*retry_after_secs),
+            _ => None,
+        };
+        let mut response = (status, Json(ErrorBody { error: self.detail() })).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

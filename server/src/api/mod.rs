@@ -1,0 +1,172 @@
+//! The HTTP API (contract section 4) on axum: the fetch plane for services, the management
+//! plane for operators, and health/readiness.
+//!
+//! API boundary: handlers translate HTTP into domain commands and domain results into the
+//! wire types of `conflux-api-types`. They never decide anything the state machine decides
+//! (quotas, versions, rule validity); writes go through Raft ([`AppState::propose`]) and
+//! reads come from the applied state of this node.
+
+pub mod error;
+pub mod extract;
+mod fetch;
+mod mgt;
+mod ops;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, Uri};
+use axum::routing::{get, post};
+use axum::Router;
+use conflux_domain::{Command, Proposal, Response};
+use openraft::error::{ClientWriteError, RaftError};
+
+use crate::raft::Raft;
+use crate::storage::ConfigPlane;
+use error::ApiError;
+use extract::WriteOptions;
+
+/// Hard cap on any request body (contract: 413 `payload_too_large` above 4 MiB).
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Everything a handler needs, cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState(Arc<AppInner>);
+
+impl std::fmt::Debug for AppInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppInner").field("node_id", &self.node_id).finish_non_exhaustive()
+    }
+}
+
+pub struct AppInner {
+    pub node_id: u64,
+    pub raft: Raft,
+    pub plane: ConfigPlane,
+    /// How long a write waits for commit and apply before answering 503.
+    pub write_timeout: Duration,
+    /// How long `?min_revision=` waits for this node to catch up.
+    pub min_revision_wait: Duration,
+}
+
+/// A command that went through Raft: its response and the revision (log index) of its entry.
+#[derive(Debug)]
+pub struct Applied {
+    pub response: Response,
+    pub revision: u64,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
+
+impl AppState {
+    pub fn new(inner: AppInner) -> Self {
+        AppState(Arc::new(inner))
+    }
+
+    pub fn plane(&self) -> &ConfigPlane {
+        &self.0.plane
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.0.raft
+    }
+
+    /// Proposes a command through Raft and waits until it is applied on this node.
+    pub async fn propose(&self, opts: &WriteOptions, body: &[u8], command: Command) -> Result<Applied, ApiError> {
+        let proposal = Proposal {
+            timestamp_ms: now_ms(),
+            idempotency: opts.idempotency(body),
+            expected_revision: opts.if_match,
+            author: None,
+            command,
+        };
+        let write = self.0.raft.client_write(proposal);
+        let result = tokio::time::timeout(self.0.write_timeout, write).await.map_err(|_| ApiError::Unavailable {
+            code: "write_timeout",
+            message: format!(
+                "the write was not committed within {:?}; its outcome is unknown, retry with the same X-Idempotency-Key",
+                self.0.write_timeout
+            ),
+            retry_after_secs: 1,
+        })?;
+        match result {
+            Ok(reply) => match reply.data.outcome {
+                Some(Ok(response)) => Ok(Applied { response, revision: reply.data.revision }),
+                Some(Err(e)) => Err(ApiError::Domain(e)),
+                None => Err(ApiError::internal("an application entry produced no outcome")),
+            },
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(ApiError::Unavailable {
+                code: "not_leader",
+                message: match f.leader_id {
+                    Some(id) => format!("this node is not the leader; node {id} is"),
+                    None => "the cluster has no leader at the moment".to_owned(),
+                },
+                retry_after_secs: 1,
+            }),
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => Err(ApiError::internal(e)),
+            Err(RaftError::Fatal(e)) => Err(ApiError::Unavailable {
+                code: "node_stopped",
+                message: format!("this node's Raft core has stopped: {e}"),
+                retry_after_secs: 5,
+            }),
+        }
+    }
+}
+
+async fn route_not_found(uri: Uri) -> ApiError {
+    ApiError::RouteNotFound { path: uri.path().to_owned() }
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed { method: method.to_string() }
+}
+
+/// The whole HTTP API.
+pub fn router(state: AppState) -> Router {
+    let mgt = Router::new()
+        .route("/tenants", post(mgt::create_tenant).get(mgt::list_tenants))
+        .route(
+            "/tenants/{tenant}",
+            get(mgt::get_tenant).patch(mgt::update_tenant).delete(mgt::delete_tenant),
+        )
+        .route("/tenants/{tenant}/apps", post(mgt::create_app).get(mgt::list_apps))
+        .route(
+            "/tenants/{tenant}/apps/{app}",
+            get(mgt::get_app).patch(mgt::update_app).delete(mgt::delete_app),
+        )
+        .route("/tenants/{tenant}/apps/{app}/envs", post(mgt::create_env).get(mgt::list_envs))
+        .route(
+            "/tenants/{tenant}/apps/{app}/envs/{env}",
+            get(mgt::get_env).patch(mgt::update_env).delete(mgt::delete_env),
+        )
+        .route(
+            "/tenants/{tenant}/apps/{app}/envs/{env}/configs",
+            post(mgt::create_config).get(mgt::list_configs),
+        )
+        .route("/tenants/{tenant}/apps/{app}/envs/{env}/configs/{name}", get(mgt::get_config_by_path))
+        .route(
+            "/configs/{id}",
+            get(mgt::get_config).patch(mgt::update_config).delete(mgt::delete_config),
+        )
+        .route("/configs/{id}/versions", post(mgt::create_version).get(mgt::list_versions))
+        .route("/configs/{id}/versions/{version}", get(mgt::get_version))
+        .route("/configs/{id}/versions/{version}/content", get(mgt::get_version_content))
+        .route("/configs/{id}/versions/{a}/diff/{b}", get(mgt::diff_versions))
+        .route("/configs/{id}/releases", get(mgt::get_releases).put(mgt::put_releases))
+        .route("/configs/{id}/publish", post(mgt::publish))
+        .route("/configs/{id}/rollback", post(mgt::rollback))
+        .route("/configs/{id}/resolve", get(mgt::resolve_simulator));
+
+    Router::new()
+        .route("/api/v1/fetch/config/{tenant}/{app}/{env}/{name}", get(fetch::fetch))
+        .nest("/api/v1/mgt", mgt)
+        .route("/health", get(ops::health))
+        .route("/ready", get(ops::ready))
+        .fallback(route_not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

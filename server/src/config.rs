@@ -1,0 +1,179 @@
+//! Node configuration from flags, `CONFLUX_*` environment variables and a TOML file
+//! (`--config`), in that order of precedence, over built-in defaults that make
+//! `conflux server` with no flags a working single node.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub const DEFAULT_DATA_DIR: &str = "./conflux-data";
+pub const DEFAULT_API_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_RAFT_ADDR: &str = "127.0.0.1:8081";
+pub const DEFAULT_NODE_ID: u64 = 1;
+
+/// `conflux server` flags. Every flag is optional so that the config file and the defaults
+/// can fill in what the command line leaves out.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServerArgs {
+    /// TOML file with any of the keys below (node_id, data_dir, api_addr, raft_addr, ...).
+    #[arg(long, env = "CONFLUX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// This node's id in the cluster; fixed for the life of its data directory.
+    #[arg(long, env = "CONFLUX_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Where RocksDB and snapshots live [default: ./conflux-data].
+    #[arg(long, env = "CONFLUX_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// HTTP API listen address [default: 127.0.0.1:8080]; port 0 picks a free port.
+    #[arg(long, env = "CONFLUX_API_ADDR")]
+    pub api_addr: Option<String>,
+    /// Node-to-node Raft address recorded in the cluster membership [default: 127.0.0.1:8081].
+    #[arg(long, env = "CONFLUX_RAFT_ADDR")]
+    pub raft_addr: Option<String>,
+    /// How long a write may wait for commit before answering 503, e.g. "10s".
+    #[arg(long, env = "CONFLUX_WRITE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub write_timeout: Option<Duration>,
+    /// How often the leader checks time-based retention rules, e.g. "60s".
+    #[arg(long, env = "CONFLUX_RETENTION_INTERVAL", value_parser = humantime::parse_duration)]
+    pub retention_interval: Option<Duration>,
+    /// Build a snapshot (and purge the log before it) after this many applied entries.
+    #[arg(long, env = "CONFLUX_SNAPSHOT_EVERY")]
+    pub snapshot_every: Option<u64>,
+}
+
+/// The same keys in a TOML file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    node_id: Option<u64>,
+    data_dir: Option<PathBuf>,
+    api_addr: Option<String>,
+    raft_addr: Option<String>,
+    #[serde(default, with = "humantime_serde_opt")]
+    write_timeout: Option<Duration>,
+    #[serde(default, with = "humantime_serde_opt")]
+    retention_interval: Option<Duration>,
+    snapshot_every: Option<u64>,
+}
+
+mod humantime_serde_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+/// The resolved configuration a node runs with.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub node_id: u64,
+    pub data_dir: PathBuf,
+    pub api_addr: String,
+    pub raft_addr: String,
+    pub write_timeout: Duration,
+    pub min_revision_wait: Duration,
+    pub retention_interval: Duration,
+    pub snapshot_every: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{field}: {message}")]
+    Invalid { field: &'static str, message: String },
+}
+
+impl NodeConfig {
+    /// Defaults of the embedded single node.
+    pub fn embedded() -> Self {
+        NodeConfig {
+            node_id: DEFAULT_NODE_ID,
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            api_addr: DEFAULT_API_ADDR.to_owned(),
+            raft_addr: DEFAULT_RAFT_ADDR.to_owned(),
+            write_timeout: Duration::from_secs(10),
+            min_revision_wait: Duration::from_secs(5),
+            retention_interval: Duration::from_secs(60),
+            snapshot_every: 10_000,
+        }
+    }
+
+    pub fn from_args(args: &ServerArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let d = NodeConfig::embedded();
+        let config = NodeConfig {
+            node_id: args.node_id.or(file.node_id).unwrap_or(d.node_id),
+            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
+            api_addr: args.api_addr.clone().or(file.api_addr).unwrap_or(d.api_addr),
+            raft_addr: args.raft_addr.clone().or(file.raft_addr).unwrap_or(d.raft_addr),
+            write_timeout: args.write_timeout.or(file.write_timeout).unwrap_or(d.write_timeout),
+            min_revision_wait: d.min_revision_wait,
+            retention_interval: args.retention_interval.or(file.retention_interval).unwrap_or(d.retention_interval),
+            snapshot_every: args.snapshot_every.or(file.snapshot_every).unwrap_or(d.snapshot_every),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id == 0 {
+            return Err(ConfigError::Invalid { field: "node_id", message: "node ids start at 1".into() });
+        }
+        if self.write_timeout.is_zero() {
+            return Err(ConfigError::Invalid { field: "write_timeout", message: "must be positive".into() });
+        }
+        if self.retention_interval < Duration::from_secs(1) {
+            return Err(ConfigError::Invalid { field: "retention_interval", message: "must be at least 1s".into() });
+        }
+        if self.snapshot_every < 100 {
+            return Err(ConfigError::Invalid { field: "snapshot_every", message: "must be at least 100".into() });
+        }
+        Ok(())
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("conflux.toml");
+        std::fs::write(&file, "node_id = 3\napi_addr = \"127.0.0.1:9000\"\nwrite_timeout = \"2s\"\n").unwrap();
+        let args = ServerArgs { config: Some(file), api_addr: Some("127.0.0.1:9100".into()), ..Default::default() };
+        let c = NodeConfig::from_args(&args).unwrap();
+        assert_eq!(c.node_id, 3);
+        assert_eq!(c.api_addr, "127.0.0.1:9100");
+        assert_eq!(c.write_timeout, Duration::from_secs(2));
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    }
+
+    #[test]
+    fn bad_files_are_reported_with_their_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("conflux.toml");
+        std::fs::write(&file, "nodeid = 3\n").unwrap();
+        let err = NodeConfig::from_args(&ServerArgs { config: Some(file.clone()), ..Default::default() }).unwrap_err();
+        assert!(err.to_string().contains("conflux.toml"), "{err}");
+        let err = NodeConfig::from_args(&ServerArgs { node_id: Some(0), ..Default::default() }).unwrap_err();
+        assert!(err.to_string().starts_with("node_id"), "{err}");
+    }
+}

@@ -1,0 +1,108 @@
+//! The fetch plane's in-memory index: for every config, its release rules and the contents
+//! of the versions those rules point at, ready to be served.
+//!
+//! Architecture invariant: the fetch path reads only this index. It takes no lock (a
+//! lock-free concurrent map of immutable `Arc<ServedConfig>` values that the state machine
+//! replaces after each apply), never touches RocksDB, and answers with shared `Bytes`
+//! buffers and header values computed once per version instead of per request.
+
+use std::sync::Arc;
+
+use axum::http::HeaderValue;
+use bytes::Bytes;
+use conflux_domain::{order_rules, Config, ConfigId, Format, ReleaseRule, Revision, VersionId, VersionMeta};
+
+/// One version as the fetch path serves it.
+#[derive(Debug)]
+pub struct ServedVersion {
+    pub version: VersionId,
+    pub content: Bytes,
+    /// `sha256:<hex>`.
+    pub hash: HeaderValue,
+    pub version_header: HeaderValue,
+    /// Strong ETag, unique per config and version content.
+    pub etag: HeaderValue,
+}
+
+impl ServedVersion {
+    pub fn new(config_id: ConfigId, meta: &VersionMeta, content: Bytes) -> Self {
+        let hash = meta.hash.to_string();
+        let etag = format!("\"{config_id}-{}-{}\"", meta.version, &meta.hash.to_hex()[..16]);
+        ServedVersion {
+            version: meta.version,
+            content,
+            hash: HeaderValue::from_str(&hash).expect("hex is a valid header value"),
+            version_header: HeaderValue::from(meta.version),
+            etag: HeaderValue::from_str(&etag).expect("digits and hex are a valid header value"),
+        }
+    }
+}
+
+/// A config as the fetch path sees it: rules (with their evaluation order) and the released
+/// versions.
+#[derive(Debug)]
+pub struct ServedConfig {
+    pub config_id: ConfigId,
+    pub revision: Revision,
+    pub revision_header: HeaderValue,
+    pub format: Format,
+    pub content_type: HeaderValue,
+    pub rules: Vec<ReleaseRule>,
+    pub order: Vec<usize>,
+    /// The versions referenced by `rules`, ascending by version.
+    pub versions: Vec<Arc<ServedVersion>>,
+}
+
+impl ServedConfig {
+    pub fn new(config: &Config, versions: Vec<Arc<ServedVersion>>) -> Self {
+        ServedConfig {
+            config_id: config.id,
+            revision: config.revision,
+            revision_header: HeaderValue::from(config.revision),
+            format: config.format,
+            content_type: HeaderValue::from_static(config.format.content_type()),
+            rules: config.rules.clone(),
+            order: order_rules(&config.rules),
+            versions,
+        }
+    }
+
+    pub fn version(&self, version: VersionId) -> Option<&Arc<ServedVersion>> {
+        self.versions
+            .binary_search_by_key(&version, |v| v.version)
+            .ok()
+            .map(|i| &self.versions[i])
+    }
+}
+
+/// `tenant/app/env/name` -> what to serve.
+#[derive(Debug, Default)]
+pub struct FetchIndex {
+    map: papaya::HashMap<String, Arc<ServedConfig>>,
+}
+
+impl FetchIndex {
+    pub fn get(&self, path: &str) -> Option<Arc<ServedConfig>> {
+        self.map.pin().get(path).cloned()
+    }
+
+    pub fn insert(&self, path: String, served: Arc<ServedConfig>) {
+        self.map.pin().insert(path, served);
+    }
+
+    pub fn remove(&self, path: &str) {
+        self.map.pin().remove(path);
+    }
+
+    pub fn clear(&self) {
+        self.map.pin().clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}

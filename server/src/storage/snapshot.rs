@@ -1,0 +1,431 @@
+//! Snapshots of the state machine as files, built from a RocksDB point-in-time snapshot and
+//! installed back into RocksDB.
+//!
+//! File format (version 1), all integers big-endian:
+//!
+//! ```text
+//! "CFXSNAP\0"  u32 format version
+//! u32 header length, header = codec-encoded SnapshotMeta
+//! records: u8 column family (index into storage::cf::STATE), u32 key length, key,
+//!          u32 value length, value
+//! u8 0xFF end marker, u32 CRC-32 of every byte before it
+//! ```
+//!
+//! Installing is crash-safe: the received file is copied into the snapshot directory,
+//! verified and synced first; then a marker naming it is written, the state column families
+//! are replaced in bounded batches, and the last batch (applied id, membership, current
+//! snapshot pointer, marker removal) is synced. A node that crashes in between finds the
+//! marker at its next start and finishes the install from the file.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openraft::storage::RaftSnapshotBuilder;
+use openraft::{ErrorSubject, ErrorVerb, StorageIOError};
+use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
+use serde::{Deserialize, Serialize};
+
+use super::state_machine::{load, rebuild_fetch_index, ConfigPlane, Shared};
+use super::{cf, codec, keys};
+use crate::raft::{LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+const MAGIC: &[u8; 8] = b"CFXSNAP\0";
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+const END_MARKER: u8 = 0xFF;
+/// A record larger than this is corruption, not data (contents are capped at 4 MiB).
+const MAX_RECORD_BYTES: u32 = 64 * 1024 * 1024;
+/// Install writes at most this many bytes per RocksDB batch, so memory stays bounded.
+const INSTALL_BATCH_BYTES: usize = 4 * 1024 * 1024;
+
+/// The pointer to the current snapshot, stored under `meta/snapshot`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CurrentSnapshot {
+    meta: SnapshotMeta,
+    file: String,
+}
+
+fn io_err(subject: ErrorSubject<u64>, verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::new(subject, verb, &e).into()
+}
+
+fn snap_err(verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
+    io_err(ErrorSubject::Snapshot(None), verb, e)
+}
+
+fn corrupt(msg: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.into())
+}
+
+// ---- file format ------------------------------------------------------------------------
+
+struct SnapshotWriter {
+    out: BufWriter<File>,
+    crc: crc32fast::Hasher,
+}
+
+impl SnapshotWriter {
+    fn create(path: &Path, meta: &SnapshotMeta) -> std::io::Result<Self> {
+        let file = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+        let mut w = SnapshotWriter { out: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new() };
+        w.write(MAGIC)?;
+        w.write(&SNAPSHOT_FORMAT_VERSION.to_be_bytes())?;
+        let header = codec::encode(meta);
+        w.write(&(header.len() as u32).to_be_bytes())?;
+        w.write(&header)?;
+        Ok(w)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.crc.update(bytes);
+        self.out.write_all(bytes)
+    }
+
+    fn record(&mut self, family: u8, key: &[u8], value: &[u8]) -> std::io::Result<()> {
+        self.write(&[family])?;
+        self.write(&(key.len() as u32).to_be_bytes())?;
+        self.write(key)?;
+        self.write(&(value.len() as u32).to_be_bytes())?;
+        self.write(value)
+    }
+
+    fn finish(mut self) -> std::io::Result<()> {
+        self.write(&[END_MARKER])?;
+        let crc = self.crc.clone().finalize();
+        self.out.write_all(&crc.to_be_bytes())?;
+        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()
+    }
+}
+
+/// Reads a snapshot file record by record, checking the CRC at the end.
+pub(crate) struct SnapshotReader<R: Read> {
+    input: R,
+    crc: crc32fast::Hasher,
+    pub(crate) meta: SnapshotMeta,
+    done: bool,
+}
+
+impl<R: Read> SnapshotReader<R> {
+    pub(crate) fn new(input: R) -> std::io::Result<Self> {
+        let mut r = SnapshotReader {
+            input,
+            crc: crc32fast::Hasher::new(),
+            meta: SnapshotMeta::default(),
+            done: false,
+        };
+        let mut magic = [0u8; 8];
+        r.read_exact(&mut magic)?;
+        if &magic != MAGIC {
+            return Err(corrupt("not a Conflux snapshot file"));
+        }
+        let version = r.read_u32()?;
+        if version != SNAPSHOT_FORMAT_VERSION {
+            return Err(corrupt(format!(
+                "snapshot format {version} is not supported (this build reads {SNAPSHOT_FORMAT_VERSION})"
+            )));
+        }
+        let len = r.read_u32()?;
+        if len > MAX_RECORD_BYTES {
+            return Err(corrupt("snapshot header too large"));
+        }
+        let mut header = vec![0u8; len as usize];
+        r.read_exact(&mut header)?;
+        r.meta = codec::decode(&header).map_err(|e| corrupt(e.to_string()))?;
+        Ok(r)
+    }
+
+    fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        self.input.read_exact(buf)?;
+        self.crc.update(buf);
+        Ok(())
+    }
+
+    fn read_u32(&mut self) -> std::io::Result<u32> {
+        let mut b = [0u8; 4];
+        self.read_exact(&mut b)?;
+        Ok(u32::from_be_bytes(b))
+    }
+
+    fn read_blob(&mut self) -> std::io::Result<Vec<u8>> {
+        let len = self.read_u32()?;
+        if len > MAX_RECORD_BYTES {
+            return Err(corrupt(format!("snapshot record of {len} bytes")));
+        }
+        let mut v = vec![0u8; len as usize];
+        self.read_exact(&mut v)?;
+        Ok(v)
+    }
+
+    /// The next record, or `None` after the end marker once the CRC has been verified.
+    pub(crate) fn next_record(&mut self) -> std::io::Result<Option<(u8, Vec<u8>, Vec<u8>)>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut family = [0u8; 1];
+        self.read_exact(&mut family)?;
+        if family[0] == END_MARKER {
+            let expected = self.crc.clone().finalize();
+            let mut stored = [0u8; 4];
+            self.input.read_exact(&mut stored)?;
+            if u32::from_be_bytes(stored) != expected {
+                return Err(corrupt("snapshot checksum mismatch"));
+            }
+            self.done = true;
+            return Ok(None);
+        }
+        if usize::from(family[0]) >= cf::STATE.len() {
+            return Err(corrupt(format!("unknown column family {} in snapshot", family[0])));
+        }
+        let key = self.read_blob()?;
+        let value = self.read_blob()?;
+        Ok(Some((family[0], key, value)))
+    }
+
+    /// Reads to the end, verifying every record and the checksum.
+    pub(crate) fn verify_to_end(mut self) -> std::io::Result<SnapshotMeta> {
+        while self.next_record()?.is_some() {}
+        Ok(self.meta)
+    }
+}
+
+// ---- building ---------------------------------------------------------------------------
+
+#[derive(Debug)]
+pub struct SnapshotBuilder {
+    plane: ConfigPlane,
+}
+
+impl SnapshotBuilder {
+    pub(crate) fn new(plane: ConfigPlane) -> Self {
+        SnapshotBuilder { plane }
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot> {
+        let shared = self.plane.0.clone();
+        let (meta, path) = tokio::task::spawn_blocking(move || build(&shared))
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Write, e))??;
+        let file = tokio::fs::File::open(&path).await.map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        tracing::info!(snapshot = %meta.snapshot_id, "built snapshot");
+        Ok(Snapshot { meta, snapshot: Box::new(file) })
+    }
+}
+
+fn unique_suffix() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
+}
+
+fn build(shared: &Shared) -> Result<(SnapshotMeta, PathBuf)> {
+    let db = &shared.db;
+    let snap = db.snapshot();
+    let sm_meta = db.cf_handle(cf::SM_META).expect("sm_meta exists");
+    let read = |key: &[u8]| snap.get_cf(sm_meta, key).map_err(|e| snap_err(ErrorVerb::Read, e));
+    let applied: Option<LogId> = match read(keys::SM_APPLIED)? {
+        Some(raw) => codec::decode(&raw).map_err(|e| snap_err(ErrorVerb::Read, e))?,
+        None => None,
+    };
+    let membership: StoredMembership = match read(keys::SM_MEMBERSHIP)? {
+        Some(raw) => codec::decode(&raw).map_err(|e| snap_err(ErrorVerb::Read, e))?,
+        None => StoredMembership::default(),
+    };
+    let snapshot_id = match applied {
+        Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, unique_suffix()),
+        None => format!("0-0-{}", unique_suffix()),
+    };
+    let meta = SnapshotMeta { last_log_id: applied, last_membership: membership, snapshot_id };
+
+    let file_name = format!("{}.snap", meta.snapshot_id);
+    let tmp = shared.snapshot_dir.join(format!("{file_name}.tmp"));
+    let path = shared.snapshot_dir.join(&file_name);
+    let write = || -> std::io::Result<()> {
+        let mut w = SnapshotWriter::create(&tmp, &meta)?;
+        for (i, name) in cf::STATE.iter().enumerate() {
+            let handle = db.cf_handle(name).expect("state column families exist");
+            for item in snap.iterator_cf(handle, IteratorMode::Start) {
+                let (k, v) = item.map_err(std::io::Error::other)?;
+                w.record(i as u8, &k, &v)?;
+            }
+        }
+        w.finish()?;
+        std::fs::rename(&tmp, &path)?;
+        File::open(&shared.snapshot_dir)?.sync_all()
+    };
+    write().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+    set_current(db, &meta, &file_name, None)?;
+    remove_other_snapshots(&shared.snapshot_dir, &file_name);
+    Ok((meta, path))
+}
+
+fn set_current(db: &DB, meta: &SnapshotMeta, file: &str, batch: Option<WriteBatch>) -> Result<()> {
+    let meta_cf = db.cf_handle(cf::META).expect("meta exists");
+    let mut batch = batch.unwrap_or_default();
+    let current = CurrentSnapshot { meta: meta.clone(), file: file.to_owned() };
+    batch.put_cf(meta_cf, keys::META_SNAPSHOT, codec::encode(&current));
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    db.write_opt(batch, &wo).map_err(|e| snap_err(ErrorVerb::Write, e))
+}
+
+fn remove_other_snapshots(dir: &Path, keep: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.ends_with(".snap") && name != keep {
+            // A peer may still be reading it through an open handle; unlinking is safe.
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Removes leftovers of builds or receptions interrupted by a crash.
+pub(crate) fn remove_temporary_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+// ---- reading the current snapshot ---------------------------------------------------------
+
+fn current_pointer(db: &DB) -> Result<Option<CurrentSnapshot>> {
+    let meta_cf = db.cf_handle(cf::META).expect("meta exists");
+    match db.get_cf(meta_cf, keys::META_SNAPSHOT).map_err(|e| snap_err(ErrorVerb::Read, e))? {
+        Some(raw) => Ok(Some(codec::decode(&raw).map_err(|e| snap_err(ErrorVerb::Read, e))?)),
+        None => Ok(None),
+    }
+}
+
+pub(crate) async fn current(shared: &Shared) -> Result<Option<Snapshot>> {
+    let Some(cur) = current_pointer(&shared.db)? else { return Ok(None) };
+    let file = tokio::fs::File::open(shared.snapshot_dir.join(&cur.file))
+        .await
+        .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+    Ok(Some(Snapshot { meta: cur.meta, snapshot: Box::new(file) }))
+}
+
+/// Path and meta of the current snapshot file, for backups.
+pub fn current_file(plane: &ConfigPlane) -> Result<Option<(SnapshotMeta, PathBuf)>> {
+    Ok(current_pointer(&plane.0.db)?.map(|c| (c.meta, plane.0.snapshot_dir.join(c.file))))
+}
+
+// ---- receiving and installing -------------------------------------------------------------
+
+pub(crate) async fn begin_receiving(dir: &Path) -> Result<Box<tokio::fs::File>> {
+    let path = dir.join(format!("recv-{}.tmp", unique_suffix()));
+    let file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .await
+        .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+    Ok(Box::new(file))
+}
+
+pub(crate) async fn install(plane: &ConfigPlane, meta: &SnapshotMeta, file: tokio::fs::File) -> Result<()> {
+    let mut received = file.into_std().await;
+    let shared = plane.0.clone();
+    let meta = meta.clone();
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        let file_name = format!("{}.snap", meta.snapshot_id);
+        let path = shared.snapshot_dir.join(&file_name);
+        let tmp = shared.snapshot_dir.join(format!("{file_name}.tmp"));
+        let mut copy = || -> std::io::Result<SnapshotMeta> {
+            received.seek(SeekFrom::Start(0))?;
+            let mut out = File::create(&tmp)?;
+            std::io::copy(&mut received, &mut out)?;
+            out.sync_all()?;
+            let header = SnapshotReader::new(BufReader::new(File::open(&tmp)?))?.verify_to_end()?;
+            std::fs::rename(&tmp, &path)?;
+            File::open(&shared.snapshot_dir)?.sync_all()?;
+            Ok(header)
+        };
+        let header = copy().map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        if header.last_log_id != meta.last_log_id {
+            return Err(snap_err(ErrorVerb::Read, corrupt("snapshot file does not match its meta")));
+        }
+        install_from_file(&shared.db, &path, &meta)?;
+        remove_other_snapshots(&shared.snapshot_dir, &file_name);
+        remove_temporary_files(&shared.snapshot_dir);
+        reload(&shared)?;
+        tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot");
+        Ok(())
+    })
+    .await
+    .map_err(|e| snap_err(ErrorVerb::Write, e))?
+}
+
+/// Replaces the state column families with the snapshot's records (see the module docs).
+fn install_from_file(db: &DB, path: &Path, meta: &SnapshotMeta) -> Result<()> {
+    let meta_cf = db.cf_handle(cf::META).expect("meta exists");
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    db.put_cf_opt(meta_cf, keys::META_INSTALLING, codec::encode(&file_name), &wo)
+        .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+
+    let handles: Vec<_> =
+        cf::STATE.iter().map(|n| db.cf_handle(n).expect("state column families exist")).collect();
+    // Clear the state column families, in bounded batches.
+    for handle in &handles {
+        let mut batch = WriteBatch::default();
+        for item in db.iterator_cf(*handle, IteratorMode::Start) {
+            let (k, _) = item.map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            batch.delete_cf(*handle, k);
+            if batch.size_in_bytes() >= INSTALL_BATCH_BYTES {
+                db.write(std::mem::take(&mut batch)).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            }
+        }
+        db.write(batch).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+    }
+    let file = File::open(path).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+    let mut reader = SnapshotReader::new(BufReader::with_capacity(1 << 20, file))
+        .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+    let mut batch = WriteBatch::default();
+    while let Some((family, key, value)) = reader.next_record().map_err(|e| snap_err(ErrorVerb::Read, e))? {
+        batch.put_cf(handles[usize::from(family)], key, value);
+        if batch.size_in_bytes() >= INSTALL_BATCH_BYTES {
+            db.write(std::mem::take(&mut batch)).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+        }
+    }
+    let sm_meta = db.cf_handle(cf::SM_META).expect("sm_meta exists");
+    batch.put_cf(sm_meta, keys::SM_APPLIED, codec::encode(&meta.last_log_id));
+    batch.put_cf(sm_meta, keys::SM_MEMBERSHIP, codec::encode(&meta.last_membership));
+    batch.delete_cf(meta_cf, keys::META_INSTALLING);
+    set_current(db, meta, &file_name, Some(batch))
+}
+
+/// Finishes an install that a crash interrupted (see the module docs).
+pub(crate) fn finish_interrupted_install(db: &DB, dir: &Path) -> Result<()> {
+    let meta_cf = db.cf_handle(cf::META).expect("meta exists");
+    let Some(raw) = db.get_cf(meta_cf, keys::META_INSTALLING).map_err(|e| snap_err(ErrorVerb::Read, e))? else {
+        return Ok(());
+    };
+    let file_name: String = codec::decode(&raw).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+    let path = dir.join(&file_name);
+    let file = File::open(&path).map_err(|e| snap_err(ErrorVerb::Read, e))?;
+    let meta = SnapshotReader::new(BufReader::new(file))
+        .and_then(SnapshotReader::verify_to_end)
+        .map_err(|e| snap_err(ErrorVerb::Read, e))?;
+    tracing::warn!(snapshot = %meta.snapshot_id, "finishing a snapshot install interrupted by a crash");
+    install_from_file(db, &path, &meta)
+}
+
+fn reload(shared: &Shared) -> Result<()> {
+    let (state, applied, membership) = load(&shared.db)?;
+    *shared.state.write() = state;
+    rebuild_fetch_index(shared)?;
+    *shared.applied.lock() = (applied, membership);
+    shared.applied_index.send_replace(applied.map_or(0, |l| l.index));
+    Ok(())
+}

@@ -1,0 +1,346 @@
+//! The config-plane state machine: applies committed entries to the in-memory
+//! [`conflux_domain::State`], persists the resulting changes in one RocksDB write batch per
+//! apply call, and keeps the fetch index current.
+//!
+//! [`ConfigPlane`] is the read side shared with the API: the state (behind a reader-writer
+//! lock only management reads take), the lock-free fetch index, version contents and the
+//! applied index that `min_revision` waits on.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use conflux_domain::{
+    App, Change, Config, ConfigId, Counters, Environment, IdempotencyRecord, State, Tenant,
+    VersionId, VersionMeta,
+};
+use openraft::storage::RaftStateMachine;
+use openraft::{EntryPayload, OptionalSend, StorageIOError};
+use parking_lot::{Mutex, RwLock};
+use rocksdb::{IteratorMode, WriteBatch, DB};
+use tokio::sync::watch;
+
+use super::snapshot::{self, SnapshotBuilder};
+use super::{cf, codec, keys, StorageOpenError};
+use crate::raft::{ApplyResult, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use crate::serving::{FetchIndex, ServedConfig, ServedVersion};
+
+type Result<T> = std::result::Result<T, StorageError>;
+
+/// Shared state of the state machine and its readers.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) db: Arc<DB>,
+    pub(crate) state: RwLock<State>,
+    pub(crate) fetch: FetchIndex,
+    pub(crate) applied: Mutex<(Option<LogId>, StoredMembership)>,
+    pub(crate) applied_index: watch::Sender<u64>,
+    pub(crate) snapshot_dir: PathBuf,
+}
+
+/// Read access to the config plane for the API and the node's background tasks.
+#[derive(Debug, Clone)]
+pub struct ConfigPlane(pub(crate) Arc<Shared>);
+
+impl ConfigPlane {
+    /// Runs `f` with a consistent view of the whole state.
+    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.0.state.read())
+    }
+
+    pub fn fetch_index(&self) -> &FetchIndex {
+        &self.0.fetch
+    }
+
+    /// The content of a version, from RocksDB (management path only).
+    pub fn content(&self, config_id: ConfigId, version: VersionId) -> std::result::Result<Option<Bytes>, rocksdb::Error> {
+        let cf = self.0.db.cf_handle(cf::CONTENTS).expect("contents column family exists");
+        Ok(self.0.db.get_cf(cf, keys::version(config_id, version))?.map(Bytes::from))
+    }
+
+    /// The log index of the last applied entry.
+    pub fn applied_index(&self) -> u64 {
+        *self.0.applied_index.borrow()
+    }
+
+    /// The last applied log id and the membership as of that entry.
+    pub fn applied_state(&self) -> (Option<LogId>, StoredMembership) {
+        self.0.applied.lock().clone()
+    }
+
+    /// Waits until `revision` is applied on this node, at most `timeout`. Returns whether it
+    /// was reached.
+    pub async fn wait_applied(&self, revision: u64, timeout: Duration) -> bool {
+        let mut rx = self.0.applied_index.subscribe();
+        let reached = tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= revision)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+}
+
+/// The openraft state machine.
+#[derive(Debug)]
+pub struct StateMachineStore {
+    plane: ConfigPlane,
+}
+
+impl StateMachineStore {
+    pub(crate) fn open(db: Arc<DB>, snapshot_dir: PathBuf) -> std::result::Result<Self, StorageOpenError> {
+        snapshot::remove_temporary_files(&snapshot_dir);
+        snapshot::finish_interrupted_install(&db, &snapshot_dir)
+            .map_err(|e| StorageOpenError::Corrupt(format!("finishing an interrupted snapshot install: {e}")))?;
+        let (state, applied, membership) =
+            load(&db).map_err(|e| StorageOpenError::Corrupt(e.to_string()))?;
+        let applied_index = applied.map_or(0, |l| l.index);
+        let shared = Shared {
+            db,
+            state: RwLock::new(state),
+            fetch: FetchIndex::default(),
+            applied: Mutex::new((applied, membership)),
+            applied_index: watch::Sender::new(applied_index),
+            snapshot_dir,
+        };
+        let plane = ConfigPlane(Arc::new(shared));
+        rebuild_fetch_index(&plane.0).map_err(|e| StorageOpenError::Corrupt(e.to_string()))?;
+        Ok(StateMachineStore { plane })
+    }
+
+    pub fn plane(&self) -> ConfigPlane {
+        self.plane.clone()
+    }
+}
+
+fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
+    db.cf_handle(name).expect("column families are created at open")
+}
+
+fn read_err(e: impl std::error::Error + 'static) -> StorageError {
+    StorageIOError::read_state_machine(&e).into()
+}
+
+/// Rebuilds the in-memory state from the state-machine column families.
+pub(crate) fn load(db: &DB) -> Result<(State, Option<LogId>, StoredMembership)> {
+    let mut state = State::new();
+    fn each<T: serde::de::DeserializeOwned>(
+        db: &DB,
+        family: &str,
+        mut f: impl FnMut(&[u8], T),
+    ) -> Result<()> {
+        for item in db.iterator_cf(cf(db, family), IteratorMode::Start) {
+            let (k, v) = item.map_err(read_err)?;
+            f(&k, codec::decode(&v).map_err(read_err)?);
+        }
+        Ok(())
+    }
+    each(db, cf::TENANTS, |_, t: Tenant| state.apply_change(Change::PutTenant(t)))?;
+    each(db, cf::APPS, |_, a: App| state.apply_change(Change::PutApp(a)))?;
+    each(db, cf::ENVS, |_, e: Environment| state.apply_change(Change::PutEnvironment(e)))?;
+    each(db, cf::CONFIGS, |_, c: Config| state.apply_change(Change::PutConfig(c)))?;
+    each(db, cf::VERSIONS, |_, meta: VersionMeta| {
+        state.apply_change(Change::PutVersion { meta, content: Bytes::new() })
+    })?;
+    each(db, cf::IDEMPOTENCY, |k, record: IdempotencyRecord| {
+        let key = String::from_utf8_lossy(k).into_owned();
+        state.apply_change(Change::PutIdempotency { key, record })
+    })?;
+    let sm_meta = cf(db, cf::SM_META);
+    let get = |key: &[u8]| db.get_cf(sm_meta, key).map_err(read_err);
+    if let Some(raw) = get(keys::SM_COUNTERS)? {
+        state.set_counters(codec::decode::<Counters>(&raw).map_err(read_err)?);
+    }
+    let applied = match get(keys::SM_APPLIED)? {
+        Some(raw) => codec::decode::<Option<LogId>>(&raw).map_err(read_err)?,
+        None => None,
+    };
+    let membership = match get(keys::SM_MEMBERSHIP)? {
+        Some(raw) => codec::decode::<StoredMembership>(&raw).map_err(read_err)?,
+        None => StoredMembership::default(),
+    };
+    Ok((state, applied, membership))
+}
+
+/// Adds one change to a write batch.
+fn persist(db: &DB, batch: &mut WriteBatch, change: &Change) {
+    match change {
+        Change::PutTenant(t) => batch.put_cf(cf(db, cf::TENANTS), t.name.as_bytes(), codec::encode(t)),
+        Change::DeleteTenant { name } => batch.delete_cf(cf(db, cf::TENANTS), name.as_bytes()),
+        Change::PutApp(a) => {
+            batch.put_cf(cf(db, cf::APPS), keys::joined(&[&a.tenant, &a.name]), codec::encode(a))
+        }
+        Change::DeleteApp { tenant, name } => {
+            batch.delete_cf(cf(db, cf::APPS), keys::joined(&[tenant, name]))
+        }
+        Change::PutEnvironment(e) => batch.put_cf(
+            cf(db, cf::ENVS),
+            keys::joined(&[&e.tenant, &e.app, &e.name]),
+            codec::encode(e),
+        ),
+        Change::DeleteEnvironment { tenant, app, name } => {
+            batch.delete_cf(cf(db, cf::ENVS), keys::joined(&[tenant, app, name]))
+        }
+        Change::PutConfig(c) => batch.put_cf(cf(db, cf::CONFIGS), keys::config(c.id), codec::encode(c)),
+        Change::DeleteConfig { id, .. } => {
+            batch.delete_cf(cf(db, cf::CONFIGS), keys::config(*id));
+            let (from, to) = keys::versions_of(*id);
+            batch.delete_range_cf(cf(db, cf::VERSIONS), &from, &to);
+            batch.delete_range_cf(cf(db, cf::CONTENTS), &from, &to);
+        }
+        Change::PutVersion { meta, content } => {
+            let k = keys::version(meta.config_id, meta.version);
+            batch.put_cf(cf(db, cf::VERSIONS), k, codec::encode(meta));
+            batch.put_cf(cf(db, cf::CONTENTS), k, content);
+        }
+        Change::DeleteVersion { config_id, version } => {
+            let k = keys::version(*config_id, *version);
+            batch.delete_cf(cf(db, cf::VERSIONS), k);
+            batch.delete_cf(cf(db, cf::CONTENTS), k);
+        }
+        Change::PutIdempotency { key, record } => {
+            batch.put_cf(cf(db, cf::IDEMPOTENCY), key.as_bytes(), codec::encode(record))
+        }
+        Change::DeleteIdempotency { key } => batch.delete_cf(cf(db, cf::IDEMPOTENCY), key.as_bytes()),
+    }
+}
+
+/// Recomputes what the fetch path serves for one config.
+fn served_config(
+    shared: &Shared,
+    state: &State,
+    config: &Config,
+    fresh: &HashMap<(ConfigId, VersionId), Bytes>,
+) -> Result<ServedConfig> {
+    let previous = shared.fetch.get(&config.path.to_string());
+    let wanted: BTreeSet<VersionId> = config.rules.iter().map(|r| r.version_id).collect();
+    let mut versions = Vec::with_capacity(wanted.len());
+    for v in wanted {
+        let meta = state.version(config.id, v).ok_or_else(|| {
+            read_err(std::io::Error::other(format!("config {} rule points at missing version {v}", config.id)))
+        })?;
+        // Versions are immutable and config ids are never reused, so a version already
+        // served for this config id can be kept as it is.
+        let reusable =
+            previous.as_ref().filter(|p| p.config_id == config.id).and_then(|p| p.version(v));
+        if let Some(existing) = reusable {
+            versions.push(existing.clone());
+            continue;
+        }
+        let content = match fresh.get(&(config.id, v)) {
+            Some(c) => c.clone(),
+            None => shared
+                .db
+                .get_cf(cf(&shared.db, cf::CONTENTS), keys::version(config.id, v))
+                .map_err(read_err)?
+                .map(Bytes::from)
+                .ok_or_else(|| read_err(std::io::Error::other(format!("content of {}/{v} is missing", config.id))))?,
+        };
+        versions.push(Arc::new(ServedVersion::new(config.id, meta, content)));
+    }
+    Ok(ServedConfig::new(config, versions))
+}
+
+pub(crate) fn rebuild_fetch_index(shared: &Shared) -> Result<()> {
+    let state = shared.state.read();
+    shared.fetch.clear();
+    let fresh = HashMap::new();
+    for config in state.configs() {
+        let served = served_config(shared, &state, config, &fresh)?;
+        shared.fetch.insert(config.path.to_string(), Arc::new(served));
+    }
+    Ok(())
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership)> {
+        Ok(self.plane.applied_state())
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyResult>>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let shared = &self.plane.0;
+        let db = &shared.db;
+        let (mut applied, mut membership) = shared.applied.lock().clone();
+        let mut batch = WriteBatch::default();
+        let mut results = Vec::new();
+        // Configs whose served view may have changed, by id, with their path if deleted.
+        let mut touched: BTreeMap<ConfigId, Option<String>> = BTreeMap::new();
+        let mut fresh: HashMap<(ConfigId, VersionId), Bytes> = HashMap::new();
+
+        let mut state = shared.state.write();
+        for entry in entries {
+            let revision = entry.log_id.index;
+            let outcome = match entry.payload {
+                EntryPayload::Blank => None,
+                EntryPayload::Membership(m) => {
+                    membership = StoredMembership::new(Some(entry.log_id), m);
+                    None
+                }
+                EntryPayload::Normal(proposal) => {
+                    let decision = state.apply(revision, &proposal);
+                    for change in &decision.changes {
+                        persist(db, &mut batch, change);
+                        match change {
+                            Change::PutConfig(c) => {
+                                touched.insert(c.id, None);
+                            }
+                            Change::DeleteConfig { id, path } => {
+                                touched.insert(*id, Some(path.to_string()));
+                            }
+                            Change::PutVersion { meta, content } => {
+                                fresh.insert((meta.config_id, meta.version), content.clone());
+                            }
+                            _ => {}
+                        }
+                    }
+                    Some(decision.outcome)
+                }
+            };
+            applied = Some(entry.log_id);
+            results.push(ApplyResult { revision, outcome });
+        }
+        let sm_meta = cf(db, cf::SM_META);
+        batch.put_cf(sm_meta, keys::SM_APPLIED, codec::encode(&applied));
+        batch.put_cf(sm_meta, keys::SM_MEMBERSHIP, codec::encode(&membership));
+        batch.put_cf(sm_meta, keys::SM_COUNTERS, codec::encode(&state.counters()));
+        db.write(batch).map_err(|e| StorageIOError::write_state_machine(&e))?;
+
+        for (id, deleted_path) in touched {
+            match (state.config(id), deleted_path) {
+                (Some(config), _) => {
+                    let served = served_config(shared, &state, config, &fresh)?;
+                    shared.fetch.insert(config.path.to_string(), Arc::new(served));
+                }
+                (None, Some(path)) => shared.fetch.remove(&path),
+                (None, None) => {}
+            }
+        }
+        drop(state);
+
+        *shared.applied.lock() = (applied, membership);
+        if let Some(log_id) = applied {
+            shared.applied_index.send_replace(log_id.index);
+        }
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        SnapshotBuilder::new(self.plane.clone())
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>> {
+        snapshot::begin_receiving(&self.plane.0.snapshot_dir).await
+    }
+
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<tokio::fs::File>) -> Result<()> {
+        snapshot::install(&self.plane, meta, *snapshot).await
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>> {
+        snapshot::current(&self.plane.0).await
+    }
+}
