@@ -42,5 +42,8 @@ pub use client::{ClientBuilder, ConfluxClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_
 pub use error::{ClientError, MAX_ERROR_TEXT_BYTES};
 pub use options::{FetchOptions, Fetched, NewVersion, WriteOptions};
 
+/// The path type [`ConfluxClient::fetch`] and [`ConfluxClient::get_config_by_path`] take.
+pub use conflux_domain::ConfigPath;
+
 /// The request and response bodies, from `conflux-api-types`.
 pub use conflux_api_types as types;

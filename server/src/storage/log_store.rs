@@ -23,32 +23,57 @@ type Result<T> = std::result::Result<T, StorageError>;
 #[derive(Debug, Clone)]
 pub struct LogStore {
     db: Arc<DB>,
-    flusher: mpsc::Sender<LogFlushed<TypeConfig>>,
+    flusher: Arc<Flusher>,
 }
 
-impl LogStore {
-    pub fn new(db: Arc<DB>) -> Self {
+/// The WAL sync thread. Dropping the last handle stops and joins it, so that once every
+/// `LogStore` clone is gone the thread no longer holds the database open.
+#[derive(Debug)]
+struct Flusher {
+    tx: Option<mpsc::Sender<LogFlushed<TypeConfig>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    fn start(db: Arc<DB>) -> Self {
         let (tx, rx) = mpsc::channel::<LogFlushed<TypeConfig>>();
-        let flush_db = db.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("conflux-wal-sync".into())
             .spawn(move || {
-                // Ends when every LogStore clone (the senders) is dropped.
                 while let Ok(first) = rx.recv() {
                     let mut waiting = vec![first];
                     waiting.extend(rx.try_iter());
-                    let result = flush_db.flush_wal(true).map_err(std::io::Error::other);
+                    let result = db.flush_wal(true);
                     for callback in waiting {
-                        let r = match &result {
+                        callback.log_io_completed(match &result {
                             Ok(()) => Ok(()),
-                            Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
-                        };
-                        callback.log_io_completed(r);
+                            Err(e) => Err(std::io::Error::other(e.to_string())),
+                        });
                     }
                 }
             })
             .expect("spawning the WAL sync thread");
-        LogStore { db, flusher: tx }
+        Flusher { tx: Some(tx), thread: Some(thread) }
+    }
+
+    fn submit(&self, callback: LogFlushed<TypeConfig>) -> bool {
+        self.tx.as_ref().is_some_and(|tx| tx.send(callback).is_ok())
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        drop(self.tx.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl LogStore {
+    pub fn new(db: Arc<DB>) -> Self {
+        let flusher = Arc::new(Flusher::start(db.clone()));
+        LogStore { db, flusher }
     }
 
     fn cf_log(&self) -> &rocksdb::ColumnFamily {
@@ -128,7 +153,6 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<()> {
         self.put_meta(keys::META_VOTE, vote, true)
-            .map_err(|_| StorageIOError::write_vote(&std::io::Error::other("vote write failed")).into())
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>> {
@@ -156,7 +180,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             batch.put_cf(self.cf_log(), keys::log_index(index), codec::encode(&entry));
         }
         self.db.write(batch).map_err(|e| StorageIOError::write_logs(&e))?;
-        if self.flusher.send(callback).is_err() {
+        if !self.flusher.submit(callback) {
             return Err(StorageIOError::write_logs(&std::io::Error::other(
                 "the WAL sync thread has stopped",
             ))

@@ -1,0 +1,70 @@
+//! The RocksDB log store and state machine against openraft's own storage conformance
+//! suite, plus the reopen guarantees the suite does not cover.
+
+use conflux_domain::{Command, Proposal, QuotasPatch};
+use conflux_server::raft::{Entry, LogId, TypeConfig};
+use conflux_server::storage::{self, LogStore, StateMachineStore};
+use openraft::storage::{RaftLogStorage, RaftStateMachine};
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::{CommittedLeaderId, EntryPayload, StorageError};
+use tempfile::TempDir;
+
+struct RocksBuilder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RocksBuilder {
+    async fn build(&self) -> Result<(TempDir, LogStore, StateMachineStore), StorageError<u64>> {
+        let dir = TempDir::new().expect("temp dir");
+        let s = storage::open(dir.path(), 1).expect("open storage");
+        Ok((dir, s.log, s.state_machine))
+    }
+}
+
+#[test]
+fn rocksdb_storage_passes_the_openraft_suite() -> Result<(), StorageError<u64>> {
+    Suite::test_all(RocksBuilder)
+}
+
+fn log_id(term: u64, index: u64) -> LogId {
+    LogId::new(CommittedLeaderId::new(term, 1), index)
+}
+
+fn tenant_entry(index: u64, name: &str) -> Entry {
+    let proposal = Proposal::new(
+        1_700_000_000_000 + index,
+        Command::CreateTenant { name: name.into(), display_name: None, quotas: QuotasPatch::default() },
+    );
+    Entry { log_id: log_id(1, index), payload: EntryPayload::Normal(proposal) }
+}
+
+#[tokio::test]
+async fn reopening_returns_the_same_state() {
+    let dir = TempDir::new().unwrap();
+    let (vote, applied, tenants) = {
+        let s = storage::open(dir.path(), 7).unwrap();
+        let (mut log, mut sm) = (s.log, s.state_machine);
+        let vote = openraft::Vote::new_committed(3, 7);
+        log.save_vote(&vote).await.unwrap();
+        let replies = sm.apply([tenant_entry(1, "alpha"), tenant_entry(2, "beta"), tenant_entry(3, "alpha")]).await.unwrap();
+        assert!(matches!(replies[0].outcome, Some(Ok(_))));
+        assert_eq!(replies[2].outcome.as_ref().unwrap().as_ref().unwrap_err().code(), "tenant_already_exists");
+        let applied = sm.applied_state().await.unwrap().0;
+        let tenants: Vec<String> = sm.plane().read(|st| st.tenants().map(|t| t.name.clone()).collect());
+        (vote, applied, tenants)
+    };
+    let s = storage::open(dir.path(), 7).unwrap();
+    let (mut log, mut sm) = (s.log, s.state_machine);
+    assert_eq!(log.read_vote().await.unwrap(), Some(vote));
+    assert_eq!(sm.applied_state().await.unwrap().0, applied);
+    assert_eq!(applied, Some(log_id(1, 3)));
+    let reopened: Vec<String> = sm.plane().read(|st| st.tenants().map(|t| t.name.clone()).collect());
+    assert_eq!(reopened, tenants);
+    assert_eq!(reopened, vec!["alpha".to_owned(), "beta".to_owned()]);
+}
+
+#[test]
+fn a_data_dir_belongs_to_one_node() {
+    let dir = TempDir::new().unwrap();
+    drop(storage::open(dir.path(), 1).unwrap());
+    let err = storage::open(dir.path(), 2).unwrap_err();
+    assert!(err.to_string().contains("belongs to node 1"), "{err}");
+}
