@@ -1,0 +1,575 @@
+//! Output: every result is an api-types view (or a small CLI composite of them) that renders
+//! as a table for people, or as pretty JSON / YAML of exactly the wire shape for scripts.
+
+use std::fmt::Write as _;
+
+use comfy_table::{Table, presets};
+use conflux_api_types::{
+    AppList, AppView, ConfigList, ConfigView, EnvironmentList, EnvironmentView, PublishResponse,
+    ReleaseRule, ReleasesView, ResolveResponse, TenantList, TenantView, VersionCreated,
+    VersionList,
+};
+use conflux_domain::order_rules;
+use serde::Serialize;
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Aligned columns for people.
+    Table,
+    /// Pretty JSON of the API's own shapes.
+    Json,
+    /// YAML of the API's own shapes.
+    Yaml,
+}
+
+/// A result the CLI can print.
+pub trait Render: Serialize {
+    /// The human rendering, ending with a newline.
+    fn table(&self) -> String;
+}
+
+/// Renders `value` in `format`; the text ends with a newline.
+pub fn render<T: Render>(value: &T, format: OutputFormat) -> Result<String, String> {
+    match format {
+        OutputFormat::Table => Ok(value.table()),
+        OutputFormat::Json => serde_json::to_string_pretty(value)
+            .map(|s| s + "\n")
+            .map_err(|e| format!("cannot render JSON: {e}")),
+        OutputFormat::Yaml => {
+            serde_norway::to_string(value).map_err(|e| format!("cannot render YAML: {e}"))
+        }
+    }
+}
+
+/// Shown for an absent or empty value.
+const NONE: &str = "-";
+
+fn or_none(s: &str) -> &str {
+    if s.is_empty() { NONE } else { s }
+}
+
+fn list(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING);
+    t.set_header(header.to_vec());
+    let mut n = 0;
+    for row in rows {
+        t.add_row(row);
+        n += 1;
+    }
+    if n == 0 {
+        return "(none)\n".to_owned();
+    }
+    format!("{}\n", trim_lines(&t.to_string()))
+}
+
+/// Two columns, field and value, for one entity.
+fn fields(rows: &[(&str, String)]) -> String {
+    let mut t = Table::new();
+    t.load_preset(presets::NOTHING);
+    for (k, v) in rows {
+        t.add_row(vec![format!("{k}:"), v.clone()]);
+    }
+    format!("{}\n", trim_lines(&t.to_string()))
+}
+
+/// The `NOTHING` preset pads cells with spaces; drop the trailing and the one leading space.
+fn trim_lines(s: &str) -> String {
+    s.lines()
+        .map(|l| l.strip_prefix(' ').unwrap_or(l).trim_end())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn labels_text(rule: &ReleaseRule) -> String {
+    if rule.is_default() {
+        return "(default)".to_owned();
+    }
+    if rule.labels.is_empty() {
+        return NONE.to_owned();
+    }
+    rule.labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn percent_text(rule: &ReleaseRule) -> String {
+    rule.percent.map_or(NONE.to_owned(), |p| format!("{p}%"))
+}
+
+/// The rule list with each rule's list position and its place in evaluation order.
+fn rules_table(rules: &[ReleaseRule]) -> String {
+    if rules.is_empty() {
+        return "(no rules: the config is not published)\n".to_owned();
+    }
+    let order = order_rules(rules);
+    let mut rank = vec![0; rules.len()];
+    for (position, &index) in order.iter().enumerate() {
+        rank[index] = position + 1;
+    }
+    list(
+        &["#", "ORDER", "PRIORITY", "LABELS", "PERCENT", "VERSION"],
+        rules.iter().enumerate().map(|(i, r)| {
+            vec![
+                i.to_string(),
+                rank[i].to_string(),
+                r.priority.to_string(),
+                labels_text(r),
+                percent_text(r),
+                r.version_id.to_string(),
+            ]
+        }),
+    )
+}
+
+impl Render for TenantView {
+    fn table(&self) -> String {
+        fields(&[
+            ("name", self.name.clone()),
+            ("display name", or_none(&self.display_name).to_owned()),
+            ("status", self.status.as_str().to_owned()),
+            ("max apps", self.quotas.max_apps.to_string()),
+            ("max configs", self.quotas.max_configs.to_string()),
+            ("max config bytes", self.quotas.max_config_bytes.to_string()),
+            (
+                "max versions per config",
+                self.quotas.max_versions_per_config.to_string(),
+            ),
+            ("created", self.created_at.clone()),
+            ("updated", self.updated_at.clone()),
+            ("revision", self.revision.to_string()),
+        ])
+    }
+}
+
+impl Render for TenantList {
+    fn table(&self) -> String {
+        list(
+            &["NAME", "DISPLAY NAME", "STATUS", "CREATED", "REVISION"],
+            self.tenants.iter().map(|t| {
+                vec![
+                    t.name.clone(),
+                    or_none(&t.display_name).to_owned(),
+                    t.status.as_str().to_owned(),
+                    t.created_at.clone(),
+                    t.revision.to_string(),
+                ]
+            }),
+        )
+    }
+}
+
+impl Render for AppView {
+    fn table(&self) -> String {
+        fields(&[
+            ("app", format!("{}/{}", self.tenant, self.name)),
+            ("description", or_none(&self.description).to_owned()),
+            ("created", self.created_at.clone()),
+            ("updated", self.updated_at.clone()),
+            ("revision", self.revision.to_string()),
+        ])
+    }
+}
+
+impl Render for AppList {
+    fn table(&self) -> String {
+        list(
+            &["NAME", "DESCRIPTION", "CREATED", "REVISION"],
+            self.apps.iter().map(|a| {
+                vec![
+                    a.name.clone(),
+                    or_none(&a.description).to_owned(),
+                    a.created_at.clone(),
+                    a.revision.to_string(),
+                ]
+            }),
+        )
+    }
+}
+
+impl Render for EnvironmentView {
+    fn table(&self) -> String {
+        fields(&[
+            ("env", format!("{}/{}/{}", self.tenant, self.app, self.name)),
+            ("description", or_none(&self.description).to_owned()),
+            ("approval required", self.approval.required.to_string()),
+            ("created", self.created_at.clone()),
+            ("updated", self.updated_at.clone()),
+            ("revision", self.revision.to_string()),
+        ])
+    }
+}
+
+impl Render for EnvironmentList {
+    fn table(&self) -> String {
+        list(
+            &["NAME", "DESCRIPTION", "APPROVAL", "CREATED", "REVISION"],
+            self.environments.iter().map(|e| {
+                vec![
+                    e.name.clone(),
+                    or_none(&e.description).to_owned(),
+                    if e.approval.required {
+                        "required"
+                    } else {
+                        "no"
+                    }
+                    .to_owned(),
+                    e.created_at.clone(),
+                    e.revision.to_string(),
+                ]
+            }),
+        )
+    }
+}
+
+impl Render for ConfigView {
+    fn table(&self) -> String {
+        let latest = if self.latest_version == 0 {
+            "(no versions yet)".to_owned()
+        } else {
+            self.latest_version.to_string()
+        };
+        let retention = match &self.retention {
+            None => NONE.to_owned(),
+            Some(r) => serde_json::to_string(r).unwrap_or_else(|_| "?".to_owned()),
+        };
+        fields(&[
+            ("id", self.id.to_string()),
+            ("path", self.path.clone()),
+            ("format", self.format.to_string()),
+            ("description", or_none(&self.description).to_owned()),
+            ("latest version", latest),
+            (
+                "schema",
+                if self.schema.is_some() { "yes" } else { "no" }.to_owned(),
+            ),
+            ("retention", retention),
+            ("created", self.created_at.clone()),
+            ("updated", self.updated_at.clone()),
+            ("revision", self.revision.to_string()),
+        ])
+    }
+}
+
+impl Render for ConfigList {
+    fn table(&self) -> String {
+        list(
+            &["ID", "NAME", "FORMAT", "LATEST", "UPDATED", "REVISION"],
+            self.configs.iter().map(|c| {
+                vec![
+                    c.id.to_string(),
+                    c.name.clone(),
+                    c.format.to_string(),
+                    c.latest_version.to_string(),
+                    c.updated_at.clone(),
+                    c.revision.to_string(),
+                ]
+            }),
+        )
+    }
+}
+
+impl Render for VersionCreated {
+    fn table(&self) -> String {
+        if self.validate_only {
+            return format!("valid: {} (nothing was stored)\n", self.hash);
+        }
+        fields(&[
+            ("version", self.version_id.to_string()),
+            ("hash", self.hash.clone()),
+            ("revision", self.revision.to_string()),
+        ])
+    }
+}
+
+impl Render for VersionList {
+    fn table(&self) -> String {
+        let mut out = list(
+            &["VERSION", "SIZE", "HASH", "AUTHOR", "CREATED", "DESCRIPTION"],
+            self.versions.iter().map(|v| {
+                vec![
+                    v.version_id.to_string(),
+                    v.size.to_string(),
+                    v.hash.clone(),
+                    v.author.as_deref().unwrap_or(NONE).to_owned(),
+                    v.created_at.clone(),
+                    or_none(&v.description).to_owned(),
+                ]
+            }),
+        );
+        if let Some(cursor) = &self.next_cursor {
+            let _ = writeln!(out, "more: --cursor {cursor}");
+        }
+        out
+    }
+}
+
+impl Render for ReleasesView {
+    fn table(&self) -> String {
+        let mut out = rules_table(&self.releases);
+        let _ = writeln!(out, "revision: {}", self.revision);
+        if let Some(comment) = &self.comment {
+            let _ = writeln!(out, "comment: {comment}");
+        }
+        out
+    }
+}
+
+impl Render for PublishResponse {
+    fn table(&self) -> String {
+        let mut out = fields(&[
+            ("version", self.version_id.to_string()),
+            ("hash", self.hash.clone()),
+            ("revision", self.revision.to_string()),
+        ]);
+        out.push('\n');
+        out.push_str(&rules_table(&self.releases));
+        out
+    }
+}
+
+/// `release status`: the rules, and what the given labels resolve to.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleaseStatus {
+    #[serde(flatten)]
+    pub releases: ReleasesView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<Resolved>,
+}
+
+/// What a set of labels resolves to, with the labels that were asked about.
+#[derive(Debug, Clone, Serialize)]
+pub struct Resolved {
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(flatten)]
+    pub answer: ResolveResponse,
+}
+
+impl Render for ReleaseStatus {
+    fn table(&self) -> String {
+        let mut out = self.releases.table();
+        if let Some(r) = &self.resolved {
+            let who = if r.labels.is_empty() {
+                "no labels".to_owned()
+            } else {
+                r.labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let id = r
+                .client_id
+                .as_deref()
+                .map(|id| format!(" and client id {id}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{who}{id} -> version {} (rule #{})",
+                r.answer.version_id, r.answer.rule_index
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use conflux_api_types::{Format, Quotas, TenantStatus, VersionView};
+
+    use super::*;
+
+    fn rules() -> Vec<ReleaseRule> {
+        vec![
+            ReleaseRule::default_to(4),
+            ReleaseRule {
+                labels: BTreeMap::from([("canary".into(), "true".into())]),
+                percent: Some(10),
+                version_id: 5,
+                priority: 100,
+            },
+        ]
+    }
+
+    fn releases() -> ReleasesView {
+        ReleasesView {
+            config_id: 7,
+            revision: 42,
+            releases: rules(),
+            comment: Some("canary 10%".into()),
+        }
+    }
+
+    fn tenant() -> TenantView {
+        TenantView {
+            name: "acme".into(),
+            display_name: String::new(),
+            status: TenantStatus::Active,
+            quotas: Quotas::default(),
+            created_at: "2026-01-01T00:00:00.000Z".into(),
+            updated_at: "2026-01-01T00:00:00.000Z".into(),
+            revision: 3,
+        }
+    }
+
+    #[test]
+    fn rules_table_shows_order_and_defaults() {
+        let text = releases().table();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "{text}");
+        let header: Vec<&str> = lines[0].split_whitespace().collect();
+        assert_eq!(header, ["#", "ORDER", "PRIORITY", "LABELS", "PERCENT", "VERSION"]);
+        let default: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(default, ["0", "2", "0", "(default)", "-", "4"]);
+        let canary: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(canary, ["1", "1", "100", "canary=true", "10%", "5"]);
+        assert_eq!(lines[3], "revision: 42");
+        assert_eq!(lines[4], "comment: canary 10%");
+    }
+
+    #[test]
+    fn empty_rules_and_lists() {
+        let v = ReleasesView {
+            releases: vec![],
+            comment: None,
+            ..releases()
+        };
+        assert_eq!(
+            v.table(),
+            "(no rules: the config is not published)\nrevision: 42\n"
+        );
+        assert_eq!(TenantList { tenants: vec![] }.table(), "(none)\n");
+    }
+
+    #[test]
+    fn lists_are_columns() {
+        let text = TenantList {
+            tenants: vec![tenant()],
+        }
+        .table();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["NAME", "DISPLAY", "NAME", "STATUS", "CREATED", "REVISION"]
+        );
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            ["acme", "-", "active", "2026-01-01T00:00:00.000Z", "3"]
+        );
+        assert!(!text.lines().any(|l| l.ends_with(' ') || l.starts_with(' ')));
+    }
+
+    #[test]
+    fn single_entities_are_field_value_rows() {
+        let text = tenant().table();
+        assert!(text.starts_with("name:"), "{text}");
+        assert!(text.lines().any(|l| l.starts_with("max apps:") && l.ends_with("100")));
+        assert!(text.lines().any(|l| l.starts_with("display name:") && l.ends_with('-')));
+    }
+
+    #[test]
+    fn json_and_yaml_are_the_wire_shape() {
+        let v = releases();
+        let json = render(&v, OutputFormat::Json).unwrap();
+        assert!(json.ends_with("}\n"));
+        let back: ReleasesView = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, v);
+        let yaml = render(&v, OutputFormat::Yaml).unwrap();
+        let back: ReleasesView = serde_norway::from_str(&yaml).unwrap();
+        assert_eq!(back, v);
+        assert!(yaml.contains("revision: 42"), "{yaml}");
+    }
+
+    #[test]
+    fn status_with_resolution() {
+        let s = ReleaseStatus {
+            releases: releases(),
+            resolved: Some(Resolved {
+                labels: BTreeMap::from([("canary".into(), "true".into())]),
+                client_id: Some("c1".into()),
+                answer: ResolveResponse {
+                    version_id: 5,
+                    rule_index: 1,
+                    rule: rules()[1].clone(),
+                    revision: 42,
+                },
+            }),
+        };
+        let text = s.table();
+        assert!(
+            text.ends_with("canary=true and client id c1 -> version 5 (rule #1)\n"),
+            "{text}"
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&s, OutputFormat::Json).unwrap()).unwrap();
+        assert_eq!(json["config_id"], 7);
+        assert_eq!(json["resolved"]["version_id"], 5);
+        assert_eq!(json["resolved"]["labels"]["canary"], "true");
+        let yaml = render(&s, OutputFormat::Yaml).unwrap();
+        let back: serde_json::Value = serde_norway::from_str(&yaml).unwrap();
+        assert_eq!(back, json);
+        // Without labels there is no resolution in any output.
+        let plain = ReleaseStatus {
+            releases: releases(),
+            resolved: None,
+        };
+        let json = render(&plain, OutputFormat::Json).unwrap();
+        assert!(!json.contains("resolved"));
+    }
+
+    #[test]
+    fn versions_and_configs() {
+        let list = VersionList {
+            versions: vec![VersionView {
+                config_id: 7,
+                version_id: 2,
+                hash: "sha256:ab".into(),
+                size: 12,
+                format: Format::Toml,
+                description: "bump pool".into(),
+                author: None,
+                created_at: "t".into(),
+                revision: 9,
+            }],
+            next_cursor: Some("c2".into()),
+        };
+        let text = list.table();
+        assert!(text.contains("bump pool"));
+        assert!(text.ends_with("more: --cursor c2\n"));
+        let created = VersionCreated {
+            version_id: 0,
+            hash: "sha256:ab".into(),
+            revision: 9,
+            validate_only: true,
+        };
+        assert_eq!(created.table(), "valid: sha256:ab (nothing was stored)\n");
+        let config = ConfigView {
+            id: 7,
+            tenant: "acme".into(),
+            app: "billing".into(),
+            env: "prod".into(),
+            name: "db.toml".into(),
+            path: "acme/billing/prod/db.toml".into(),
+            format: Format::Toml,
+            schema: None,
+            retention: None,
+            description: String::new(),
+            latest_version: 0,
+            revision: 5,
+            created_at: "t".into(),
+            updated_at: "t".into(),
+        };
+        let text = config.table();
+        assert!(text.lines().any(|l| l.starts_with("latest version:") && l.ends_with("(no versions yet)")));
+        let yaml = render(&ConfigList { configs: vec![config.clone()] }, OutputFormat::Yaml).unwrap();
+        let back: ConfigList = serde_norway::from_str(&yaml).unwrap();
+        assert_eq!(back.configs, vec![config]);
+    }
+}

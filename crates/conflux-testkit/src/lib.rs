@@ -1,0 +1,245 @@
+//! The shared harness of every test that needs real `conflux` processes.
+//!
+//! It owns starting a node process on loopback with port 0 and its own temporary data
+//! directory, learning the address it bound from the line it prints, and killing
+//! (`SIGKILL`), stopping (`SIGTERM`), pausing (`SIGSTOP`/`SIGCONT`) and restarting it on the
+//! same data directory. Every process it starts is killed when its handle is dropped; it never
+//! signals a process it did not start. It does not know the API: tests talk to nodes through
+//! `conflux-client` or raw HTTP.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// How long a node may take to print its address after being started.
+pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `conflux` binary to test: `$CONFLUX_BIN` if set, otherwise `target/<profile>/conflux`
+/// next to the running test executable (`target/<profile>/deps/<test>`).
+pub fn conflux_binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("CONFLUX_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe().context("locating the test executable")?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| anyhow!("cannot infer the target directory from {}", exe.display()))?;
+    let bin = profile_dir.join("conflux");
+    if !bin.exists() {
+        bail!("{} does not exist; build it (cargo build --bins) or set CONFLUX_BIN", bin.display());
+    }
+    Ok(bin)
+}
+
+/// Reserves a free loopback port by binding port 0 and releasing it. Racy by nature (another
+/// process may take it before the node binds it), so only for addresses a node must know
+/// before any process starts (e.g. static cluster membership).
+pub fn free_port() -> Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// What to start: the `conflux server` arguments of one node, minus the data directory and
+/// the API address, which the harness supplies.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub node_id: u64,
+    /// Fixed API address, or `None` for port 0 (a new port at every start).
+    pub api_addr: Option<String>,
+    pub extra_args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl NodeSpec {
+    pub fn new(node_id: u64) -> Self {
+        NodeSpec { node_id, api_addr: None, extra_args: Vec::new(), env: Vec::new() }
+    }
+
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.extra_args.push(a.into());
+        self
+    }
+}
+
+/// One `conflux server` process and its data directory.
+#[derive(Debug)]
+pub struct TestNode {
+    pub spec: NodeSpec,
+    binary: PathBuf,
+    /// Owns the data directory and the logs; removed when the node is dropped.
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    api_addr: SocketAddr,
+    starts: u32,
+}
+
+impl TestNode {
+    /// Starts a node with a fresh data directory and waits until it serves.
+    pub fn start(spec: NodeSpec) -> Result<TestNode> {
+        let dir = tempfile::Builder::new().prefix("conflux-node-").tempdir()?;
+        let binary = conflux_binary()?;
+        let mut node = TestNode {
+            spec,
+            binary,
+            dir,
+            child: None,
+            api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            starts: 0,
+        };
+        node.launch()?;
+        Ok(node)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api_addr
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn launch(&mut self) -> Result<()> {
+        self.starts += 1;
+        let log = self.dir.path().join(format!("node-{}-start-{}.log", self.spec.node_id, self.starts));
+        let stderr = std::fs::File::create(&log)?;
+        let api_addr = self.spec.api_addr.clone().unwrap_or_else(|| "127.0.0.1:0".to_owned());
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("server")
+            .arg("--node-id")
+            .arg(self.spec.node_id.to_string())
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--api-addr")
+            .arg(&api_addr)
+            .args(&self.spec.extra_args)
+            .env("RUST_LOG", std::env::var("CONFLUX_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()))
+            .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr));
+        let mut child = cmd.spawn().with_context(|| format!("starting {}", self.binary.display()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        let stdout_log = self.dir.path().join(format!("node-{}-start-{}.stdout", self.spec.node_id, self.starts));
+        std::thread::spawn(move || {
+            let mut out = std::fs::File::create(stdout_log).ok();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("serving the API on http://").nth(1) {
+                    let addr = addr.split_whitespace().next().unwrap_or_default().to_owned();
+                    let _ = tx.send(addr);
+                }
+                if let Some(f) = out.as_mut() {
+                    let _ = writeln!(f, "{line}");
+                }
+            }
+        });
+        self.child = Some(child);
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(addr) => {
+                    self.api_addr = addr.parse().with_context(|| format!("parsing address {addr:?}"))?;
+                    return Ok(());
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {}
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                bail!("node {} exited with {status} before serving:\n{}", self.spec.node_id, self.log_tail(40));
+            }
+            if Instant::now() > deadline {
+                bail!("node {} did not start within {START_TIMEOUT:?}:\n{}", self.spec.node_id, self.log_tail(40));
+            }
+        }
+    }
+
+    /// The last lines of the current start's log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.dir.path().join(format!("node-{}-start-{}.log", self.spec.node_id, self.starts));
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    fn signal(&self, sig: Signal) -> Result<()> {
+        let pid = self.pid().ok_or_else(|| anyhow!("node {} is not running", self.spec.node_id))?;
+        kill(Pid::from_raw(pid as i32), sig).with_context(|| format!("sending {sig} to node {}", self.spec.node_id))
+    }
+
+    /// `kill -9`: the process gets no chance to flush or clean up.
+    pub fn kill9(&mut self) -> Result<()> {
+        self.signal(Signal::SIGKILL)?;
+        if let Some(mut c) = self.child.take() {
+            c.wait()?;
+        }
+        Ok(())
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn terminate(&mut self) -> Result<ExitStatus> {
+        self.signal(Signal::SIGTERM)?;
+        let mut c = self.child.take().ok_or_else(|| anyhow!("not running"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = c.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                bail!("node {} ignored SIGTERM for 30 s", self.spec.node_id);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGSTOP: the process freezes with its sockets open, like a hung machine.
+    pub fn pause(&self) -> Result<()> {
+        self.signal(Signal::SIGSTOP)
+    }
+
+    pub fn resume(&self) -> Result<()> {
+        self.signal(Signal::SIGCONT)
+    }
+
+    /// Starts the process again on the same data directory (after `kill9` or `terminate`).
+    pub fn restart(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("node {} is still running", self.spec.node_id);
+        }
+        self.launch()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // Only ever our own child; SIGCONT first in case it was paused.
+            let _ = kill(Pid::from_raw(c.id() as i32), Signal::SIGCONT);
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- node {} log (last 60 lines) ---\n{}", self.spec.node_id, self.log_tail(60));
+        }
+    }
+}
