@@ -149,24 +149,30 @@ pub fn rule(s: &str) -> Result<ReleaseRule, String> {
                     .parse::<u8>()
                     .ok()
                     .filter(|p| *p <= 100)
-                    .ok_or_else(|| format!("percent must be a whole number 0-100, got {value:?}"))?;
+                    .ok_or_else(|| {
+                        format!("percent must be a whole number 0-100, got {value:?}")
+                    })?;
                 percent = Some(p);
             }
             "version" => {
                 if version.is_some() {
                     return Err(duplicate());
                 }
-                version = Some(value.parse::<u64>().map_err(|_| {
-                    format!("version must be a version number, got {value:?}")
-                })?);
+                version = Some(
+                    value
+                        .parse::<u64>()
+                        .map_err(|_| format!("version must be a version number, got {value:?}"))?,
+                );
             }
             "priority" => {
                 if priority.is_some() {
                     return Err(duplicate());
                 }
-                priority = Some(value.parse::<i32>().map_err(|_| {
-                    format!("priority must be a whole number, got {value:?}")
-                })?);
+                priority = Some(
+                    value
+                        .parse::<i32>()
+                        .map_err(|_| format!("priority must be a whole number, got {value:?}"))?,
+                );
             }
             other => {
                 return Err(format!(
@@ -292,7 +298,10 @@ mod tests {
     #[test]
     fn config_paths() {
         let p = config_path("acme/billing/prod/database.toml").unwrap();
-        assert_eq!(p, ConfigPath::new("acme", "billing", "prod", "database.toml"));
+        assert_eq!(
+            p,
+            ConfigPath::new("acme", "billing", "prod", "database.toml")
+        );
         for (bad, expected) in [
             ("acme/billing/prod", "tenant/app/env/name"),
             ("acme/billing/prod/a/b", "tenant/app/env/name"),
@@ -309,7 +318,11 @@ mod tests {
     #[test]
     fn shorter_paths() {
         assert_eq!(tenant_name("acme").unwrap(), "acme");
-        assert!(tenant_name("acme/x").unwrap_err().contains("of the form tenant"));
+        assert!(
+            tenant_name("acme/x")
+                .unwrap_err()
+                .contains("of the form tenant")
+        );
         assert_eq!(
             app_path("acme/billing").unwrap(),
             AppPath {

@@ -51,7 +51,7 @@ fn or_none(s: &str) -> &str {
 
 fn list(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut t = Table::new();
-    t.load_preset(presets::NOTHING);
+    t.load_style(presets::NOTHING);
     t.set_header(header.to_vec());
     let mut n = 0;
     for row in rows {
@@ -67,7 +67,7 @@ fn list(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String 
 /// Two columns, field and value, for one entity.
 fn fields(rows: &[(&str, String)]) -> String {
     let mut t = Table::new();
-    t.load_preset(presets::NOTHING);
+    t.load_style(presets::NOTHING);
     for (k, v) in rows {
         t.add_row(vec![format!("{k}:"), v.clone()]);
     }
@@ -288,7 +288,14 @@ impl Render for VersionCreated {
 impl Render for VersionList {
     fn table(&self) -> String {
         let mut out = list(
-            &["VERSION", "SIZE", "HASH", "AUTHOR", "CREATED", "DESCRIPTION"],
+            &[
+                "VERSION",
+                "SIZE",
+                "HASH",
+                "AUTHOR",
+                "CREATED",
+                "DESCRIPTION",
+            ],
             self.versions.iter().map(|v| {
                 vec![
                     v.version_id.to_string(),
@@ -425,7 +432,10 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 5, "{text}");
         let header: Vec<&str> = lines[0].split_whitespace().collect();
-        assert_eq!(header, ["#", "ORDER", "PRIORITY", "LABELS", "PERCENT", "VERSION"]);
+        assert_eq!(
+            header,
+            ["#", "ORDER", "PRIORITY", "LABELS", "PERCENT", "VERSION"]
+        );
         let default: Vec<&str> = lines[1].split_whitespace().collect();
         assert_eq!(default, ["0", "2", "0", "(default)", "-", "4"]);
         let canary: Vec<&str> = lines[2].split_whitespace().collect();
@@ -470,8 +480,14 @@ mod tests {
     fn single_entities_are_field_value_rows() {
         let text = tenant().table();
         assert!(text.starts_with("name:"), "{text}");
-        assert!(text.lines().any(|l| l.starts_with("max apps:") && l.ends_with("100")));
-        assert!(text.lines().any(|l| l.starts_with("display name:") && l.ends_with('-')));
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("max apps:") && l.ends_with("100"))
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("display name:") && l.ends_with('-'))
+        );
     }
 
     #[test]
@@ -567,8 +583,17 @@ mod tests {
             updated_at: "t".into(),
         };
         let text = config.table();
-        assert!(text.lines().any(|l| l.starts_with("latest version:") && l.ends_with("(no versions yet)")));
-        let yaml = render(&ConfigList { configs: vec![config.clone()] }, OutputFormat::Yaml).unwrap();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("latest version:") && l.ends_with("(no versions yet)"))
+        );
+        let yaml = render(
+            &ConfigList {
+                configs: vec![config.clone()],
+            },
+            OutputFormat::Yaml,
+        )
+        .unwrap();
         let back: ConfigList = serde_norway::from_str(&yaml).unwrap();
         assert_eq!(back.configs, vec![config]);
     }

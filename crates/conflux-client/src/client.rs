@@ -107,7 +107,10 @@ struct Inner {
 enum Body {
     Empty,
     Json(Vec<u8>),
-    Raw { content: Bytes, content_type: String },
+    Raw {
+        content: Bytes,
+        content_type: String,
+    },
 }
 
 /// A whole answer, read to the end.
@@ -176,11 +179,11 @@ fn tenant_path(tenant: &str) -> Result<ApiPath, ClientError> {
 }
 
 fn app_path(tenant: &str, app: &str) -> Result<ApiPath, ClientError> {
-    Ok(tenant_path(tenant)?.lit("apps").seg("app", app)?)
+    tenant_path(tenant)?.lit("apps").seg("app", app)
 }
 
 fn env_path(tenant: &str, app: &str, env: &str) -> Result<ApiPath, ClientError> {
-    Ok(app_path(tenant, app)?.lit("envs").seg("env", env)?)
+    app_path(tenant, app)?.lit("envs").seg("env", env)
 }
 
 fn config_path(id: u64) -> ApiPath {
@@ -367,8 +370,13 @@ impl ConfluxClient {
         body: &UpdateApp,
         opts: &WriteOptions,
     ) -> Result<AppView, ClientError> {
-        self.write(Method::PATCH, app_path(tenant, app)?, json_body(body)?, opts)
-            .await
+        self.write(
+            Method::PATCH,
+            app_path(tenant, app)?,
+            json_body(body)?,
+            opts,
+        )
+        .await
     }
 
     pub async fn delete_app(
@@ -417,7 +425,8 @@ impl ConfluxClient {
         opts: &WriteOptions,
     ) -> Result<EnvironmentView, ClientError> {
         let path = env_path(tenant, app, env)?;
-        self.write(Method::PATCH, path, json_body(body)?, opts).await
+        self.write(Method::PATCH, path, json_body(body)?, opts)
+            .await
     }
 
     pub async fn delete_env(
@@ -478,7 +487,11 @@ impl ConfluxClient {
     }
 
     /// Deletes a config with all its versions and rules.
-    pub async fn delete_config(&self, id: u64, opts: &WriteOptions) -> Result<Deleted, ClientError> {
+    pub async fn delete_config(
+        &self,
+        id: u64,
+        opts: &WriteOptions,
+    ) -> Result<Deleted, ClientError> {
         self.delete(config_path(id), opts).await
     }
 
@@ -598,7 +611,11 @@ impl ConfluxClient {
     // ---- fetch --------------------------------------------------------------------------
 
     /// Fetches a config as a service does: the content its labels resolve to.
-    pub async fn fetch(&self, path: &ConfigPath, opts: &FetchOptions) -> Result<Fetched, ClientError> {
+    pub async fn fetch(
+        &self,
+        path: &ConfigPath,
+        opts: &FetchOptions,
+    ) -> Result<Fetched, ClientError> {
         let p = ApiPath::new(FETCH)
             .seg("tenant", &path.tenant)?
             .seg("app", &path.app)?
@@ -606,7 +623,9 @@ impl ConfluxClient {
             .seg("name", &path.name)?
             .query_opt("min_revision", opts.min_revision.map(|r| r.to_string()))
             .query_opt("consistency", opts.linearizable.then_some("linearizable"));
-        let answer = self.send(Method::GET, &p, opts.headers()?, Body::Empty).await?;
+        let answer = self
+            .send(Method::GET, &p, opts.headers()?, Body::Empty)
+            .await?;
         if answer.status == StatusCode::NOT_MODIFIED {
             return Ok(Fetched::NotModified);
         }
@@ -643,10 +662,10 @@ impl ConfluxClient {
                 Body::Empty,
             )
             .await?;
-        if answer.status == StatusCode::SERVICE_UNAVAILABLE {
-            if let Ok(readiness) = serde_json::from_slice::<Readiness>(&answer.body) {
-                return Ok(readiness);
-            }
+        if answer.status == StatusCode::SERVICE_UNAVAILABLE
+            && let Ok(readiness) = serde_json::from_slice::<Readiness>(&answer.body)
+        {
+            return Ok(readiness);
         }
         answer.json()
     }

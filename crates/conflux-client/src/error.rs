@@ -220,9 +220,11 @@ mod tests {
 
     #[test]
     fn api_error_body_is_parsed() {
-        let body = br#"{"error": {"code": "content_invalid", "message": "bad toml", "field": "content",
+        let body =
+            br#"{"error": {"code": "content_invalid", "message": "bad toml", "field": "content",
             "details": [{"format": "toml", "line": 2, "column": 5}]}}"#;
-        let e = ClientError::from_response(StatusCode::UNPROCESSABLE_ENTITY, &HeaderMap::new(), body);
+        let e =
+            ClientError::from_response(StatusCode::UNPROCESSABLE_ENTITY, &HeaderMap::new(), body);
         assert_eq!(e.code(), "content_invalid");
         assert_eq!(e.status(), Some(422));
         assert_eq!(e.field(), Some("content"));
@@ -255,7 +257,11 @@ mod tests {
         assert_eq!(e.code(), "http_502");
         assert_eq!(e.message(), "<html>upstream down</html>");
         // JSON of another shape is not ours either.
-        let e = ClientError::from_response(StatusCode::BAD_REQUEST, &HeaderMap::new(), br#"{"msg": "x"}"#);
+        let e = ClientError::from_response(
+            StatusCode::BAD_REQUEST,
+            &HeaderMap::new(),
+            br#"{"msg": "x"}"#,
+        );
         assert_eq!(e.code(), "http_400");
         assert_eq!(e.message(), r#"{"msg": "x"}"#);
         // An empty body gets the reason phrase.
@@ -263,7 +269,8 @@ mod tests {
         assert_eq!(e.message(), "Not Found");
         // Long bodies are cut, on a character boundary.
         let long = "é".repeat(MAX_ERROR_TEXT_BYTES);
-        let e = ClientError::from_response(StatusCode::BAD_REQUEST, &HeaderMap::new(), long.as_bytes());
+        let e =
+            ClientError::from_response(StatusCode::BAD_REQUEST, &HeaderMap::new(), long.as_bytes());
         assert!(e.message().len() <= MAX_ERROR_TEXT_BYTES);
         assert!(e.message().starts_with('é'));
     }

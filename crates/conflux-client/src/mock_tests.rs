@@ -171,7 +171,11 @@ async fn json_writes_send_the_api_types_body() {
 
 #[tokio::test]
 async fn names_are_encoded_in_paths() {
-    let (client, seen) = peer(json_answer("404 Not Found", r#"{"error": {"code": "config_not_found", "message": "nope"}}"#)).await;
+    let (client, seen) = peer(json_answer(
+        "404 Not Found",
+        r#"{"error": {"code": "config_not_found", "message": "nope"}}"#,
+    ))
+    .await;
     let path = ConfigPath::new("acme", "a/b", "prod", "x?y#z");
     let err = client.get_config_by_path(&path).await.unwrap_err();
     assert!(err.is_not_found());
@@ -212,7 +216,10 @@ async fn fetch_sends_identity_and_reads_headers() {
         ..FetchOptions::default()
     };
     let got = client
-        .fetch(&ConfigPath::new("acme", "billing", "prod", "db.toml"), &opts)
+        .fetch(
+            &ConfigPath::new("acme", "billing", "prod", "db.toml"),
+            &opts,
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -250,7 +257,10 @@ async fn fetch_not_modified() {
         ..FetchOptions::default()
     };
     let got = client
-        .fetch(&ConfigPath::new("acme", "billing", "prod", "db.toml"), &opts)
+        .fetch(
+            &ConfigPath::new("acme", "billing", "prod", "db.toml"),
+            &opts,
+        )
         .await
         .unwrap();
     assert_eq!(got, Fetched::NotModified);
@@ -261,7 +271,10 @@ async fn fetch_not_modified() {
 async fn fetch_without_version_headers_is_a_decode_error() {
     let (client, _seen) = peer(answer("200 OK", &[("content-type", "text/plain")], b"x")).await;
     let err = client
-        .fetch(&ConfigPath::new("a", "b", "c", "d"), &FetchOptions::default())
+        .fetch(
+            &ConfigPath::new("a", "b", "c", "d"),
+            &FetchOptions::default(),
+        )
         .await
         .unwrap_err();
     assert_eq!(err.code(), "invalid_response");
@@ -367,7 +380,10 @@ async fn rollback_and_resolve() {
         .await
         .unwrap();
     let body: serde_json::Value = serde_json::from_slice(&seen.await.unwrap().body).unwrap();
-    assert_eq!(body, serde_json::json!({"version_id": 3, "mode": "emergency"}));
+    assert_eq!(
+        body,
+        serde_json::json!({"version_id": 3, "mode": "emergency"})
+    );
 
     let (client, seen) = peer(json_answer(
         "200 OK",
@@ -385,23 +401,46 @@ async fn rollback_and_resolve() {
 
 #[tokio::test]
 async fn versions_list_content_and_diff() {
-    let (client, seen) = peer(json_answer("200 OK", r#"{"versions": [], "next_cursor": "abc"}"#)).await;
-    let list = client.list_versions(7, Some(20), Some("x y")).await.unwrap();
+    let (client, seen) = peer(json_answer(
+        "200 OK",
+        r#"{"versions": [], "next_cursor": "abc"}"#,
+    ))
+    .await;
+    let list = client
+        .list_versions(7, Some(20), Some("x y"))
+        .await
+        .unwrap();
     assert_eq!(list.next_cursor.as_deref(), Some("abc"));
     assert_eq!(
         seen.await.unwrap().target,
         "/api/v1/mgt/configs/7/versions?limit=20&cursor=x+y"
     );
 
-    let (client, seen) = peer(answer("200 OK", &[("content-type", "application/octet-stream")], b"\x00\xff")).await;
+    let (client, seen) = peer(answer(
+        "200 OK",
+        &[("content-type", "application/octet-stream")],
+        b"\x00\xff",
+    ))
+    .await;
     let content = client.get_version_content(7, 2).await.unwrap();
     assert_eq!(&content[..], b"\x00\xff");
-    assert_eq!(seen.await.unwrap().target, "/api/v1/mgt/configs/7/versions/2/content");
+    assert_eq!(
+        seen.await.unwrap().target,
+        "/api/v1/mgt/configs/7/versions/2/content"
+    );
 
-    let (client, seen) = peer(answer("200 OK", &[("content-type", "text/plain")], b"-a\n+b\n")).await;
+    let (client, seen) = peer(answer(
+        "200 OK",
+        &[("content-type", "text/plain")],
+        b"-a\n+b\n",
+    ))
+    .await;
     let diff = client.diff_versions(7, 1, 2).await.unwrap();
     assert_eq!(diff, "-a\n+b\n");
-    assert_eq!(seen.await.unwrap().target, "/api/v1/mgt/configs/7/versions/1/diff/2");
+    assert_eq!(
+        seen.await.unwrap().target,
+        "/api/v1/mgt/configs/7/versions/1/diff/2"
+    );
 }
 
 #[tokio::test]

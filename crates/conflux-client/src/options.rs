@@ -92,20 +92,27 @@ pub(crate) fn identity_headers(
     let mut h = HeaderMap::new();
     for (key, value) in labels {
         let field = format!("labels.{key}");
-        let name = HeaderName::from_bytes(format!("{}{key}", headers::CLIENT_LABEL_PREFIX).as_bytes())
-            .ok()
-            .filter(|_| !key.is_empty())
-            .ok_or_else(|| {
-                ClientError::invalid_argument(&field, format!("{key:?} cannot be a label key"))
-            })?;
+        let name =
+            HeaderName::from_bytes(format!("{}{key}", headers::CLIENT_LABEL_PREFIX).as_bytes())
+                .ok()
+                .filter(|_| !key.is_empty())
+                .ok_or_else(|| {
+                    ClientError::invalid_argument(&field, format!("{key:?} cannot be a label key"))
+                })?;
         let value = HeaderValue::from_bytes(value.as_bytes()).map_err(|_| {
-            ClientError::invalid_argument(&field, "label values must not contain control characters")
+            ClientError::invalid_argument(
+                &field,
+                "label values must not contain control characters",
+            )
         })?;
         h.insert(name, value);
     }
     if let Some(id) = client_id {
         let value = HeaderValue::from_bytes(id.as_bytes()).map_err(|_| {
-            ClientError::invalid_argument("client_id", "the client id must not contain control characters")
+            ClientError::invalid_argument(
+                "client_id",
+                "the client id must not contain control characters",
+            )
         })?;
         h.insert(HeaderName::from_static(headers::CLIENT_ID), value);
     }
@@ -208,7 +215,10 @@ mod tests {
         };
         let h = opts.headers().unwrap();
         assert_eq!(h.get("x-client-label-canary").unwrap(), "true");
-        assert_eq!(h.get("x-client-label-city").unwrap().as_bytes(), "Zürich".as_bytes());
+        assert_eq!(
+            h.get("x-client-label-city").unwrap().as_bytes(),
+            "Zürich".as_bytes()
+        );
         assert_eq!(h.get("x-client-id").unwrap(), "host-7");
         assert_eq!(h.get("if-none-match").unwrap(), "\"abc\"");
     }

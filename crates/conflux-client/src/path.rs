@@ -133,9 +133,7 @@ pub(crate) fn parse_endpoint(endpoint: &str) -> Result<String, ClientError> {
         )));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid(format!(
-            "{endpoint:?} must not carry credentials"
-        )));
+        return Err(invalid(format!("{endpoint:?} must not carry credentials")));
     }
     Ok(url.as_str().trim_end_matches('/').to_owned())
 }
@@ -203,7 +201,10 @@ mod tests {
             .url(BASE)
             .unwrap();
         assert_eq!(url.path(), "/api/v1/mgt/configs/7/versions");
-        assert_eq!(url.query(), Some("description=a%26b%3Dc+d&validate_only=true"));
+        assert_eq!(
+            url.query(),
+            Some("description=a%26b%3Dc+d&validate_only=true")
+        );
     }
 
     #[test]

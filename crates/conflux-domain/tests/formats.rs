@@ -504,8 +504,10 @@ fn broken_lines_examples() {
     let e = err(Format::Text, b"ok\nbad \xff");
     assert_eq!((e.line, e.column), (Some(2), Some(5)));
     // Columns count characters: two two-byte characters before the bad byte.
-    let e = err(Format::Text, "ok\néé\u{0}".as_bytes().iter().copied().chain([0xff]).collect::<Vec<_>>().as_slice());
-    assert_eq!((e.line, e.column), (Some(2), Some(4)));
+    let mut content = "ok\néé".as_bytes().to_vec();
+    content.push(0xff);
+    let e = err(Format::Text, &content);
+    assert_eq!((e.line, e.column), (Some(2), Some(3)));
     // An empty document is not JSON, TOML-wise it is an empty table.
     assert!(parse(Format::Json, b"").is_err());
     assert_eq!(ok(Format::Toml, b"").to_json(), Some(json!({})));
@@ -541,10 +543,22 @@ fn ini_errors_point_at_the_broken_line() {
 #[test]
 fn reported_positions_lie_inside_the_document() {
     let samples: [(Format, &str); 6] = [
-        (Format::Json, "{\n  \"name\": \"svc\",\n  \"ports\": [1, 2],\n  \"db\": {\"host\": \"x\"}\n}\n"),
-        (Format::Yaml, "name: svc\nports:\n  - 1\n  - 2\ndb: {host: \"x\", port: 5}\n"),
-        (Format::Toml, "name = \"svc\"\nports = [1, 2]\n[db]\nhost = \"x\"\n"),
-        (Format::Xml, "<config>\n  <name>svc</name>\n  <db host=\"x\"/>\n</config>\n"),
+        (
+            Format::Json,
+            "{\n  \"name\": \"svc\",\n  \"ports\": [1, 2],\n  \"db\": {\"host\": \"x\"}\n}\n",
+        ),
+        (
+            Format::Yaml,
+            "name: svc\nports:\n  - 1\n  - 2\ndb: {host: \"x\", port: 5}\n",
+        ),
+        (
+            Format::Toml,
+            "name = \"svc\"\nports = [1, 2]\n[db]\nhost = \"x\"\n",
+        ),
+        (
+            Format::Xml,
+            "<config>\n  <name>svc</name>\n  <db host=\"x\"/>\n</config>\n",
+        ),
         (Format::Ini, "name = svc\n[db]\nhost = x\nport = \\x0041\n"),
         (Format::Properties, "name=svc\ndb.host=x\nunicode=\\u0041\n"),
     ];
@@ -571,7 +585,9 @@ fn reported_positions_lie_inside_the_document() {
             let ok_col = match e.column {
                 None => true,
                 Some(c) => {
-                    ok_line && c >= 1 && (c as usize) <= lines[line as usize - 1].chars().count() + 1
+                    ok_line
+                        && c >= 1
+                        && (c as usize) <= lines[line as usize - 1].chars().count() + 1
                 }
             };
             if !ok_line || !ok_col {
@@ -582,7 +598,12 @@ fn reported_positions_lie_inside_the_document() {
             }
         }
     }
-    assert!(wrong.is_empty(), "{} position(s) outside the document:\n{}", wrong.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} position(s) outside the document:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
 }
 
 /// A JSON string left open runs into the newline; the error belongs to that line, not to
@@ -592,7 +613,10 @@ fn json_unterminated_string_is_reported_on_its_line() {
     let text = "{\n  \"a\": 1,\n  \"b\": \"unterminated\n}\n";
     let e = err(Format::Json, text.as_bytes());
     assert_eq!(e.line, Some(3), "{e:?}");
-    assert!(e.column.is_some_and(|c| c >= 1), "columns are 1-based: {e:?}");
+    assert!(
+        e.column.is_some_and(|c| c >= 1),
+        "columns are 1-based: {e:?}"
+    );
 }
 
 /// Columns count characters in every format (as for the UTF-8 check), so an editor can jump
@@ -645,6 +669,28 @@ fn ini_shape_is_sections_of_strings() {
     assert_eq!(ok(Format::Ini, b"").to_json(), Some(json!({})));
 }
 
+/// A section that appears twice must not silently lose the keys of its first occurrence
+/// before schema validation: merge them (as most INI readers do) or reject the document.
+#[test]
+fn repeated_ini_sections_keep_every_key() {
+    let text = b"[db]\nhost = x\n\n[cache]\nsize = 1\n\n[db]\nport = 5\n";
+    match parse(Format::Ini, text) {
+        Err(e) => assert_eq!(
+            e.line,
+            Some(7),
+            "rejecting is fine if it names the line: {e:?}"
+        ),
+        Ok(d) => {
+            let json = d.to_json().unwrap();
+            assert_eq!(
+                json["db"],
+                json!({"host": "x", "port": "5"}),
+                "whole shape: {json}"
+            );
+        }
+    }
+}
+
 #[test]
 fn properties_shape_is_flat_strings() {
     let d = ok(
@@ -673,7 +719,10 @@ fn properties_shape_is_flat_strings() {
 /// schema validation as those characters.
 #[test]
 fn properties_are_read_as_utf8() {
-    let d = ok(Format::Properties, "greeting=grüß dich\ncity=東京\n".as_bytes());
+    let d = ok(
+        Format::Properties,
+        "greeting=grüß dich\ncity=東京\n".as_bytes(),
+    );
     assert_eq!(
         d.to_json(),
         Some(json!({"greeting": "grüß dich", "city": "東京"}))
@@ -824,14 +873,21 @@ fn content_types_follow_the_contract_table() {
         let ct = format.content_type();
         let essence = ct.split(';').next().unwrap().trim();
         assert_eq!(essence, accepted[0], "{format}");
-        assert!(format.accepts_content_type(ct), "{format} accepts its own {ct}");
+        assert!(
+            format.accepts_content_type(ct),
+            "{format} accepts its own {ct}"
+        );
         for t in all_types {
             let expected = accepted.contains(&t);
             assert_eq!(format.accepts_content_type(t), expected, "{format} / {t:?}");
             if !t.is_empty() {
                 // Parameters, case and surrounding spaces do not matter.
                 let decorated = format!("  {}; charset=UTF-8", t.to_ascii_uppercase());
-                assert_eq!(format.accepts_content_type(&decorated), expected, "{format} / {decorated:?}");
+                assert_eq!(
+                    format.accepts_content_type(&decorated),
+                    expected,
+                    "{format} / {decorated:?}"
+                );
             }
         }
         for octet in [

@@ -12,7 +12,12 @@ use sha2::{Digest, Sha256};
 
 // ---- helpers ------------------------------------------------------------------------------
 
-fn rule(labels: &[(&str, &str)], percent: Option<u8>, version_id: u64, priority: i32) -> ReleaseRule {
+fn rule(
+    labels: &[(&str, &str)],
+    percent: Option<u8>,
+    version_id: u64,
+    priority: i32,
+) -> ReleaseRule {
     ReleaseRule {
         labels: labels
             .iter()
@@ -288,13 +293,21 @@ fn matching_examples() {
         rule(&[("canary", "true")], None, 2, 100),
     ];
     let pick = |pairs: &[(&str, &str)]| {
-        resolve(9, &rules, &ClientLabels::from_pairs(pairs.iter().copied(), None).unwrap())
-            .unwrap()
-            .rule
-            .version_id
+        resolve(
+            9,
+            &rules,
+            &ClientLabels::from_pairs(pairs.iter().copied(), None).unwrap(),
+        )
+        .unwrap()
+        .rule
+        .version_id
     };
     assert_eq!(pick(&[("canary", "true")]), 2);
-    assert_eq!(pick(&[("Canary", " true ")]), 2, "header key lower-cased, value trimmed");
+    assert_eq!(
+        pick(&[("Canary", " true ")]),
+        2,
+        "header key lower-cased, value trimmed"
+    );
     assert_eq!(pick(&[("canary", "True")]), 1, "values are case-sensitive");
     assert_eq!(pick(&[("canary", "true "), ("x", "y")]), 2);
     assert_eq!(pick(&[("canary", "")]), 1);
@@ -303,7 +316,13 @@ fn matching_examples() {
     let rules = vec![rule(&[], None, 1, 0), rule(&[("tier", "")], None, 2, 1)];
     let c = ClientLabels::from_pairs([("tier", "   ")], None).unwrap();
     assert_eq!(resolve(1, &rules, &c).unwrap().rule.version_id, 2);
-    assert_eq!(resolve(1, &rules, &ClientLabels::default()).unwrap().rule.version_id, 1);
+    assert_eq!(
+        resolve(1, &rules, &ClientLabels::default())
+            .unwrap()
+            .rule
+            .version_id,
+        1
+    );
 }
 
 // ---- the default rule --------------------------------------------------------------------
@@ -415,7 +434,10 @@ fn buckets_are_about_uniform_and_percent_shares_fit() {
         let (chi, counts, n) = chi_square(config_id, (0..N).map(|i| format!("client-{i}")));
         assert_eq!(n, N);
         // 99 degrees of freedom: the 0.1% critical value is 148.2.
-        assert!(chi < 148.2, "config {config_id}: chi-square {chi} over 100 buckets");
+        assert!(
+            chi < 148.2,
+            "config {config_id}: chi-square {chi} over 100 buckets"
+        );
         for p in [1u32, 5, 10, 25, 33, 50, 75, 90, 99] {
             let below: u32 = counts[..p as usize].iter().sum();
             // Also through the rule itself, for a sample.
@@ -458,14 +480,21 @@ fn configs_spread_clients_independently() {
     let b: Vec<bool> = ids.iter().map(|id| bucket(2, id) < 10).collect();
     let both = a.iter().zip(&b).filter(|(x, y)| **x && **y).count();
     // Independent: about 1% of clients are in both; identical spreads would give 10%.
-    assert!((50..=160).contains(&both), "{both} clients in both 10% canaries");
+    assert!(
+        (50..=160).contains(&both),
+        "{both} clients in both 10% canaries"
+    );
 }
 
 // ---- client labels -----------------------------------------------------------------------
 
 #[test]
 fn thirty_two_labels_are_fine_thirty_three_are_not() {
-    let pairs = |n: usize| (0..n).map(|i| (format!("k{i}"), "v".to_owned())).collect::<Vec<_>>();
+    let pairs = |n: usize| {
+        (0..n)
+            .map(|i| (format!("k{i}"), "v".to_owned()))
+            .collect::<Vec<_>>()
+    };
     let ok = ClientLabels::from_pairs(pairs(32), None).unwrap();
     assert_eq!(ok.len(), 32);
     let err = ClientLabels::from_pairs(pairs(33), None).unwrap_err();
@@ -482,7 +511,11 @@ fn thirty_two_labels_are_fine_thirty_three_are_not() {
 #[test]
 fn keys_are_lower_cased_values_trimmed_and_limited() {
     let l = ClientLabels::from_pairs(
-        [("Region", "  eu-west \t"), ("HOST.Name", "Web-01"), ("a_b-c.d", "")],
+        [
+            ("Region", "  eu-west \t"),
+            ("HOST.Name", "Web-01"),
+            ("a_b-c.d", ""),
+        ],
         None,
     )
     .unwrap();
@@ -492,7 +525,11 @@ fn keys_are_lower_cased_values_trimmed_and_limited() {
     assert_eq!(l.get("Region"), None);
     assert_eq!(
         l.iter().collect::<Vec<_>>(),
-        vec![("a_b-c.d", ""), ("host.name", "Web-01"), ("region", "eu-west")]
+        vec![
+            ("a_b-c.d", ""),
+            ("host.name", "Web-01"),
+            ("region", "eu-west")
+        ]
     );
 
     // Keys up to 63 characters, values up to 256 bytes (after trimming).
@@ -517,7 +554,8 @@ fn keys_are_lower_cased_values_trimmed_and_limited() {
 
 #[test]
 fn client_id_comes_from_header_or_label() {
-    let l = ClientLabels::from_pairs([("client_id", "from-label")], Some("  from-header ")).unwrap();
+    let l =
+        ClientLabels::from_pairs([("client_id", "from-label")], Some("  from-header ")).unwrap();
     assert_eq!(l.client_id(), Some("from-header"));
     let l = ClientLabels::from_pairs([("Client_Id", " from-label ")], None).unwrap();
     assert_eq!(l.client_id(), Some("from-label"));

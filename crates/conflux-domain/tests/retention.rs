@@ -49,7 +49,9 @@ fn arb_history() -> impl Strategy<Value = History> {
             let referenced = if versions.is_empty() {
                 BTreeSet::new()
             } else {
-                refs.iter().map(|i| versions[i.index(versions.len())].0).collect()
+                refs.iter()
+                    .map(|i| versions[i.index(versions.len())].0)
+                    .collect()
             };
             History {
                 latest: versions.last().map_or(0, |&(v, _)| v),
@@ -241,7 +243,8 @@ fn examples() {
     let versions: Vec<_> = (1..=6).map(|v| (v, T0 + v * DAY)).collect();
     let now = T0 + 10 * DAY;
     let none = BTreeSet::new();
-    let run = |p: &RetentionPolicy, refs: &BTreeSet<u64>| versions_to_purge(p, &versions, 6, refs, now);
+    let run =
+        |p: &RetentionPolicy, refs: &BTreeSet<u64>| versions_to_purge(p, &versions, 6, refs, now);
 
     let count3 = policy(RetentionStrategy::And, &[(RetentionKind::Count, 3)]);
     assert_eq!(run(&count3, &none), vec![1, 2, 3]);
@@ -252,8 +255,14 @@ fn examples() {
     assert_eq!(run(&days6, &none), vec![1, 2, 3, 4]);
 
     let both = [(RetentionKind::Count, 3), (RetentionKind::Days, 6)];
-    assert_eq!(run(&policy(RetentionStrategy::And, &both), &none), vec![1, 2, 3, 4]);
-    assert_eq!(run(&policy(RetentionStrategy::Or, &both), &none), vec![1, 2, 3]);
+    assert_eq!(
+        run(&policy(RetentionStrategy::And, &both), &none),
+        vec![1, 2, 3, 4]
+    );
+    assert_eq!(
+        run(&policy(RetentionStrategy::Or, &both), &none),
+        vec![1, 2, 3]
+    );
 
     // Only the latest survives a count of 1, even if it is old.
     let count1 = policy(RetentionStrategy::Or, &[(RetentionKind::Count, 1)]);
@@ -298,6 +307,9 @@ fn policy_wire_shape() {
         r#"{"strategy": "and", "rules": [], "extra": 1}"#,
         r#"{"strategy": "and", "rules": [{"type": "count", "keep": -1}]}"#,
     ] {
-        assert!(serde_json::from_str::<RetentionPolicy>(bad).is_err(), "{bad}");
+        assert!(
+            serde_json::from_str::<RetentionPolicy>(bad).is_err(),
+            "{bad}"
+        );
     }
 }

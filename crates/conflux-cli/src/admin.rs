@@ -1,0 +1,184 @@
+//! `conflux admin ...`: tenants, apps and environments.
+
+use conflux_api_types::{CreateApp, CreateEnvironment, CreateTenant, QuotasPatch};
+
+use crate::error::CliError;
+use crate::parse::{self, AppPath, EnvPath};
+use crate::{Ctx, Output, WriteArgs};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Tenants: the top of the hierarchy, with quotas.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Apps of a tenant.
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Environments of an app.
+    #[command(subcommand)]
+    Env(EnvCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant; quotas not given keep their defaults.
+    Create(TenantCreateArgs),
+    /// List tenants.
+    List,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TenantCreateArgs {
+    /// The tenant name (lower-case letters, digits and '-').
+    #[arg(value_parser = parse::tenant_name, value_name = "NAME")]
+    pub name: String,
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// At most this many apps (default 100).
+    #[arg(long, value_name = "N")]
+    pub max_apps: Option<u64>,
+    /// At most this many configs (default 1000).
+    #[arg(long, value_name = "N")]
+    pub max_configs: Option<u64>,
+    /// At most this many bytes per version (default 102400).
+    #[arg(long, value_name = "BYTES")]
+    pub max_config_bytes: Option<u64>,
+    /// At most this many versions per config (default 1000).
+    #[arg(long, value_name = "N")]
+    pub max_versions_per_config: Option<u64>,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+impl TenantCreateArgs {
+    fn quotas(&self) -> Option<QuotasPatch> {
+        let patch = QuotasPatch {
+            max_apps: self.max_apps,
+            max_configs: self.max_configs,
+            max_config_bytes: self.max_config_bytes,
+            max_versions_per_config: self.max_versions_per_config,
+        };
+        (patch != QuotasPatch::default()).then_some(patch)
+    }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum AppCommand {
+    /// Create an app.
+    Create(AppCreateArgs),
+    /// List the apps of a tenant.
+    List {
+        /// The tenant.
+        #[arg(value_parser = parse::tenant_name, value_name = "TENANT")]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AppCreateArgs {
+    /// tenant/app
+    #[arg(value_parser = parse::app_path, value_name = "TENANT/APP")]
+    pub app: AppPath,
+    #[arg(long)]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum EnvCommand {
+    /// Create an environment.
+    Create(EnvCreateArgs),
+    /// List the environments of an app.
+    List {
+        /// tenant/app
+        #[arg(value_parser = parse::app_path, value_name = "TENANT/APP")]
+        app: AppPath,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EnvCreateArgs {
+    /// tenant/app/env
+    #[arg(value_parser = parse::env_path, value_name = "TENANT/APP/ENV")]
+    pub env: EnvPath,
+    #[arg(long)]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
+pub(crate) async fn execute(ctx: &Ctx, command: AdminCommand) -> Result<Output, CliError> {
+    let client = &ctx.client;
+    match command {
+        AdminCommand::Tenant(TenantCommand::Create(a)) => {
+            let body = CreateTenant {
+                name: a.name.clone(),
+                display_name: a.display_name.clone(),
+                quotas: a.quotas(),
+            };
+            ctx.render(&client.create_tenant(&body, &a.write.options()).await?)
+        }
+        AdminCommand::Tenant(TenantCommand::List) => ctx.render(&client.list_tenants().await?),
+        AdminCommand::App(AppCommand::Create(a)) => {
+            let body = CreateApp {
+                name: a.app.app.clone(),
+                description: a.description,
+            };
+            let view = client
+                .create_app(&a.app.tenant, &body, &a.write.options())
+                .await?;
+            ctx.render(&view)
+        }
+        AdminCommand::App(AppCommand::List { tenant }) => {
+            ctx.render(&client.list_apps(&tenant).await?)
+        }
+        AdminCommand::Env(EnvCommand::Create(a)) => {
+            let body = CreateEnvironment {
+                name: a.env.env.clone(),
+                description: a.description,
+                approval: None,
+            };
+            let view = client
+                .create_env(&a.env.tenant, &a.env.app, &body, &a.write.options())
+                .await?;
+            ctx.render(&view)
+        }
+        AdminCommand::Env(EnvCommand::List { app }) => {
+            ctx.render(&client.list_envs(&app.tenant, &app.app).await?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct T {
+        #[command(subcommand)]
+        c: AdminCommand,
+    }
+
+    #[test]
+    fn quotas_only_when_given() {
+        let t = T::try_parse_from(["t", "tenant", "create", "acme"]).unwrap();
+        let AdminCommand::Tenant(TenantCommand::Create(a)) = t.c else {
+            panic!()
+        };
+        assert_eq!(a.quotas(), None);
+        let t = T::try_parse_from(["t", "tenant", "create", "acme", "--max-apps", "3"]).unwrap();
+        let AdminCommand::Tenant(TenantCommand::Create(a)) = t.c else {
+            panic!()
+        };
+        assert_eq!(
+            a.quotas(),
+            Some(QuotasPatch {
+                max_apps: Some(3),
+                ..QuotasPatch::default()
+            })
+        );
+    }
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the system packages Conflux needs to build and test, skipping what is present.
+# Debian/Ubuntu (apt). Safe to run repeatedly.
+set -euo pipefail
+
+# librocksdb-dev: RocksDB linked from the system (see .cargo/config.toml); libclang-dev: bindgen
+# for the RocksDB bindings; mold: fast linking; wrk and nginx-light: the fetch benchmark.
+PACKAGES=(librocksdb-dev libclang-dev mold wrk nginx-light)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if ((${#missing[@]})); then
+    echo "setup: installing ${missing[*]}" >&2
+    SUDO=""
+    if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
