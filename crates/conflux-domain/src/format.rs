@@ -146,6 +146,10 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// INI content as (section, key/value pairs) in file order; `None` is the part before any
+/// section header.
+pub type IniSections = Vec<(Option<String>, Vec<(String, String)>)>;
+
 /// A successfully parsed document, kept in its native shape until a schema asks for JSON.
 #[derive(Debug)]
 pub enum Document {
@@ -153,20 +157,19 @@ pub enum Document {
     Yaml(serde_norway::Value),
     Toml(toml::Table),
     Xml,
-    Ini(Vec<(Option<String>, Vec<(String, String)>)>),
+    Ini(IniSections),
     Properties(Vec<(String, String)>),
     Text,
 }
 
 /// Parses `content` as `format`.
 pub fn parse(format: Format, content: &[u8]) -> Result<Document, ParseError> {
-    if format == Format::Json {
-        // serde_json validates UTF-8 itself and reports the position.
-        return serde_json::from_slice(content)
-            .map(Document::Json)
-            .map_err(|e| ParseError::at(strip_position(&e.to_string()), e.line(), e.column()));
-    }
     let text = utf8(content)?;
+    if format == Format::Json {
+        return serde_json::from_str(text)
+            .map(Document::Json)
+            .map_err(|e| json_error(text, &e));
+    }
     match format {
         Format::Json => unreachable!("handled above"),
         Format::Yaml => parse_yaml(text),
@@ -203,6 +206,24 @@ pub fn parse(format: Format, content: &[u8]) -> Result<Document, ParseError> {
         Format::Properties => parse_properties(text),
         Format::Text => Ok(Document::Text),
     }
+}
+
+/// serde_json reports byte columns, and puts errors found at a line break on the next line
+/// at column 0; report the character position on the line where the problem is instead.
+fn json_error(text: &str, e: &serde_json::Error) -> ParseError {
+    let message = strip_position(&e.to_string());
+    let lines: Vec<&str> = text.split('\n').collect();
+    let (mut line, mut byte_col) = (e.line().max(1), e.column());
+    if byte_col == 0 && line > 1 {
+        line -= 1;
+        byte_col = lines.get(line - 1).map_or(0, |l| l.len()) + 1;
+    }
+    let line_text = lines.get(line - 1).copied().unwrap_or_default();
+    let mut end = byte_col.saturating_sub(1).min(line_text.len());
+    while !line_text.is_char_boundary(end) {
+        end -= 1;
+    }
+    ParseError::at(message, line, line_text[..end].chars().count() + 1)
 }
 
 fn utf8(content: &[u8]) -> Result<&str, ParseError> {
@@ -244,7 +265,8 @@ fn parse_yaml(text: &str) -> Result<Document, ParseError> {
 
 fn parse_ini(text: &str) -> Result<Document, ParseError> {
     let ini = ini::Ini::load_from_str(text)
-        .map_err(|e| ParseError::at(e.msg.to_string(), e.line + 1, e.col + 1))?;
+        // rust-ini reports 1-based lines and columns one past the offending character.
+        .map_err(|e| ParseError::at(e.msg.to_string(), e.line.max(1), e.col.saturating_sub(1).max(1)))?;
     let sections = ini
         .iter()
         .map(|(name, props)| {
@@ -260,7 +282,8 @@ fn parse_ini(text: &str) -> Result<Document, ParseError> {
 
 fn parse_properties(text: &str) -> Result<Document, ParseError> {
     let mut pairs = Vec::new();
-    let iter = java_properties::PropertiesIter::new(text.as_bytes());
+    // The crate defaults to ISO-8859-1 (Java's historical default); content is UTF-8.
+    let iter = java_properties::PropertiesIter::new_with_encoding(text.as_bytes(), encoding_rs::UTF_8);
     for line in iter {
         let line = line.map_err(|e| ParseError {
             message: e.to_string(),
@@ -284,15 +307,23 @@ impl Document {
             Document::Toml(t) => Some(toml_table_to_json(t)),
             Document::Ini(sections) => {
                 let mut root = Map::new();
+                // A section that appears twice is one section with the keys of both; a
+                // top-level key named like a section is shadowed by the section in this view
+                // (the stored content is unchanged).
                 for (name, pairs) in sections {
-                    let obj: Map<String, Value> = pairs
-                        .iter()
-                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                        .collect();
+                    let strings = pairs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone())));
                     match name {
-                        None => root.extend(obj),
+                        None => root.extend(strings),
                         Some(section) => {
-                            root.insert(section.clone(), Value::Object(obj));
+                            let entry = root
+                                .entry(section.clone())
+                                .or_insert_with(|| Value::Object(Map::new()));
+                            if !entry.is_object() {
+                                *entry = Value::Object(Map::new());
+                            }
+                            if let Value::Object(obj) = entry {
+                                obj.extend(strings);
+                            }
                         }
                     }
                 }

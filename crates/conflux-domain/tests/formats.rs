@@ -623,10 +623,10 @@ fn json_unterminated_string_is_reported_on_its_line() {
 /// to them; a line with non-ASCII text before the error shows the difference.
 #[test]
 fn columns_count_characters_not_bytes() {
-    // The error character is the 12th character of line 2 in each document.
+    // The error character is well inside line 2, after two-byte characters.
     let cases: [(Format, &str); 4] = [
         (Format::Json, "{\n\"é\": \"éé\", ?\n}"),
-        (Format::Yaml, "a: 1\n\"éé\": x, @\n"),
+        (Format::Yaml, "a: 1\n\"éé\": [x, @]\n"),
         (Format::Toml, "a = 1\n\"éé\" = 1 = 2\n"),
         (Format::Xml, "<r>\n<a>éé</a><b></c>\n</r>"),
     ];
