@@ -22,11 +22,11 @@ use crate::transition::{self, Decision};
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_TTL_MS: u64 = 24 * 60 * 60 * 1000;
 
-/// The result of a write remembered under its idempotency key.
+/// The outcome of a write remembered under its idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdempotencyRecord {
     pub fingerprint: ContentHash,
-    pub response: Response,
+    pub outcome: Result<Response, DomainError>,
     pub created_at: UnixMillis,
 }
 

@@ -58,7 +58,7 @@ pub(crate) fn decide(state: &State, revision: Revision, p: &Proposal) -> Decisio
             .filter(|r| r.created_at.saturating_add(IDEMPOTENCY_TTL_MS) > now);
         if let Some(record) = live {
             let outcome = if record.fingerprint == idem.fingerprint {
-                Ok(record.response.clone())
+                record.outcome.clone()
             } else {
                 Err(DomainError::IdempotencyKeyReused {
                     key: idem.key.clone(),
@@ -83,19 +83,21 @@ pub(crate) fn decide(state: &State, revision: Revision, p: &Proposal) -> Decisio
         changes: Vec::new(),
     };
     let outcome = tx.execute(&p.command);
-    if let Ok(response) = &outcome {
+    if outcome.is_ok() {
         changes.append(&mut tx.changes);
         counters.next_config_id = tx.next_config_id;
-        if let Some(idem) = &p.idempotency {
-            changes.push(Change::PutIdempotency {
-                key: idem.key.clone(),
-                record: IdempotencyRecord {
-                    fingerprint: idem.fingerprint,
-                    response: response.clone(),
-                    created_at: now,
-                },
-            });
-        }
+    }
+    // The first outcome is remembered whether it succeeded or not: a retry of a rejected
+    // write is answered with the same rejection, never executed a second time.
+    if let Some(idem) = &p.idempotency {
+        changes.push(Change::PutIdempotency {
+            key: idem.key.clone(),
+            record: IdempotencyRecord {
+                fingerprint: idem.fingerprint,
+                outcome: outcome.clone(),
+                created_at: now,
+            },
+        });
     }
     Decision {
         outcome,
@@ -247,6 +249,8 @@ impl Tx<'_> {
                 validate_rules(self.state, &config, rules, None)?;
                 config.rules = rules.clone();
                 config.release_comment = comment.clone();
+                // Versions the old rules pinned may now be purgeable.
+                self.purge(&config, None);
                 self.put_config(config)
             }
             Command::Publish {
@@ -281,6 +285,7 @@ impl Tx<'_> {
                     RollbackMode::StableOnly => with_default(&config.rules, *version_id),
                 };
                 config.release_comment = Some(format!("rollback to version {version_id}"));
+                self.purge(&config, None);
                 self.put_config(config)
             }
             Command::SweepRetention => self.sweep_retention(),
@@ -720,15 +725,6 @@ impl Tx<'_> {
     ) -> Result<(VersionMeta, Config), DomainError> {
         check_opt_len("description", description, MAX_DESCRIPTION_LEN)?;
         check_new_version(self.state, &config, content)?;
-        let quotas = self.tenant(&config.path.tenant)?.quotas;
-        let count = self.state.version_count(config.id) as u64;
-        if count >= quotas.max_versions_per_config {
-            return Err(DomainError::QuotaExceeded {
-                quota: Quota::MaxVersionsPerConfig,
-                limit: quotas.max_versions_per_config,
-                requested: count + 1,
-            });
-        }
         let version = config.latest_version + 1;
         let meta = VersionMeta {
             config_id: config.id,
@@ -745,6 +741,8 @@ impl Tx<'_> {
         Ok((meta, config))
     }
 
+    /// Records a new version (and the rule change that came with it): retention runs first,
+    /// so a config whose policy keeps it under `max_versions_per_config` never gets stuck.
     fn finish_version(
         &mut self,
         config: &mut Config,
@@ -753,16 +751,19 @@ impl Tx<'_> {
     ) -> Outcome {
         config.revision = self.revision;
         config.updated_at = self.now;
-        self.changes.push(Change::PutVersion {
-            meta: meta.clone(),
-            content,
-        });
-        self.purge(config, Some(&meta));
+        let purged = self.purge(config, Some(&meta)) as u64;
+        let quotas = self.tenant(&config.path.tenant)?.quotas;
+        let count = self.state.version_count(config.id) as u64 + 1 - purged;
+        if count > quotas.max_versions_per_config {
+            return Err(DomainError::QuotaExceeded {
+                quota: Quota::MaxVersionsPerConfig,
+                limit: quotas.max_versions_per_config,
+                requested: count,
+            });
+        }
+        self.changes.push(Change::PutVersion { meta: meta.clone(), content });
         self.changes.push(Change::PutConfig(config.clone()));
-        Ok(Response::Version {
-            version: meta,
-            config: config.clone(),
-        })
+        Ok(Response::Version { version: meta, config: config.clone() })
     }
 
     /// Adds the retention purges of `config` to the changes. `new` is a version created in
@@ -872,6 +873,7 @@ fn publish_rules(
                 version_id: version,
                 priority: *priority,
             };
+            validate_rule_selector(&rule, "strategy")?;
             let mut out = rules.to_vec();
             match out
                 .iter_mut()
@@ -895,6 +897,37 @@ fn with_default(rules: &[ReleaseRule], version: VersionId) -> Vec<ReleaseRule> {
     out
 }
 
+/// Checks a rule's labels and percent; `field` names the rule in errors (`releases[2]`,
+/// `strategy`).
+fn validate_rule_selector(rule: &ReleaseRule, field: &str) -> Result<(), DomainError> {
+    if rule.labels.len() > MAX_CLIENT_LABELS {
+        return Err(DomainError::InvalidLabel {
+            field: format!("{field}.labels"),
+            message: format!("a rule has at most {MAX_CLIENT_LABELS} labels"),
+        });
+    }
+    for (k, v) in &rule.labels {
+        validate_label_key(&format!("{field}.labels"), k)?;
+        if v.len() > MAX_LABEL_VALUE_LEN || v.trim() != v {
+            return Err(DomainError::InvalidLabel {
+                field: format!("{field}.labels.{k}"),
+                message: format!(
+                    "label values are at most {MAX_LABEL_VALUE_LEN} bytes without surrounding whitespace"
+                ),
+            });
+        }
+    }
+    if let Some(p) = rule.percent
+        && p > 100
+    {
+        return Err(DomainError::invalid_rules(
+            format!("{field}.percent"),
+            format!("percent must be between 0 and 100, got {p}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a complete rule list. `extra_version` exists although it is not yet in the state
 /// (the version a publish creates).
 fn validate_rules(
@@ -913,31 +946,7 @@ fn validate_rules(
         ));
     }
     for (i, rule) in rules.iter().enumerate() {
-        if rule.labels.len() > MAX_CLIENT_LABELS {
-            return Err(DomainError::InvalidLabel {
-                field: format!("releases[{i}].labels"),
-                message: format!("a rule has at most {MAX_CLIENT_LABELS} labels"),
-            });
-        }
-        for (k, v) in &rule.labels {
-            validate_label_key(&format!("releases[{i}].labels"), k)?;
-            if v.len() > MAX_LABEL_VALUE_LEN || v.trim() != v {
-                return Err(DomainError::InvalidLabel {
-                    field: format!("releases[{i}].labels.{k}"),
-                    message: format!(
-                        "label values are at most {MAX_LABEL_VALUE_LEN} bytes without surrounding whitespace"
-                    ),
-                });
-            }
-        }
-        if let Some(p) = rule.percent
-            && p > 100
-        {
-            return Err(DomainError::invalid_rules(
-                format!("releases[{i}].percent"),
-                format!("percent must be between 0 and 100, got {p}"),
-            ));
-        }
+        validate_rule_selector(rule, &format!("releases[{i}]"))?;
         let exists = Some(rule.version_id) == extra_version
             || state.version(config.id, rule.version_id).is_some();
         if !exists {
