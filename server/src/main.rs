@@ -8,6 +8,8 @@ use conflux_server::config::{NodeConfig, ServerArgs};
 #[derive(Debug, Parser)]
 #[command(name = "conflux", version, about = "Conflux: a distributed configuration center")]
 struct Cli {
+    #[command(flatten)]
+    client: conflux_cli::GlobalArgs,
     #[command(subcommand)]
     command: TopCommand,
 }
@@ -17,6 +19,8 @@ enum TopCommand {
     /// Run a node. With no flags: a single node with data in ./conflux-data, API on
     /// 127.0.0.1:8080.
     Server(ServerArgs),
+    #[command(flatten)]
+    Client(conflux_cli::Command),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +34,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         TopCommand::Server(args) => runtime.block_on(serve(args)),
+        TopCommand::Client(command) => runtime.block_on(conflux_cli::run(cli.client, command)),
     }
 }
 

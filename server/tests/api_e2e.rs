@@ -1,0 +1,4 @@
+//! stub
+
+#[test]
+fn stub() {}
