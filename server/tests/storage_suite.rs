@@ -20,8 +20,10 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, TempDir> for RocksBui
 }
 
 #[test]
-fn rocksdb_storage_passes_the_openraft_suite() -> Result<(), StorageError<u64>> {
-    Suite::test_all(RocksBuilder)
+fn rocksdb_storage_passes_the_openraft_suite() {
+    if let Err(e) = Suite::test_all(RocksBuilder) {
+        panic!("storage conformance: {e}");
+    }
 }
 
 fn log_id(term: u64, index: u64) -> LogId {

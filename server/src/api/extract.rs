@@ -182,13 +182,13 @@ impl<S: Send + Sync> FromRequestParts<S> for WriteOptions {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let key = header_str(&parts.headers, headers::IDEMPOTENCY_KEY)?;
-        if let Some(k) = key {
-            if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN || !k.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(ApiError::InvalidHeader {
-                    header: "X-Idempotency-Key".into(),
-                    message: format!("must be 1-{MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
-                });
-            }
+        if let Some(k) = key
+            && (k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN || !k.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(ApiError::InvalidHeader {
+                header: "X-Idempotency-Key".into(),
+                message: format!("must be 1-{MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
+            });
         }
         Ok(WriteOptions {
             idempotency_key: key.map(str::to_owned),

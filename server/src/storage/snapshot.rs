@@ -101,6 +101,9 @@ impl SnapshotWriter {
     }
 }
 
+/// One record of a snapshot file: column family index, key, value.
+pub(crate) type Record = (u8, Vec<u8>, Vec<u8>);
+
 /// Reads a snapshot file record by record, checking the CRC at the end.
 pub(crate) struct SnapshotReader<R: Read> {
     input: R,
@@ -161,7 +164,7 @@ impl<R: Read> SnapshotReader<R> {
     }
 
     /// The next record, or `None` after the end marker once the CRC has been verified.
-    pub(crate) fn next_record(&mut self) -> std::io::Result<Option<(u8, Vec<u8>, Vec<u8>)>> {
+    pub(crate) fn next_record(&mut self) -> std::io::Result<Option<Record>> {
         if self.done {
             return Ok(None);
         }
