@@ -4,8 +4,8 @@
 set -euo pipefail
 
 # librocksdb-dev: RocksDB linked from the system (see .cargo/config.toml); libclang-dev: bindgen
-# for the RocksDB bindings; mold: fast linking; wrk and nginx-light: the fetch benchmark.
-PACKAGES=(librocksdb-dev libclang-dev mold wrk nginx-light)
+# for the RocksDB bindings; protobuf-compiler: gRPC code generation; mold: fast linking; wrk and nginx-light: the fetch benchmark.
+PACKAGES=(librocksdb-dev libclang-dev protobuf-compiler mold wrk nginx-light)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

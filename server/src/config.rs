@@ -40,6 +40,74 @@ pub struct ServerArgs {
     /// Build a snapshot (and purge the log before it) after this many applied entries.
     #[arg(long, env = "CONFLUX_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
+    /// A member of a statically bootstrapped cluster, `<id>=<raft-addr>,<api-addr>`; give it
+    /// once per member, this node included (in CONFLUX_PEERS, separate members with ';').
+    #[arg(long = "peer", env = "CONFLUX_PEERS", value_delimiter = ';', value_parser = parse_peer, value_name = "ID=RAFT,API")]
+    pub peers: Vec<Peer>,
+    /// Join the cluster that the node at this API address belongs to.
+    #[arg(
+        long,
+        env = "CONFLUX_JOIN",
+        value_name = "API-ADDR",
+        conflicts_with = "peers"
+    )]
+    pub join: Option<String>,
+    /// PEM certificate of this node for the Raft listener (mutual TLS between nodes).
+    #[arg(long, env = "CONFLUX_TLS_CERT", requires_all = ["tls_key", "tls_ca"])]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "CONFLUX_TLS_KEY", requires_all = ["tls_cert", "tls_ca"])]
+    pub tls_key: Option<PathBuf>,
+    /// PEM certificate of the CA that signs every member's certificate; peers presenting a
+    /// certificate from another CA are refused.
+    #[arg(long, env = "CONFLUX_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
+    pub tls_ca: Option<PathBuf>,
+}
+
+/// One `--peer`: a member of a static cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub node_id: u64,
+    pub raft_addr: String,
+    pub api_addr: String,
+}
+
+/// Parses `<id>=<raft-addr>,<api-addr>`.
+pub fn parse_peer(s: &str) -> Result<Peer, String> {
+    let (id, addrs) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not <id>=<raft-addr>,<api-addr>"))?;
+    let node_id: u64 = id
+        .trim()
+        .parse()
+        .map_err(|_| format!("{id:?} is not a node id"))?;
+    if node_id == 0 {
+        return Err("node ids start at 1".into());
+    }
+    let (raft, api) = addrs
+        .split_once(',')
+        .ok_or_else(|| format!("{s:?} is not <id>=<raft-addr>,<api-addr>"))?;
+    for a in [raft, api] {
+        let (host, port) = a
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{a:?} is not host:port"))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(format!("{a:?} is not host:port"));
+        }
+    }
+    Ok(Peer {
+        node_id,
+        raft_addr: raft.trim().to_owned(),
+        api_addr: api.trim().to_owned(),
+    })
+}
+
+/// The three PEM files of mutual TLS between nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
 }
 
 /// The same keys in a TOML file.
@@ -55,6 +123,12 @@ struct FileConfig {
     #[serde(default, with = "humantime_serde_opt")]
     retention_interval: Option<Duration>,
     snapshot_every: Option<u64>,
+    #[serde(default)]
+    peers: Vec<String>,
+    join: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
 }
 
 mod humantime_serde_opt {
@@ -80,16 +154,26 @@ pub struct NodeConfig {
     pub min_revision_wait: Duration,
     pub retention_interval: Duration,
     pub snapshot_every: u64,
+    /// Static members (empty: standalone or joining).
+    pub peers: Vec<Peer>,
+    pub join: Option<String>,
+    pub tls: Option<TlsFiles>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl NodeConfig {
@@ -104,6 +188,9 @@ impl NodeConfig {
             min_revision_wait: Duration::from_secs(5),
             retention_interval: Duration::from_secs(60),
             snapshot_every: 10_000,
+            peers: Vec::new(),
+            join: None,
+            tls: None,
         }
     }
 
@@ -113,15 +200,71 @@ impl NodeConfig {
             None => FileConfig::default(),
         };
         let d = NodeConfig::embedded();
+        let peers = match (args.peers.is_empty(), file.peers.is_empty()) {
+            (false, _) => args.peers.clone(),
+            (true, false) => file
+                .peers
+                .iter()
+                .map(|p| parse_peer(p))
+                .collect::<Result<_, _>>()
+                .map_err(|message| ConfigError::Invalid {
+                    field: "peers",
+                    message,
+                })?,
+            (true, true) => Vec::new(),
+        };
+        let node_id = args.node_id.or(file.node_id).unwrap_or(d.node_id);
+        // A static member's own --peer entry supplies its addresses when not given directly.
+        let own = peers.iter().find(|p| p.node_id == node_id);
+        let tls = match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+            args.tls_ca.clone().or(file.tls_ca),
+        ) {
+            (Some(cert), Some(key), Some(ca)) => Some(TlsFiles { cert, key, ca }),
+            (None, None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    field: "tls",
+                    message: "tls_cert, tls_key and tls_ca go together".into(),
+                });
+            }
+        };
         let config = NodeConfig {
-            node_id: args.node_id.or(file.node_id).unwrap_or(d.node_id),
-            data_dir: args.data_dir.clone().or(file.data_dir).unwrap_or(d.data_dir),
-            api_addr: args.api_addr.clone().or(file.api_addr).unwrap_or(d.api_addr),
-            raft_addr: args.raft_addr.clone().or(file.raft_addr).unwrap_or(d.raft_addr),
-            write_timeout: args.write_timeout.or(file.write_timeout).unwrap_or(d.write_timeout),
+            node_id,
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir)
+                .unwrap_or(d.data_dir),
+            api_addr: args
+                .api_addr
+                .clone()
+                .or(file.api_addr)
+                .or_else(|| own.map(|p| p.api_addr.clone()))
+                .unwrap_or(d.api_addr),
+            raft_addr: args
+                .raft_addr
+                .clone()
+                .or(file.raft_addr)
+                .or_else(|| own.map(|p| p.raft_addr.clone()))
+                .unwrap_or(d.raft_addr),
+            write_timeout: args
+                .write_timeout
+                .or(file.write_timeout)
+                .unwrap_or(d.write_timeout),
             min_revision_wait: d.min_revision_wait,
-            retention_interval: args.retention_interval.or(file.retention_interval).unwrap_or(d.retention_interval),
-            snapshot_every: args.snapshot_every.or(file.snapshot_every).unwrap_or(d.snapshot_every),
+            retention_interval: args
+                .retention_interval
+                .or(file.retention_interval)
+                .unwrap_or(d.retention_interval),
+            snapshot_every: args
+                .snapshot_every
+                .or(file.snapshot_every)
+                .unwrap_or(d.snapshot_every),
+            join: args.join.clone().or(file.join),
+            peers,
+            tls,
         };
         config.validate()?;
         Ok(config)
@@ -129,24 +272,77 @@ impl NodeConfig {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.node_id == 0 {
-            return Err(ConfigError::Invalid { field: "node_id", message: "node ids start at 1".into() });
+            return Err(ConfigError::Invalid {
+                field: "node_id",
+                message: "node ids start at 1".into(),
+            });
         }
         if self.write_timeout.is_zero() {
-            return Err(ConfigError::Invalid { field: "write_timeout", message: "must be positive".into() });
+            return Err(ConfigError::Invalid {
+                field: "write_timeout",
+                message: "must be positive".into(),
+            });
         }
         if self.retention_interval < Duration::from_secs(1) {
-            return Err(ConfigError::Invalid { field: "retention_interval", message: "must be at least 1s".into() });
+            return Err(ConfigError::Invalid {
+                field: "retention_interval",
+                message: "must be at least 1s".into(),
+            });
+        }
+        if !self.peers.is_empty() {
+            if self.join.is_some() {
+                return Err(ConfigError::Invalid {
+                    field: "join",
+                    message: "a node either has static peers or joins".into(),
+                });
+            }
+            let Some(own) = self.peers.iter().find(|p| p.node_id == self.node_id) else {
+                return Err(ConfigError::Invalid {
+                    field: "peers",
+                    message: format!(
+                        "node {} is not in the peer list; list every member, this node included",
+                        self.node_id
+                    ),
+                });
+            };
+            if own.raft_addr != self.raft_addr || own.api_addr != self.api_addr {
+                return Err(ConfigError::Invalid {
+                    field: "peers",
+                    message: format!(
+                        "this node's peer entry ({},{}) differs from --raft-addr/--api-addr ({},{})",
+                        own.raft_addr, own.api_addr, self.raft_addr, self.api_addr
+                    ),
+                });
+            }
+            let mut ids: Vec<u64> = self.peers.iter().map(|p| p.node_id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            if ids.len() != self.peers.len() {
+                return Err(ConfigError::Invalid {
+                    field: "peers",
+                    message: "a node id is listed twice".into(),
+                });
+            }
         }
         if self.snapshot_every < 100 {
-            return Err(ConfigError::Invalid { field: "snapshot_every", message: "must be at least 100".into() });
+            return Err(ConfigError::Invalid {
+                field: "snapshot_every",
+                message: "must be at least 100".into(),
+            });
         }
         Ok(())
     }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -157,8 +353,16 @@ mod tests {
     fn flags_override_file_which_overrides_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("conflux.toml");
-        std::fs::write(&file, "node_id = 3\napi_addr = \"127.0.0.1:9000\"\nwrite_timeout = \"2s\"\n").unwrap();
-        let args = ServerArgs { config: Some(file), api_addr: Some("127.0.0.1:9100".into()), ..Default::default() };
+        std::fs::write(
+            &file,
+            "node_id = 3\napi_addr = \"127.0.0.1:9000\"\nwrite_timeout = \"2s\"\n",
+        )
+        .unwrap();
+        let args = ServerArgs {
+            config: Some(file),
+            api_addr: Some("127.0.0.1:9100".into()),
+            ..Default::default()
+        };
         let c = NodeConfig::from_args(&args).unwrap();
         assert_eq!(c.node_id, 3);
         assert_eq!(c.api_addr, "127.0.0.1:9100");
@@ -171,9 +375,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("conflux.toml");
         std::fs::write(&file, "nodeid = 3\n").unwrap();
-        let err = NodeConfig::from_args(&ServerArgs { config: Some(file.clone()), ..Default::default() }).unwrap_err();
+        let err = NodeConfig::from_args(&ServerArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
         assert!(err.to_string().contains("conflux.toml"), "{err}");
-        let err = NodeConfig::from_args(&ServerArgs { node_id: Some(0), ..Default::default() }).unwrap_err();
+        let err = NodeConfig::from_args(&ServerArgs {
+            node_id: Some(0),
+            ..Default::default()
+        })
+        .unwrap_err();
         assert!(err.to_string().starts_with("node_id"), "{err}");
     }
 }

@@ -8,6 +8,7 @@
 //! subcommands of the `conflux` binary (`conflux-cli`).
 
 pub mod api;
+pub mod cluster;
 pub mod config;
 pub mod node;
 pub mod raft;

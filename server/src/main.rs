@@ -3,10 +3,19 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use conflux_server::config::{NodeConfig, ServerArgs};
+use std::path::PathBuf;
+
+use conflux_server::config::{
+    DEFAULT_API_ADDR, DEFAULT_DATA_DIR, DEFAULT_NODE_ID, DEFAULT_RAFT_ADDR, NodeConfig, ServerArgs,
+};
+use conflux_server::raft::NodeInfo;
 
 #[derive(Debug, Parser)]
-#[command(name = "conflux", version, about = "Conflux: a distributed configuration center")]
+#[command(
+    name = "conflux",
+    version,
+    about = "Conflux: a distributed configuration center"
+)]
 struct Cli {
     #[command(flatten)]
     client: conflux_cli::GlobalArgs,
@@ -19,13 +28,19 @@ enum TopCommand {
     /// Run a node. With no flags: a single node with data in ./conflux-data, API on
     /// 127.0.0.1:8080.
     Server(ServerArgs),
+    /// Turn a backup (GET /_cluster/backup) into the data directory of the first node of a new
+    /// cluster; start it with `conflux server` and let other nodes --join it.
+    Restore(RestoreArgs),
     #[command(flatten)]
     Client(conflux_cli::Command),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -34,6 +49,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         TopCommand::Server(args) => runtime.block_on(serve(args)),
+        TopCommand::Restore(args) => restore(args),
         TopCommand::Client(command) => runtime.block_on(conflux_cli::run(cli.client, command)),
     }
 }
@@ -64,6 +80,52 @@ async fn serve(args: ServerArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+struct RestoreArgs {
+    /// The backup file.
+    #[arg(long = "from", value_name = "FILE")]
+    from: PathBuf,
+    /// The new node's data directory; must not exist or be empty.
+    #[arg(long, env = "CONFLUX_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+    /// The new node's id.
+    #[arg(long, env = "CONFLUX_NODE_ID", default_value_t = DEFAULT_NODE_ID)]
+    node_id: u64,
+    /// The Raft address the new node will listen on (recorded in the new membership).
+    #[arg(long, env = "CONFLUX_RAFT_ADDR", default_value = DEFAULT_RAFT_ADDR)]
+    raft_addr: String,
+    /// The API address the new node will listen on (recorded in the new membership).
+    #[arg(long, env = "CONFLUX_API_ADDR", default_value = DEFAULT_API_ADDR)]
+    api_addr: String,
+}
+
+fn restore(args: RestoreArgs) -> ExitCode {
+    let me = NodeInfo {
+        raft_addr: args.raft_addr.clone(),
+        api_addr: args.api_addr.clone(),
+    };
+    match conflux_server::storage::snapshot::restore(&args.from, &args.data_dir, args.node_id, me) {
+        Ok(meta) => {
+            let index = meta.last_log_id.map_or(0, |l| l.index);
+            println!(
+                "restored {} up to revision {index} into {} as node {}; start it with: conflux server --data-dir {} --node-id {} --raft-addr {} --api-addr {}",
+                args.from.display(),
+                args.data_dir.display(),
+                args.node_id,
+                args.data_dir.display(),
+                args.node_id,
+                args.raft_addr,
+                args.api_addr
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -1,28 +1,41 @@
-//! Running one node: open storage, start Raft, bootstrap a new cluster if this is the first
-//! start of a standalone node, serve the HTTP API until shutdown, then stop cleanly.
+//! Running one node: open storage, start Raft and its listener, form or join the cluster,
+//! serve the HTTP API until shutdown, then stop cleanly.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
-use conflux_domain::{retention_sweep_needed, Command, Proposal};
+use conflux_api_types::JoinRequest;
+use conflux_domain::{Command, Proposal, retention_sweep_needed};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
-use crate::api::{self, now_ms, AppInner, AppState};
+use crate::api::{self, AppInner, AppState, now_ms};
+use crate::cluster::Cluster;
 use crate::config::NodeConfig;
 use crate::raft::network::Network;
-use crate::raft::{NodeInfo, Raft};
+use crate::raft::peers::Peers;
+use crate::raft::service::RaftService;
+use crate::raft::{NodeInfo, Raft, tls};
 use crate::storage;
 
-/// Raft timing. Loopback and LAN clusters: heartbeats every 100 ms, elections after
-/// 400-800 ms of silence.
+/// Raft timing for loopback and LAN clusters: heartbeats every 100 ms, elections after
+/// 400-800 ms without a leader.
+pub const HEARTBEAT_MS: u64 = 100;
+pub const ELECTION_TIMEOUT_MIN_MS: u64 = 400;
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 800;
+
 fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
     let c = openraft::Config {
         cluster_name: "conflux".into(),
-        heartbeat_interval: 100,
-        election_timeout_min: 400,
-        election_timeout_max: 800,
+        heartbeat_interval: HEARTBEAT_MS,
+        election_timeout_min: ELECTION_TIMEOUT_MIN_MS,
+        election_timeout_max: ELECTION_TIMEOUT_MAX_MS,
+        // Snapshot RPCs carry bounded chunks.
+        snapshot_max_chunk_size: 1024 * 1024,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
         // Keep some log after a snapshot so a briefly lagging follower catches up from the
         // log rather than needing a whole snapshot.
@@ -33,70 +46,241 @@ fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
     c.validate().context("invalid Raft configuration")
 }
 
-/// Runs a node until `shutdown` resolves. `api_listener` is already bound (port 0 works).
+/// Runs a node until `shutdown` resolves. `api_listener` is already bound (port 0 works);
+/// the Raft listener is bound here from `config.raft_addr` (port 0 works too).
 pub async fn run(
     config: NodeConfig,
     api_listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let api_addr = api_listener.local_addr().context("reading the API listener address")?;
+    let api_addr = api_listener
+        .local_addr()
+        .context("reading the API listener address")?;
+    let raft_listener = TcpListener::bind(&config.raft_addr)
+        .await
+        .with_context(|| format!("cannot listen on the Raft address {}", config.raft_addr))?;
+    let raft_addr = raft_listener
+        .local_addr()
+        .context("reading the Raft listener address")?;
+    let node_tls = config
+        .tls
+        .as_ref()
+        .map(tls::load)
+        .transpose()
+        .context("loading TLS files")?;
+
     let storage = storage::open(&config.data_dir, config.node_id)
         .with_context(|| format!("opening storage in {}", config.data_dir.display()))?;
     let plane = storage.state_machine.plane();
+    let peers = Peers::new(node_tls.as_ref().map(|t| t.client.clone()));
     let raft_cfg = Arc::new(raft_config(&config)?);
-    let raft = Raft::new(config.node_id, raft_cfg, Network, storage.log, storage.state_machine)
-        .await
-        .context("starting Raft")?;
+    let raft = Raft::new(
+        config.node_id,
+        raft_cfg,
+        Network::new(config.node_id, peers.clone()),
+        storage.log,
+        storage.state_machine,
+    )
+    .await
+    .context("starting Raft")?;
+    let cluster = Cluster::new(
+        config.node_id,
+        raft.clone(),
+        peers,
+        plane.clone(),
+        config.write_timeout,
+        Duration::from_millis(ELECTION_TIMEOUT_MAX_MS),
+    );
 
-    let me = NodeInfo { raft_addr: config.raft_addr.clone(), api_addr: api_addr.to_string() };
-    bootstrap(&raft, config.node_id, me).await?;
+    // Everything stops when the caller's shutdown resolves or Raft hits a fatal error.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let failed = Arc::new(AtomicBool::new(false));
+    {
+        let stop_tx = stop_tx.clone();
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        });
+    }
+    tokio::spawn(watch_fatal(raft.clone(), stop_tx.clone(), failed.clone()));
+
+    let mut grpc = tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .concurrency_limit_per_connection(256);
+    if let Some(t) = &node_tls {
+        grpc = grpc
+            .tls_config(t.server.clone())
+            .context("configuring TLS on the Raft listener")?;
+    }
+    let service = RaftService::new(raft.clone(), cluster.clone()).into_server();
+    let grpc_stop = stopped(stop_rx.clone());
+    let grpc_task = tokio::spawn(async move {
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(raft_listener).with_nodelay(Some(true));
+        grpc.add_service(service)
+            .serve_with_incoming_shutdown(incoming, grpc_stop)
+            .await
+    });
+
+    let me = NodeInfo {
+        raft_addr: raft_addr.to_string(),
+        api_addr: api_addr.to_string(),
+    };
+    form_cluster(&raft, &config, me.clone()).await?;
 
     let state = AppState::new(AppInner {
         node_id: config.node_id,
         raft: raft.clone(),
         plane: plane.clone(),
-        write_timeout: config.write_timeout,
+        cluster,
         min_revision_wait: config.min_revision_wait,
     });
-    let sweeper = tokio::spawn(retention_sweeper(raft.clone(), plane, config.node_id, config.retention_interval));
+    let sweeper = tokio::spawn(retention_sweeper(
+        raft.clone(),
+        plane,
+        config.node_id,
+        config.retention_interval,
+    ));
 
     println!(
-        "Conflux node {} serving the API on http://{api_addr} (data in {})",
+        "Conflux node {} serving the API on http://{api_addr} (Raft on {raft_addr}{}, data in {})",
         config.node_id,
+        if node_tls.is_some() { " with mTLS" } else { "" },
         config.data_dir.display()
     );
     let app = api::router(state);
-    let served = axum::serve(api_listener, app).with_graceful_shutdown(shutdown).await;
+    let served = axum::serve(api_listener, app)
+        .with_graceful_shutdown(stopped(stop_rx))
+        .await;
 
     sweeper.abort();
+    let _ = stop_tx.send(true);
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "Raft did not shut down cleanly");
     }
+    match grpc_task.await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "the Raft listener stopped with an error"),
+        Err(e) => tracing::warn!(error = %e, "the Raft listener task failed"),
+        Ok(Ok(())) => {}
+    }
     served.context("serving the API")?;
+    if failed.load(Ordering::SeqCst) {
+        anyhow::bail!("the node stopped after a fatal Raft error (see the log above)");
+    }
     tracing::info!("node stopped");
     Ok(())
 }
 
-/// A standalone node initialises a one-member cluster on its first start. `initialize` is
-/// refused by openraft once the node has any log or vote, so a restart never re-initialises.
-async fn bootstrap(raft: &Raft, node_id: u64, me: NodeInfo) -> anyhow::Result<()> {
+/// Resolves when the stop flag is raised.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// A failed storage write stops the Raft core; the node then stops too (with a non-zero
+/// exit) instead of serving ever-staler data, so its supervisor can restart it.
+async fn watch_fatal(raft: Raft, stop: watch::Sender<bool>, failed: Arc<AtomicBool>) {
+    let mut metrics = raft.metrics();
+    if let Ok(m) = metrics.wait_for(|m| m.running_state.is_err()).await {
+        if let Err(e) = &m.running_state {
+            tracing::error!(error = %e, "Raft stopped with a fatal error; shutting the node down");
+        }
+        failed.store(true, Ordering::SeqCst);
+        let _ = stop.send(true);
+    }
+}
+
+/// Forms the cluster on a node's first start; a node that has any log or vote is already
+/// part of one and does nothing (a restart never re-initialises).
+///
+/// - static peers: every member initialises with the same full membership, which openraft
+///   allows; whichever starts first, one cluster forms;
+/// - `--join`: asks a member to add this node (the leader adds it as a learner and promotes it
+///   once it has caught up); retried until it succeeds;
+/// - neither: a standalone node bootstraps a one-member cluster.
+async fn form_cluster(raft: &Raft, config: &NodeConfig, me: NodeInfo) -> anyhow::Result<()> {
     if raft.is_initialized().await.context("reading Raft state")? {
         return Ok(());
     }
-    let members = BTreeMap::from([(node_id, me)]);
+    if let Some(join) = &config.join {
+        let request = JoinRequest {
+            node_id: config.node_id,
+            raft_addr: me.raft_addr,
+            api_addr: me.api_addr,
+        };
+        tokio::spawn(join_cluster(join.clone(), request));
+        return Ok(());
+    }
+    let members: BTreeMap<u64, NodeInfo> = if config.peers.is_empty() {
+        BTreeMap::from([(config.node_id, me)])
+    } else {
+        config
+            .peers
+            .iter()
+            .map(|p| {
+                (
+                    p.node_id,
+                    NodeInfo {
+                        raft_addr: p.raft_addr.clone(),
+                        api_addr: p.api_addr.clone(),
+                    },
+                )
+            })
+            .collect()
+    };
     match raft.initialize(members).await {
         Ok(()) => {
-            tracing::info!(node_id, "initialised a new single-node cluster");
+            tracing::info!(
+                node_id = config.node_id,
+                members = config.peers.len().max(1),
+                "initialised a new cluster"
+            );
             Ok(())
         }
-        Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+        Err(openraft::error::RaftError::APIError(
+            openraft::error::InitializeError::NotAllowed(_),
+        )) => Ok(()),
         Err(e) => Err(anyhow::anyhow!("initialising the cluster: {e}")),
+    }
+}
+
+/// Asks the member at `api_addr` to add this node, until it succeeds or is refused.
+async fn join_cluster(api_addr: String, request: JoinRequest) {
+    let endpoint = if api_addr.contains("://") {
+        api_addr.clone()
+    } else {
+        format!("http://{api_addr}")
+    };
+    let client = match conflux_client::ConfluxClient::new(&endpoint) {
+        Ok(c) => c.with_timeout(Duration::from_secs(600)),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot join: bad --join address");
+            return;
+        }
+    };
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match client.add_member(&request).await {
+            Ok(change) => {
+                tracing::info!(revision = change.revision, "joined the cluster");
+                return;
+            }
+            Err(e) if e.status().is_some_and(|s| (400..500).contains(&s)) => {
+                tracing::error!(error = %e, "the cluster refused to add this node");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "joining the cluster failed; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
     }
 }
 
 /// On the leader, periodically proposes a retention sweep when time-based rules have
 /// something to purge. The decision of *what* to purge is taken in apply.
-async fn retention_sweeper(raft: Raft, plane: storage::ConfigPlane, node_id: u64, every: std::time::Duration) {
+async fn retention_sweeper(raft: Raft, plane: storage::ConfigPlane, node_id: u64, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -105,7 +289,10 @@ async fn retention_sweeper(raft: Raft, plane: storage::ConfigPlane, node_id: u64
         if !is_leader || !plane.read(|s| retention_sweep_needed(s, now_ms())) {
             continue;
         }
-        match raft.client_write(Proposal::new(now_ms(), Command::SweepRetention)).await {
+        match raft
+            .client_write(Proposal::new(now_ms(), Command::SweepRetention))
+            .await
+        {
             Ok(r) => tracing::info!(revision = r.data.revision, "retention sweep applied"),
             Err(e) => tracing::warn!(error = %e, "retention sweep not applied"),
         }

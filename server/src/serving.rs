@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use axum::http::HeaderValue;
 use bytes::Bytes;
-use conflux_domain::{order_rules, Config, ConfigId, Format, ReleaseRule, Revision, VersionId, VersionMeta};
+use conflux_domain::{
+    Config, ConfigId, Format, ReleaseRule, Revision, VersionId, VersionMeta, order_rules,
+};
 
 /// One version as the fetch path serves it.
 #[derive(Debug)]
@@ -27,7 +29,11 @@ pub struct ServedVersion {
 impl ServedVersion {
     pub fn new(config_id: ConfigId, meta: &VersionMeta, content: Bytes) -> Self {
         let hash = meta.hash.to_string();
-        let etag = format!("\"{config_id}-{}-{}\"", meta.version, &meta.hash.to_hex()[..16]);
+        let etag = format!(
+            "\"{config_id}-{}-{}\"",
+            meta.version,
+            &meta.hash.to_hex()[..16]
+        );
         ServedVersion {
             version: meta.version,
             content,

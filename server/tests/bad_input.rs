@@ -5,7 +5,7 @@
 use conflux_testkit::{NodeSpec, TestNode};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Client, Method, StatusCode};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 struct Api {
     http: Client,
@@ -14,22 +14,46 @@ struct Api {
 
 impl Api {
     fn new(node: &TestNode) -> Self {
-        Api { http: Client::new(), base: node.api_url() }
+        Api {
+            http: Client::new(),
+            base: node.api_url(),
+        }
     }
 
-    async fn send(&self, method: Method, path: &str, content_type: Option<&str>, body: Vec<u8>, headers: HeaderMap) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).headers(headers).body(body);
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+        headers: HeaderMap,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .headers(headers)
+            .body(body);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
         let resp = req.send().await.expect("request reaches the node");
         let status = resp.status();
         let bytes = resp.bytes().await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     async fn json(&self, method: Method, path: &str, body: &str) -> (StatusCode, Value) {
-        self.send(method, path, Some("application/json"), body.as_bytes().to_vec(), HeaderMap::new()).await
+        self.send(
+            method,
+            path,
+            Some("application/json"),
+            body.as_bytes().to_vec(),
+            HeaderMap::new(),
+        )
+        .await
     }
 
     async fn ok(&self, method: Method, path: &str, body: Value) -> Value {
@@ -39,15 +63,35 @@ impl Api {
     }
 
     /// Asserts a documented error, then that the node still answers.
-    async fn expect_error(&self, got: (StatusCode, Value), status: u16, code: &str, field: Option<&str>) {
+    async fn expect_error(
+        &self,
+        got: (StatusCode, Value),
+        status: u16,
+        code: &str,
+        field: Option<&str>,
+    ) {
         let (s, body) = got;
-        assert_eq!(s.as_u16(), status, "expected {status} {code}, got {s} {body}");
+        assert_eq!(
+            s.as_u16(),
+            status,
+            "expected {status} {code}, got {s} {body}"
+        );
         assert_eq!(body["error"]["code"], code, "{body}");
-        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{body}"
+        );
         if let Some(f) = field {
             assert_eq!(body["error"]["field"], f, "{body}");
         }
-        let health = self.http.get(format!("{}/health", self.base)).send().await.expect("node still up");
+        let health = self
+            .http
+            .get(format!("{}/health", self.base))
+            .send()
+            .await
+            .expect("node still up");
         assert_eq!(health.status(), StatusCode::OK);
     }
 }
@@ -58,24 +102,87 @@ const M: &str = "/api/v1/mgt";
 async fn malformed_requests_get_documented_errors_and_the_node_keeps_serving() {
     let mut node = TestNode::start(NodeSpec::new(1)).expect("node starts");
     let api = Api::new(&node);
-    api.ok(Method::POST, &format!("{M}/tenants"), json!({"name": "acme"})).await;
-    api.ok(Method::POST, &format!("{M}/tenants/acme/apps"), json!({"name": "shop"})).await;
-    api.ok(Method::POST, &format!("{M}/tenants/acme/apps/shop/envs"), json!({"name": "prod"})).await;
+    api.ok(
+        Method::POST,
+        &format!("{M}/tenants"),
+        json!({"name": "acme"}),
+    )
+    .await;
+    api.ok(
+        Method::POST,
+        &format!("{M}/tenants/acme/apps"),
+        json!({"name": "shop"}),
+    )
+    .await;
+    api.ok(
+        Method::POST,
+        &format!("{M}/tenants/acme/apps/shop/envs"),
+        json!({"name": "prod"}),
+    )
+    .await;
     let cfg = api
-        .ok(Method::POST, &format!("{M}/tenants/acme/apps/shop/envs/prod/configs"), json!({"name": "app.json", "format": "json"}))
+        .ok(
+            Method::POST,
+            &format!("{M}/tenants/acme/apps/shop/envs/prod/configs"),
+            json!({"name": "app.json", "format": "json"}),
+        )
         .await;
     let id = cfg["id"].as_u64().unwrap();
     let versions = format!("{M}/configs/{id}/versions");
-    let (s, v) = api.send(Method::POST, &versions, Some("application/json"), br#"{"a": 1}"#.to_vec(), HeaderMap::new()).await;
+    let (s, v) = api
+        .send(
+            Method::POST,
+            &versions,
+            Some("application/json"),
+            br#"{"a": 1}"#.to_vec(),
+            HeaderMap::new(),
+        )
+        .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
 
     // Malformed JSON bodies.
-    api.expect_error(api.json(Method::POST, &format!("{M}/tenants"), r#"{"name": "#).await, 400, "invalid_json", None).await;
-    api.expect_error(api.json(Method::POST, &format!("{M}/tenants"), r#"{"name": 5}"#).await, 400, "invalid_json", Some("name")).await;
-    api.expect_error(api.json(Method::POST, &format!("{M}/tenants"), r#"{"name": "a", "colour": 1}"#).await, 400, "invalid_json", None).await;
-    api.expect_error(api.json(Method::POST, &format!("{M}/tenants"), "").await, 400, "invalid_json", None).await;
     api.expect_error(
-        api.json(Method::PUT, &format!("{M}/configs/{id}/releases"), r#"{"releases": [{"version_id": 1, "percent": 300}]}"#).await,
+        api.json(Method::POST, &format!("{M}/tenants"), r#"{"name": "#)
+            .await,
+        400,
+        "invalid_json",
+        None,
+    )
+    .await;
+    api.expect_error(
+        api.json(Method::POST, &format!("{M}/tenants"), r#"{"name": 5}"#)
+            .await,
+        400,
+        "invalid_json",
+        Some("name"),
+    )
+    .await;
+    api.expect_error(
+        api.json(
+            Method::POST,
+            &format!("{M}/tenants"),
+            r#"{"name": "a", "colour": 1}"#,
+        )
+        .await,
+        400,
+        "invalid_json",
+        None,
+    )
+    .await;
+    api.expect_error(
+        api.json(Method::POST, &format!("{M}/tenants"), "").await,
+        400,
+        "invalid_json",
+        None,
+    )
+    .await;
+    api.expect_error(
+        api.json(
+            Method::PUT,
+            &format!("{M}/configs/{id}/releases"),
+            r#"{"releases": [{"version_id": 1, "percent": 300}]}"#,
+        )
+        .await,
         400,
         "invalid_json",
         Some("releases[0].percent"),
@@ -84,29 +191,76 @@ async fn malformed_requests_get_documented_errors_and_the_node_keeps_serving() {
 
     // Wrong or missing Content-Type.
     api.expect_error(
-        api.send(Method::POST, &format!("{M}/tenants"), Some("text/plain"), br#"{"name":"x"}"#.to_vec(), HeaderMap::new()).await,
+        api.send(
+            Method::POST,
+            &format!("{M}/tenants"),
+            Some("text/plain"),
+            br#"{"name":"x"}"#.to_vec(),
+            HeaderMap::new(),
+        )
+        .await,
         415,
         "unsupported_media_type",
         None,
     )
     .await;
     api.expect_error(
-        api.send(Method::POST, &versions, Some("text/yaml"), b"a: 1".to_vec(), HeaderMap::new()).await,
+        api.send(
+            Method::POST,
+            &versions,
+            Some("text/yaml"),
+            b"a: 1".to_vec(),
+            HeaderMap::new(),
+        )
+        .await,
         415,
         "unsupported_media_type",
         None,
     )
     .await;
-    api.expect_error(api.send(Method::POST, &versions, None, b"{}".to_vec(), HeaderMap::new()).await, 415, "unsupported_media_type", None).await;
+    api.expect_error(
+        api.send(
+            Method::POST,
+            &versions,
+            None,
+            b"{}".to_vec(),
+            HeaderMap::new(),
+        )
+        .await,
+        415,
+        "unsupported_media_type",
+        None,
+    )
+    .await;
 
     // Oversized bodies: over the 4 MiB hard cap, and over the tenant's content quota.
     let huge = vec![b' '; 5 * 1024 * 1024];
-    api.expect_error(api.send(Method::POST, &versions, Some("application/json"), huge, HeaderMap::new()).await, 413, "payload_too_large", None).await;
+    api.expect_error(
+        api.send(
+            Method::POST,
+            &versions,
+            Some("application/json"),
+            huge,
+            HeaderMap::new(),
+        )
+        .await,
+        413,
+        "payload_too_large",
+        None,
+    )
+    .await;
     let mut big = b"[".to_vec();
     big.extend(std::iter::repeat_n(b"1,".as_slice(), 60_000).flatten());
     big.extend_from_slice(b"1]");
     api.expect_error(
-        api.send(Method::POST, &versions, Some("application/json"), big, HeaderMap::new()).await,
+        api.send(
+            Method::POST,
+            &versions,
+            Some("application/json"),
+            big,
+            HeaderMap::new(),
+        )
+        .await,
         413,
         "quota_exceeded",
         Some("max_config_bytes"),
@@ -114,24 +268,59 @@ async fn malformed_requests_get_documented_errors_and_the_node_keeps_serving() {
     .await;
 
     // Invalid names, in bodies and in paths.
-    api.expect_error(api.json(Method::POST, &format!("{M}/tenants"), r#"{"name": "Bad_Name"}"#).await, 400, "invalid_name", Some("name")).await;
-    api.expect_error(api.json(Method::GET, &format!("{M}/tenants/Bad_Name"), "").await, 400, "invalid_name", Some("tenant")).await;
     api.expect_error(
-        api.json(Method::POST, &format!("{M}/tenants/acme/apps/shop/envs/prod/configs"), r#"{"name": "../etc", "format": "json"}"#).await,
+        api.json(
+            Method::POST,
+            &format!("{M}/tenants"),
+            r#"{"name": "Bad_Name"}"#,
+        )
+        .await,
         400,
         "invalid_name",
         Some("name"),
     )
     .await;
     api.expect_error(
-        api.send(Method::GET, "/api/v1/fetch/config/acme/shop/prod/bad%20name", None, vec![], HeaderMap::new()).await,
+        api.json(Method::GET, &format!("{M}/tenants/Bad_Name"), "")
+            .await,
+        400,
+        "invalid_name",
+        Some("tenant"),
+    )
+    .await;
+    api.expect_error(
+        api.json(
+            Method::POST,
+            &format!("{M}/tenants/acme/apps/shop/envs/prod/configs"),
+            r#"{"name": "../etc", "format": "json"}"#,
+        )
+        .await,
         400,
         "invalid_name",
         Some("name"),
     )
     .await;
     api.expect_error(
-        api.json(Method::POST, &format!("{M}/tenants/acme/apps/shop/envs/prod/configs"), r#"{"name": "x", "format": "hcl"}"#).await,
+        api.send(
+            Method::GET,
+            "/api/v1/fetch/config/acme/shop/prod/bad%20name",
+            None,
+            vec![],
+            HeaderMap::new(),
+        )
+        .await,
+        400,
+        "invalid_name",
+        Some("name"),
+    )
+    .await;
+    api.expect_error(
+        api.json(
+            Method::POST,
+            &format!("{M}/tenants/acme/apps/shop/envs/prod/configs"),
+            r#"{"name": "x", "format": "hcl"}"#,
+        )
+        .await,
         400,
         "invalid_json",
         Some("format"),
@@ -141,28 +330,48 @@ async fn malformed_requests_get_documented_errors_and_the_node_keeps_serving() {
     // Release rules: unknown versions, two defaults, no default.
     let releases = format!("{M}/configs/{id}/releases");
     api.expect_error(
-        api.json(Method::PUT, &releases, r#"{"releases": [{"version_id": 1}, {"labels": {"a": "b"}, "version_id": 42}]}"#).await,
+        api.json(
+            Method::PUT,
+            &releases,
+            r#"{"releases": [{"version_id": 1}, {"labels": {"a": "b"}, "version_id": 42}]}"#,
+        )
+        .await,
         400,
         "unknown_version",
         Some("releases[1].version_id"),
     )
     .await;
     api.expect_error(
-        api.json(Method::PUT, &releases, r#"{"releases": [{"version_id": 1}, {"version_id": 1, "priority": 5}]}"#).await,
+        api.json(
+            Method::PUT,
+            &releases,
+            r#"{"releases": [{"version_id": 1}, {"version_id": 1, "priority": 5}]}"#,
+        )
+        .await,
         400,
         "invalid_release_rules",
         Some("releases"),
     )
     .await;
     api.expect_error(
-        api.json(Method::PUT, &releases, r#"{"releases": [{"labels": {"a": "b"}, "version_id": 1}]}"#).await,
+        api.json(
+            Method::PUT,
+            &releases,
+            r#"{"releases": [{"labels": {"a": "b"}, "version_id": 1}]}"#,
+        )
+        .await,
         400,
         "invalid_release_rules",
         Some("releases"),
     )
     .await;
     api.expect_error(
-        api.json(Method::POST, &format!("{M}/configs/{id}/rollback"), r#"{"version_id": 9}"#).await,
+        api.json(
+            Method::POST,
+            &format!("{M}/configs/{id}/rollback"),
+            r#"{"version_id": 9}"#,
+        )
+        .await,
         400,
         "unknown_version",
         Some("version_id"),
@@ -170,24 +379,62 @@ async fn malformed_requests_get_documented_errors_and_the_node_keeps_serving() {
     .await;
 
     // Content that does not parse: 422 with the position.
-    let (s, body) = api.send(Method::POST, &versions, Some("application/json"), b"{\n  \"a\": 1,\n  oops\n}".to_vec(), HeaderMap::new()).await;
+    let (s, body) = api
+        .send(
+            Method::POST,
+            &versions,
+            Some("application/json"),
+            b"{\n  \"a\": 1,\n  oops\n}".to_vec(),
+            HeaderMap::new(),
+        )
+        .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert_eq!(body["error"]["code"], "content_invalid");
     assert_eq!(body["error"]["details"][0]["line"], 3, "{body}");
 
     // Invalid UTF-8 in paths and headers.
     api.expect_error(
-        api.send(Method::GET, "/api/v1/fetch/config/acme/shop/prod/%FF%FE", None, vec![], HeaderMap::new()).await,
+        api.send(
+            Method::GET,
+            "/api/v1/fetch/config/acme/shop/prod/%FF%FE",
+            None,
+            vec![],
+            HeaderMap::new(),
+        )
+        .await,
         400,
         "invalid_path",
         None,
     )
     .await;
-    api.expect_error(api.send(Method::GET, &format!("{M}/tenants/%C3%28"), None, vec![], HeaderMap::new()).await, 400, "invalid_path", None).await;
-    let mut bad_header = HeaderMap::new();
-    bad_header.insert(HeaderName::from_static("x-client-label-region"), HeaderValue::from_bytes(b"\xff\xfe").unwrap());
     api.expect_error(
-        api.send(Method::GET, "/api/v1/fetch/config/acme/shop/prod/app.json", None, vec![], bad_header).await,
+        api.send(
+            Method::GET,
+            &format!("{M}/tenants/%C3%28"),
+            None,
+            vec![],
+            HeaderMap::new(),
+        )
+        .await,
+        400,
+        "invalid_path",
+        None,
+    )
+    .await;
+    let mut bad_header = HeaderMap::new();
+    bad_header.insert(
+        HeaderName::from_static("x-client-label-region"),
+        HeaderValue::from_bytes(b"\xff\xfe").unwrap(),
+    );
+    api.expect_error(
+        api.send(
+            Method::GET,
+            "/api/v1/fetch/config/acme/shop/prod/app.json",
+            None,
+            vec![],
+            bad_header,
+        )
+        .await,
         400,
         "invalid_header",
         Some("x-client-label-region"),
@@ -195,13 +442,36 @@ async fn malformed_requests_get_documented_errors_and_the_node_keeps_serving() {
     .await;
     let mut many = HeaderMap::new();
     for i in 0..33 {
-        many.insert(HeaderName::try_from(format!("x-client-label-k{i}")).unwrap(), HeaderValue::from_static("v"));
+        many.insert(
+            HeaderName::try_from(format!("x-client-label-k{i}")).unwrap(),
+            HeaderValue::from_static("v"),
+        );
     }
-    api.expect_error(api.send(Method::GET, "/api/v1/fetch/config/acme/shop/prod/app.json", None, vec![], many).await, 400, "invalid_label", None).await;
+    api.expect_error(
+        api.send(
+            Method::GET,
+            "/api/v1/fetch/config/acme/shop/prod/app.json",
+            None,
+            vec![],
+            many,
+        )
+        .await,
+        400,
+        "invalid_label",
+        None,
+    )
+    .await;
     let mut if_match = HeaderMap::new();
     if_match.insert("if-match", HeaderValue::from_static("yesterday"));
     api.expect_error(
-        api.send(Method::POST, &versions, Some("application/json"), b"{}".to_vec(), if_match).await,
+        api.send(
+            Method::POST,
+            &versions,
+            Some("application/json"),
+            b"{}".to_vec(),
+            if_match,
+        )
+        .await,
         400,
         "invalid_header",
         Some("If-Match"),
@@ -209,11 +479,46 @@ async fn malformed_requests_get_documented_errors_and_the_node_keeps_serving() {
     .await;
 
     // Not found, wrong methods, unknown routes: JSON errors too.
-    api.expect_error(api.json(Method::GET, &format!("{M}/configs/999"), "").await, 404, "config_not_found", None).await;
-    api.expect_error(api.json(Method::GET, &format!("{M}/configs/abc"), "").await, 400, "invalid_path", None).await;
-    api.expect_error(api.json(Method::GET, "/api/v1/fetch/config/acme/shop/prod/app.json", "").await, 404, "not_published", None).await;
-    api.expect_error(api.json(Method::DELETE, "/health", "").await, 405, "method_not_allowed", None).await;
-    api.expect_error(api.json(Method::GET, "/api/v2/anything", "").await, 404, "not_found", None).await;
+    api.expect_error(
+        api.json(Method::GET, &format!("{M}/configs/999"), "").await,
+        404,
+        "config_not_found",
+        None,
+    )
+    .await;
+    api.expect_error(
+        api.json(Method::GET, &format!("{M}/configs/abc"), "").await,
+        400,
+        "invalid_path",
+        None,
+    )
+    .await;
+    api.expect_error(
+        api.json(
+            Method::GET,
+            "/api/v1/fetch/config/acme/shop/prod/app.json",
+            "",
+        )
+        .await,
+        404,
+        "not_published",
+        None,
+    )
+    .await;
+    api.expect_error(
+        api.json(Method::DELETE, "/health", "").await,
+        405,
+        "method_not_allowed",
+        None,
+    )
+    .await;
+    api.expect_error(
+        api.json(Method::GET, "/api/v2/anything", "").await,
+        404,
+        "not_found",
+        None,
+    )
+    .await;
 
     assert!(node.is_running(), "the node survived every bad request");
 }

@@ -33,9 +33,16 @@ fn log_id(term: u64, index: u64) -> LogId {
 fn tenant_entry(index: u64, name: &str) -> Entry {
     let proposal = Proposal::new(
         1_700_000_000_000 + index,
-        Command::CreateTenant { name: name.into(), display_name: None, quotas: QuotasPatch::default() },
+        Command::CreateTenant {
+            name: name.into(),
+            display_name: None,
+            quotas: QuotasPatch::default(),
+        },
     );
-    Entry { log_id: log_id(1, index), payload: EntryPayload::Normal(proposal) }
+    Entry {
+        log_id: log_id(1, index),
+        payload: EntryPayload::Normal(proposal),
+    }
 }
 
 #[tokio::test]
@@ -46,11 +53,29 @@ async fn reopening_returns_the_same_state() {
         let (mut log, mut sm) = (s.log, s.state_machine);
         let vote = openraft::Vote::new_committed(3, 7);
         log.save_vote(&vote).await.unwrap();
-        let replies = sm.apply([tenant_entry(1, "alpha"), tenant_entry(2, "beta"), tenant_entry(3, "alpha")]).await.unwrap();
+        let replies = sm
+            .apply([
+                tenant_entry(1, "alpha"),
+                tenant_entry(2, "beta"),
+                tenant_entry(3, "alpha"),
+            ])
+            .await
+            .unwrap();
         assert!(matches!(replies[0].outcome, Some(Ok(_))));
-        assert_eq!(replies[2].outcome.as_ref().unwrap().as_ref().unwrap_err().code(), "tenant_already_exists");
+        assert_eq!(
+            replies[2]
+                .outcome
+                .as_ref()
+                .unwrap()
+                .as_ref()
+                .unwrap_err()
+                .code(),
+            "tenant_already_exists"
+        );
         let applied = sm.applied_state().await.unwrap().0;
-        let tenants: Vec<String> = sm.plane().read(|st| st.tenants().map(|t| t.name.clone()).collect());
+        let tenants: Vec<String> = sm
+            .plane()
+            .read(|st| st.tenants().map(|t| t.name.clone()).collect());
         (vote, applied, tenants)
     };
     let s = storage::open(dir.path(), 7).unwrap();
@@ -58,7 +83,9 @@ async fn reopening_returns_the_same_state() {
     assert_eq!(log.read_vote().await.unwrap(), Some(vote));
     assert_eq!(sm.applied_state().await.unwrap().0, applied);
     assert_eq!(applied, Some(log_id(1, 3)));
-    let reopened: Vec<String> = sm.plane().read(|st| st.tenants().map(|t| t.name.clone()).collect());
+    let reopened: Vec<String> = sm
+        .plane()
+        .read(|st| st.tenants().map(|t| t.name.clone()).collect());
     assert_eq!(reopened, tenants);
     assert_eq!(reopened, vec!["alpha".to_owned(), "beta".to_owned()]);
 }

@@ -10,11 +10,11 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use conflux_domain::{App, Config, Environment, Tenant, UnixMillis, VersionMeta};
 pub use conflux_domain::{
     ApprovalSettings, Format, Quotas, QuotasPatch, ReleaseRule, RetentionPolicy, RollbackMode,
     TenantStatus,
 };
-use conflux_domain::{App, Config, Environment, Tenant, UnixMillis, VersionMeta};
 
 /// Header names. HTTP header names are case-insensitive; these are the canonical spellings.
 pub mod headers {
@@ -229,9 +229,17 @@ pub struct CreateConfig {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateConfig {
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub schema: Option<Option<serde_json::Value>>,
-    #[serde(default, deserialize_with = "double_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retention: Option<Option<RetentionPolicy>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -268,7 +276,10 @@ impl From<&Config> for ConfigView {
             path: c.path.to_string(),
             format: c.format,
             // Stored schemas were validated as JSON when they were set.
-            schema: c.schema.as_deref().and_then(|s| serde_json::from_str(s).ok()),
+            schema: c
+                .schema
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
             retention: c.retention.clone(),
             description: c.description.clone(),
             latest_version: c.latest_version,
@@ -444,6 +455,67 @@ pub struct Readiness {
     pub reason: Option<String>,
 }
 
+// ---- cluster ------------------------------------------------------------------------------
+
+/// `POST /_cluster/members`: add a node (as a learner, promoted to voter once caught up).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub node_id: u64,
+    pub raft_addr: String,
+    pub api_addr: String,
+}
+
+/// `POST /_cluster/leader/transfer`: to a given voter, or (without `to`) to the most
+/// up-to-date other voter.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferLeaderRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<u64>,
+}
+
+/// Answer of a membership change or leadership transfer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterChange {
+    /// Log index at which the change took effect.
+    pub revision: u64,
+    /// The leader after the change, when known.
+    pub leader_id: Option<u64>,
+}
+
+/// `GET /_cluster/status`: every member's own view, gathered by the node that answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The node that answered.
+    pub node_id: u64,
+    pub leader_id: Option<u64>,
+    pub term: u64,
+    pub members: Vec<MemberStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub id: u64,
+    /// `leader`, `follower`, `candidate`, `learner`, or `unknown` when unreachable.
+    pub role: String,
+    pub voter: bool,
+    pub raft_addr: String,
+    pub api_addr: String,
+    pub reachable: bool,
+    pub term: Option<u64>,
+    pub applied_index: Option<u64>,
+    pub last_log_index: Option<u64>,
+    /// How many entries this member's applied index is behind the leader's log.
+    pub lag: Option<u64>,
+}
+
+/// `POST /_cluster/snapshot`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotTaken {
+    pub snapshot_index: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,10 +533,18 @@ mod tests {
     fn strategy_wire_shape() {
         let s: Strategy = serde_json::from_str(r#"{"type": "stable"}"#).unwrap();
         assert_eq!(s, Strategy::Stable);
-        let s: Strategy =
-            serde_json::from_str(r#"{"type": "canary", "labels": {"canary": "true"}, "percent": 10}"#)
-                .unwrap();
-        assert!(matches!(s, Strategy::Canary { percent: Some(10), priority: None, .. }));
+        let s: Strategy = serde_json::from_str(
+            r#"{"type": "canary", "labels": {"canary": "true"}, "percent": 10}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            s,
+            Strategy::Canary {
+                percent: Some(10),
+                priority: None,
+                ..
+            }
+        ));
         assert!(serde_json::from_str::<Strategy>(r#"{"type": "blue"}"#).is_err());
     }
 

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use conflux_api_types::{
-    AppList, AppView, ConfigList, ConfigView, CreateApp, CreateConfig, CreateEnvironment,
-    CreateTenant, Deleted, EnvironmentList, EnvironmentView, Health, PublishRequest,
-    PublishResponse, PutReleases, Readiness, ReleasesView, ResolveResponse, RollbackRequest,
-    TenantList, TenantView, UpdateApp, UpdateConfig, UpdateEnvironment, UpdateTenant,
-    VersionCreated, VersionList, VersionView, headers,
+    AppList, AppView, ClusterChange, ClusterStatus, ConfigList, ConfigView, CreateApp,
+    CreateConfig, CreateEnvironment, CreateTenant, Deleted, EnvironmentList, EnvironmentView,
+    Health, JoinRequest, PublishRequest, PublishResponse, PutReleases, Readiness, ReleasesView,
+    ResolveResponse, RollbackRequest, SnapshotTaken, TenantList, TenantView, TransferLeaderRequest,
+    UpdateApp, UpdateConfig, UpdateEnvironment, UpdateTenant, VersionCreated, VersionList,
+    VersionView, headers,
 };
 use conflux_domain::ConfigPath;
 use reqwest::header::{CONTENT_TYPE, ETAG, HeaderMap, HeaderValue};
@@ -668,5 +669,68 @@ impl ConfluxClient {
             return Ok(readiness);
         }
         answer.json()
+    }
+
+    // ---- cluster ------------------------------------------------------------------------
+
+    /// `GET /_cluster/status`: every member's view, as gathered by the node asked.
+    pub async fn cluster_status(&self) -> Result<ClusterStatus, ClientError> {
+        self.get(ApiPath::new("/_cluster/status")).await
+    }
+
+    /// `POST /_cluster/members`: adds a node (learner first, voter once caught up). Can take
+    /// as long as the new node needs to catch up; use a generous timeout.
+    pub async fn add_member(&self, request: &JoinRequest) -> Result<ClusterChange, ClientError> {
+        self.write(
+            Method::POST,
+            ApiPath::new("/_cluster/members"),
+            json_body(request)?,
+            &WriteOptions::default(),
+        )
+        .await
+    }
+
+    /// `DELETE /_cluster/members/{id}`.
+    pub async fn remove_member(&self, node_id: u64) -> Result<ClusterChange, ClientError> {
+        let path = ApiPath::new("/_cluster/members").num(node_id);
+        self.write(Method::DELETE, path, Body::Empty, &WriteOptions::default())
+            .await
+    }
+
+    /// `POST /_cluster/leader/transfer`, to `to` or (with `None`) the most up-to-date voter.
+    pub async fn transfer_leader(&self, to: Option<u64>) -> Result<ClusterChange, ClientError> {
+        let body = json_body(&TransferLeaderRequest { to })?;
+        self.write(
+            Method::POST,
+            ApiPath::new("/_cluster/leader/transfer"),
+            body,
+            &WriteOptions::default(),
+        )
+        .await
+    }
+
+    /// `POST /_cluster/snapshot`: builds a snapshot on the node asked.
+    pub async fn snapshot(&self) -> Result<SnapshotTaken, ClientError> {
+        self.write(
+            Method::POST,
+            ApiPath::new("/_cluster/snapshot"),
+            Body::Empty,
+            &WriteOptions::default(),
+        )
+        .await
+    }
+
+    /// `GET /_cluster/backup`: a consistent snapshot file, for `conflux restore`.
+    pub async fn backup(&self) -> Result<Bytes, ClientError> {
+        let answer = self
+            .send(
+                Method::GET,
+                &ApiPath::new("/_cluster/backup"),
+                HeaderMap::new(),
+                Body::Empty,
+            )
+            .await?
+            .success()?;
+        Ok(answer.body)
     }
 }

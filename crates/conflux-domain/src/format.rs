@@ -266,7 +266,13 @@ fn parse_yaml(text: &str) -> Result<Document, ParseError> {
 fn parse_ini(text: &str) -> Result<Document, ParseError> {
     let ini = ini::Ini::load_from_str(text)
         // rust-ini reports 1-based lines and columns one past the offending character.
-        .map_err(|e| ParseError::at(e.msg.to_string(), e.line.max(1), e.col.saturating_sub(1).max(1)))?;
+        .map_err(|e| {
+            ParseError::at(
+                e.msg.to_string(),
+                e.line.max(1),
+                e.col.saturating_sub(1).max(1),
+            )
+        })?;
     let sections = ini
         .iter()
         .map(|(name, props)| {
@@ -283,7 +289,8 @@ fn parse_ini(text: &str) -> Result<Document, ParseError> {
 fn parse_properties(text: &str) -> Result<Document, ParseError> {
     let mut pairs = Vec::new();
     // The crate defaults to ISO-8859-1 (Java's historical default); content is UTF-8.
-    let iter = java_properties::PropertiesIter::new_with_encoding(text.as_bytes(), encoding_rs::UTF_8);
+    let iter =
+        java_properties::PropertiesIter::new_with_encoding(text.as_bytes(), encoding_rs::UTF_8);
     for line in iter {
         let line = line.map_err(|e| ParseError {
             message: e.to_string(),
@@ -311,7 +318,9 @@ impl Document {
                 // top-level key named like a section is shadowed by the section in this view
                 // (the stored content is unchanged).
                 for (name, pairs) in sections {
-                    let strings = pairs.iter().map(|(k, v)| (k.clone(), Value::String(v.clone())));
+                    let strings = pairs
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())));
                     match name {
                         None => root.extend(strings),
                         Some(section) => {

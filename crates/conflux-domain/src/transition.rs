@@ -761,9 +761,15 @@ impl Tx<'_> {
                 requested: count,
             });
         }
-        self.changes.push(Change::PutVersion { meta: meta.clone(), content });
+        self.changes.push(Change::PutVersion {
+            meta: meta.clone(),
+            content,
+        });
         self.changes.push(Change::PutConfig(config.clone()));
-        Ok(Response::Version { version: meta, config: config.clone() })
+        Ok(Response::Version {
+            version: meta,
+            config: config.clone(),
+        })
     }
 
     /// Adds the retention purges of `config` to the changes. `new` is a version created in

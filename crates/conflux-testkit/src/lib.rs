@@ -14,8 +14,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
-use nix::sys::signal::{kill, Signal};
+use anyhow::{Context, Result, anyhow, bail};
+use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 /// How long a node may take to print its address after being started.
@@ -34,7 +34,10 @@ pub fn conflux_binary() -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("cannot infer the target directory from {}", exe.display()))?;
     let bin = profile_dir.join("conflux");
     if !bin.exists() {
-        bail!("{} does not exist; build it (cargo build --bins) or set CONFLUX_BIN", bin.display());
+        bail!(
+            "{} does not exist; build it (cargo build --bins) or set CONFLUX_BIN",
+            bin.display()
+        );
     }
     Ok(bin)
 }
@@ -54,13 +57,21 @@ pub struct NodeSpec {
     pub node_id: u64,
     /// Fixed API address, or `None` for port 0 (a new port at every start).
     pub api_addr: Option<String>,
+    /// Fixed Raft address, or `None` for port 0.
+    pub raft_addr: Option<String>,
     pub extra_args: Vec<String>,
     pub env: Vec<(String, String)>,
 }
 
 impl NodeSpec {
     pub fn new(node_id: u64) -> Self {
-        NodeSpec { node_id, api_addr: None, extra_args: Vec::new(), env: Vec::new() }
+        NodeSpec {
+            node_id,
+            api_addr: None,
+            raft_addr: None,
+            extra_args: Vec::new(),
+            env: Vec::new(),
+        }
     }
 
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -116,9 +127,21 @@ impl TestNode {
 
     fn launch(&mut self) -> Result<()> {
         self.starts += 1;
-        let log = self.dir.path().join(format!("node-{}-start-{}.log", self.spec.node_id, self.starts));
+        let log = self.dir.path().join(format!(
+            "node-{}-start-{}.log",
+            self.spec.node_id, self.starts
+        ));
         let stderr = std::fs::File::create(&log)?;
-        let api_addr = self.spec.api_addr.clone().unwrap_or_else(|| "127.0.0.1:0".to_owned());
+        let api_addr = self
+            .spec
+            .api_addr
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1:0".to_owned());
+        let raft_addr = self
+            .spec
+            .raft_addr
+            .clone()
+            .unwrap_or_else(|| "127.0.0.1:0".to_owned());
         let mut cmd = Command::new(&self.binary);
         cmd.arg("server")
             .arg("--node-id")
@@ -127,21 +150,35 @@ impl TestNode {
             .arg(self.data_dir())
             .arg("--api-addr")
             .arg(&api_addr)
+            .arg("--raft-addr")
+            .arg(&raft_addr)
             .args(&self.spec.extra_args)
-            .env("RUST_LOG", std::env::var("CONFLUX_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("CONFLUX_TEST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+            )
             .envs(self.spec.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));
-        let mut child = cmd.spawn().with_context(|| format!("starting {}", self.binary.display()))?;
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))?;
         let stdout = child.stdout.take().expect("stdout is piped");
         let (tx, rx) = mpsc::channel();
-        let stdout_log = self.dir.path().join(format!("node-{}-start-{}.stdout", self.spec.node_id, self.starts));
+        let stdout_log = self.dir.path().join(format!(
+            "node-{}-start-{}.stdout",
+            self.spec.node_id, self.starts
+        ));
         std::thread::spawn(move || {
             let mut out = std::fs::File::create(stdout_log).ok();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("serving the API on http://").nth(1) {
-                    let addr = addr.split_whitespace().next().unwrap_or_default().to_owned();
+                    let addr = addr
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned();
                     let _ = tx.send(addr);
                 }
                 if let Some(f) = out.as_mut() {
@@ -154,32 +191,52 @@ impl TestNode {
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(addr) => {
-                    self.api_addr = addr.parse().with_context(|| format!("parsing address {addr:?}"))?;
+                    self.api_addr = addr
+                        .parse()
+                        .with_context(|| format!("parsing address {addr:?}"))?;
                     return Ok(());
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {}
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                bail!("node {} exited with {status} before serving:\n{}", self.spec.node_id, self.log_tail(40));
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                bail!(
+                    "node {} exited with {status} before serving:\n{}",
+                    self.spec.node_id,
+                    self.log_tail(40)
+                );
             }
             if Instant::now() > deadline {
-                bail!("node {} did not start within {START_TIMEOUT:?}:\n{}", self.spec.node_id, self.log_tail(40));
+                bail!(
+                    "node {} did not start within {START_TIMEOUT:?}:\n{}",
+                    self.spec.node_id,
+                    self.log_tail(40)
+                );
             }
         }
     }
 
     /// The last lines of the current start's log, for failure messages.
     pub fn log_tail(&self, lines: usize) -> String {
-        let log = self.dir.path().join(format!("node-{}-start-{}.log", self.spec.node_id, self.starts));
+        let log = self.dir.path().join(format!(
+            "node-{}-start-{}.log",
+            self.spec.node_id, self.starts
+        ));
         let text = std::fs::read_to_string(log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     fn signal(&self, sig: Signal) -> Result<()> {
-        let pid = self.pid().ok_or_else(|| anyhow!("node {} is not running", self.spec.node_id))?;
-        kill(Pid::from_raw(pid as i32), sig).with_context(|| format!("sending {sig} to node {}", self.spec.node_id))
+        let pid = self
+            .pid()
+            .ok_or_else(|| anyhow!("node {} is not running", self.spec.node_id))?;
+        kill(Pid::from_raw(pid as i32), sig)
+            .with_context(|| format!("sending {sig} to node {}", self.spec.node_id))
     }
 
     /// `kill -9`: the process gets no chance to flush or clean up.
@@ -226,7 +283,9 @@ impl TestNode {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 }
 
@@ -239,7 +298,11 @@ impl Drop for TestNode {
             let _ = c.wait();
         }
         if std::thread::panicking() {
-            eprintln!("--- node {} log (last 60 lines) ---\n{}", self.spec.node_id, self.log_tail(60));
+            eprintln!(
+                "--- node {} log (last 60 lines) ---\n{}",
+                self.spec.node_id,
+                self.log_tail(60)
+            );
         }
     }
 }

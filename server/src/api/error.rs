@@ -2,11 +2,14 @@
 //! [`ApiError`] is matched explicitly (no catch-all arm), so a new error cannot reach a
 //! client with an unconsidered status.
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use conflux_api_types::{ErrorBody, ErrorDetail};
 use conflux_domain::{DomainError, Quota};
+
+use crate::cluster::ClusterError;
+use crate::raft::FailureKind;
 
 /// Errors of the HTTP layer, including the domain's.
 #[derive(Debug, thiserror::Error)]
@@ -14,13 +17,24 @@ pub enum ApiError {
     #[error(transparent)]
     Domain(#[from] DomainError),
 
+    /// A cluster operation (forwarding to the leader, membership) failed.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+
     /// The body is not JSON, or not the JSON this endpoint takes.
     #[error("{message}")]
-    InvalidJson { message: String, field: Option<String> },
+    InvalidJson {
+        message: String,
+        field: Option<String>,
+    },
 
     /// A path segment or query parameter cannot be parsed.
     #[error("{message}")]
-    InvalidRequest { code: &'static str, message: String, field: Option<String> },
+    InvalidRequest {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
 
     /// A header value is not valid (not UTF-8, not a number...).
     #[error("header {header}: {message}")]
@@ -41,7 +55,11 @@ pub enum ApiError {
     /// The node cannot serve this now (no leader, write timed out, revision not reached).
     /// The client should retry after `retry_after_secs`.
     #[error("{message}")]
-    Unavailable { code: &'static str, message: String, retry_after_secs: u32 },
+    Unavailable {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u32,
+    },
 
     /// A fault of this node (storage, Raft core stopped). Never caused by the request.
     #[error("internal error: {message}")]
@@ -49,17 +67,28 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn invalid_request(code: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
-        ApiError::InvalidRequest { code, message: message.into(), field: Some(field.into()) }
+    pub fn invalid_request(
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        ApiError::InvalidRequest {
+            code,
+            message: message.into(),
+            field: Some(field.into()),
+        }
     }
 
     pub fn internal(e: impl std::fmt::Display) -> Self {
-        ApiError::Internal { message: e.to_string() }
+        ApiError::Internal {
+            message: e.to_string(),
+        }
     }
 
     fn status(&self) -> StatusCode {
         match self {
             ApiError::Domain(e) => domain_status(e),
+            ApiError::Cluster(e) => cluster_status(e),
             ApiError::InvalidJson { .. }
             | ApiError::InvalidRequest { .. }
             | ApiError::InvalidHeader { .. } => StatusCode::BAD_REQUEST,
@@ -75,19 +104,57 @@ impl ApiError {
     fn detail(&self) -> ErrorDetail {
         let (code, field, details): (&str, Option<String>, Vec<serde_json::Value>) = match self {
             ApiError::Domain(e) => (e.code(), e.field().map(str::to_owned), domain_details(e)),
+            ApiError::Cluster(e) => (cluster_code(e), None, Vec::new()),
             ApiError::InvalidJson { field, .. } => ("invalid_json", field.clone(), Vec::new()),
             ApiError::InvalidRequest { code, field, .. } => (code, field.clone(), Vec::new()),
-            ApiError::InvalidHeader { header, .. } => ("invalid_header", Some(header.clone()), Vec::new()),
-            ApiError::UnsupportedMediaType { .. } => {
-                ("unsupported_media_type", Some("Content-Type".to_owned()), Vec::new())
+            ApiError::InvalidHeader { header, .. } => {
+                ("invalid_header", Some(header.clone()), Vec::new())
             }
+            ApiError::UnsupportedMediaType { .. } => (
+                "unsupported_media_type",
+                Some("Content-Type".to_owned()),
+                Vec::new(),
+            ),
             ApiError::PayloadTooLarge { .. } => ("payload_too_large", None, Vec::new()),
             ApiError::RouteNotFound { .. } => ("not_found", None, Vec::new()),
             ApiError::MethodNotAllowed { .. } => ("method_not_allowed", None, Vec::new()),
             ApiError::Unavailable { code, .. } => (code, None, Vec::new()),
             ApiError::Internal { .. } => ("internal", None, Vec::new()),
         };
-        ErrorDetail { code: code.to_owned(), message: self.to_string(), field, details }
+        ErrorDetail {
+            code: code.to_owned(),
+            message: self.to_string(),
+            field,
+            details,
+        }
+    }
+}
+
+fn cluster_status(e: &ClusterError) -> StatusCode {
+    match e {
+        ClusterError::NoLeader | ClusterError::OutcomeUnknown(_) | ClusterError::Stopped(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        ClusterError::Rejected { kind, .. } => match kind {
+            FailureKind::MemberNotFound => StatusCode::NOT_FOUND,
+            FailureKind::MemberConflict
+            | FailureKind::LastVoter
+            | FailureKind::MembershipChangeRejected => StatusCode::CONFLICT,
+            FailureKind::NotAVoter => StatusCode::BAD_REQUEST,
+            FailureKind::WriteTimeout
+            | FailureKind::NodeStopped
+            | FailureKind::CatchUpTimeout
+            | FailureKind::TransferFailed => StatusCode::SERVICE_UNAVAILABLE,
+        },
+    }
+}
+
+fn cluster_code(e: &ClusterError) -> &'static str {
+    match e {
+        ClusterError::NoLeader => "no_leader",
+        ClusterError::OutcomeUnknown(_) => "write_timeout",
+        ClusterError::Stopped(_) => "node_stopped",
+        ClusterError::Rejected { kind, .. } => kind.code(),
     }
 }
 
@@ -124,13 +191,22 @@ fn domain_details(e: &DomainError) -> Vec<serde_json::Value> {
             .iter()
             .map(|v| json!({"pointer": v.pointer, "message": v.message}))
             .collect(),
-        DomainError::ContentInvalid { format, line, column, .. } => {
+        DomainError::ContentInvalid {
+            format,
+            line,
+            column,
+            ..
+        } => {
             vec![json!({"format": format, "line": line, "column": column})]
         }
         DomainError::RevisionMismatch { expected, actual } => {
             vec![json!({"expected": expected, "actual": actual})]
         }
-        DomainError::QuotaExceeded { quota, limit, requested } => {
+        DomainError::QuotaExceeded {
+            quota,
+            limit,
+            requested,
+        } => {
             vec![json!({"quota": quota.as_str(), "limit": limit, "requested": requested})]
         }
         DomainError::InvalidName { .. }
@@ -155,12 +231,23 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %self, "request failed with a server fault");
         }
         let retry_after = match &self {
-            ApiError::Unavailable { retry_after_secs, .. } => Some(*retry_after_secs),
+            ApiError::Unavailable {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
             _ => None,
         };
-        let mut response = (status, Json(ErrorBody { error: self.detail() })).into_response();
+        let mut response = (
+            status,
+            Json(ErrorBody {
+                error: self.detail(),
+            }),
+        )
+            .into_response();
         if let Some(secs) = retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
     }

@@ -4,22 +4,28 @@
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::{header, request::Parts, HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, header, request::Parts};
 use conflux_api_types::headers;
 use conflux_domain::{ClientLabels, ContentHash, IdempotencyKey, Revision};
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
 use super::MAX_BODY_BYTES;
+use super::error::ApiError;
 
 /// Idempotency keys are at most this long.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 fn body_error(e: BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES }
+        ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        }
     } else {
-        ApiError::InvalidRequest { code: "invalid_body", message: e.body_text(), field: None }
+        ApiError::InvalidRequest {
+            code: "invalid_body",
+            message: e.body_text(),
+            field: None,
+        }
     }
 }
 
@@ -35,7 +41,13 @@ fn is_json(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .is_some_and(|essence| essence == "application/json" || essence.ends_with("+json"))
 }
 
@@ -45,26 +57,37 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(req.headers()) {
             return Err(ApiError::UnsupportedMediaType {
-                message: "this endpoint takes a JSON body; send Content-Type: application/json".into(),
+                message: "this endpoint takes a JSON body; send Content-Type: application/json"
+                    .into(),
             });
         }
         let raw = Bytes::from_request(req, state).await.map_err(body_error)?;
         if raw.is_empty() {
-            return Err(ApiError::InvalidJson { message: "the request body is empty".into(), field: None });
+            return Err(ApiError::InvalidJson {
+                message: "the request body is empty".into(),
+                field: None,
+            });
         }
-        let mut de = serde_json::Deserializer::from_slice(&raw);
-        let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let field = (path != ".").then_some(path);
-            let message = match &field {
-                Some(f) => format!("{f}: {inner}"),
-                None => format!("invalid JSON body: {inner}"),
-            };
-            ApiError::InvalidJson { message, field }
-        })?;
-        Ok(JsonBody { value, raw })
+        Ok(JsonBody {
+            value: parse_json(&raw)?,
+            raw,
+        })
     }
+}
+
+/// Parses JSON, naming the path of the offending field in errors.
+pub fn parse_json<T: DeserializeOwned>(raw: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let field = (path != ".").then_some(path);
+        let message = match &field {
+            Some(f) => format!("{f}: {inner}"),
+            None => format!("invalid JSON body: {inner}"),
+        };
+        ApiError::InvalidJson { message, field }
+    })
 }
 
 /// A raw body with its `Content-Type` (version contents).
@@ -82,7 +105,7 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             None => {
                 return Err(ApiError::UnsupportedMediaType {
                     message: "a Content-Type header is required for version content".into(),
-                })
+                });
             }
             Some(v) => v
                 .to_str()
@@ -93,7 +116,10 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
                 .to_owned(),
         };
         let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
-        Ok(RawBody { content_type, bytes })
+        Ok(RawBody {
+            content_type,
+            bytes,
+        })
     }
 }
 
@@ -105,13 +131,14 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Path::<T>::from_request_parts(parts, state).await.map(|Path(v)| ApiPath(v)).map_err(
-            |e: PathRejection| ApiError::InvalidRequest {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| ApiPath(v))
+            .map_err(|e: PathRejection| ApiError::InvalidRequest {
                 code: "invalid_path",
                 message: e.body_text(),
                 field: None,
-            },
-        )
+            })
     }
 }
 
@@ -123,13 +150,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Query::<T>::from_request_parts(parts, state).await.map(|Query(v)| ApiQuery(v)).map_err(
-            |e: QueryRejection| ApiError::InvalidRequest {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| ApiQuery(v))
+            .map_err(|e: QueryRejection| ApiError::InvalidRequest {
                 code: "invalid_query",
                 message: e.body_text(),
                 field: None,
-            },
-        )
+            })
     }
 }
 
@@ -153,7 +181,10 @@ impl WriteOptions {
         material.extend_from_slice(self.path_and_query.as_bytes());
         material.push(b'\n');
         material.extend_from_slice(body);
-        Some(IdempotencyKey { key: key.clone(), fingerprint: ContentHash::of(&material) })
+        Some(IdempotencyKey {
+            key: key.clone(),
+            fingerprint: ContentHash::of(&material),
+        })
     }
 }
 
@@ -169,12 +200,17 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>,
 
 /// Parses `If-Match: 42`, `If-Match: "42"` or `If-Match: W/"42"`.
 pub fn parse_if_match(headers: &HeaderMap) -> Result<Option<Revision>, ApiError> {
-    let Some(raw) = header_str(headers, header::IF_MATCH.as_str())? else { return Ok(None) };
+    let Some(raw) = header_str(headers, header::IF_MATCH.as_str())? else {
+        return Ok(None);
+    };
     let trimmed = raw.trim().trim_start_matches("W/").trim_matches('"');
-    trimmed.parse::<Revision>().map(Some).map_err(|_| ApiError::InvalidHeader {
-        header: "If-Match".into(),
-        message: format!("{raw:?} is not a revision number"),
-    })
+    trimmed
+        .parse::<Revision>()
+        .map(Some)
+        .map_err(|_| ApiError::InvalidHeader {
+            header: "If-Match".into(),
+            message: format!("{raw:?} is not a revision number"),
+        })
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for WriteOptions {
@@ -183,7 +219,9 @@ impl<S: Send + Sync> FromRequestParts<S> for WriteOptions {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let key = header_str(&parts.headers, headers::IDEMPOTENCY_KEY)?;
         if let Some(k) = key
-            && (k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN || !k.bytes().all(|b| b.is_ascii_graphic()))
+            && (k.is_empty()
+                || k.len() > MAX_IDEMPOTENCY_KEY_LEN
+                || !k.bytes().all(|b| b.is_ascii_graphic()))
         {
             return Err(ApiError::InvalidHeader {
                 header: "X-Idempotency-Key".into(),
@@ -194,7 +232,11 @@ impl<S: Send + Sync> FromRequestParts<S> for WriteOptions {
             idempotency_key: key.map(str::to_owned),
             if_match: parse_if_match(&parts.headers)?,
             method: parts.method.clone(),
-            path_and_query: parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default(),
+            path_and_query: parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
         })
     }
 }
@@ -210,20 +252,25 @@ pub fn client_labels<'a>(
     for (name, value) in headers {
         if let Some(key) = name.as_str().strip_prefix(headers::CLIENT_LABEL_PREFIX) {
             // Label values may be any UTF-8 text (e.g. a city name); invalid UTF-8 is refused.
-            let value = std::str::from_utf8(value.as_bytes()).map_err(|_| ApiError::InvalidHeader {
-                header: name.as_str().to_owned(),
-                message: "label values must be valid UTF-8".into(),
-            })?;
+            let value =
+                std::str::from_utf8(value.as_bytes()).map_err(|_| ApiError::InvalidHeader {
+                    header: name.as_str().to_owned(),
+                    message: "label values must be valid UTF-8".into(),
+                })?;
             pairs.push((key, value));
         }
     }
     pairs.extend(extra);
     let client_id = match (extra_client_id, headers.get(headers::CLIENT_ID)) {
         (Some(id), _) => Some(id),
-        (None, Some(v)) => Some(std::str::from_utf8(v.as_bytes()).map_err(|_| ApiError::InvalidHeader {
-            header: "X-Client-Id".into(),
-            message: "must be valid UTF-8".into(),
-        })?),
+        (None, Some(v)) => {
+            Some(
+                std::str::from_utf8(v.as_bytes()).map_err(|_| ApiError::InvalidHeader {
+                    header: "X-Client-Id".into(),
+                    message: "must be valid UTF-8".into(),
+                })?,
+            )
+        }
         (None, None) => None,
     };
     Ok(ClientLabels::from_pairs(pairs, client_id)?)

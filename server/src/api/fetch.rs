@@ -9,15 +9,15 @@ use std::borrow::Cow;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use conflux_api_types::headers;
-use conflux_domain::{resolve_ordered, ConfigPath, DomainError, Entity};
+use conflux_domain::{ConfigPath, DomainError, Entity, resolve_ordered};
 use percent_encoding::percent_decode_str;
 
+use super::AppState;
 use super::error::ApiError;
 use super::extract::client_labels;
-use super::AppState;
 
 const PREFIX: &str = "/api/v1/fetch/config/";
 
@@ -49,12 +49,16 @@ fn parse_query(query: Option<&str>) -> Result<FetchQuery, ApiError> {
                         "invalid_query",
                         "consistency",
                         format!("consistency must be 'linearizable' or 'local', got {other:?}"),
-                    ))
+                    ));
                 }
             },
             "min_revision" => {
                 q.min_revision = Some(v.parse().map_err(|_| {
-                    ApiError::invalid_request("invalid_query", "min_revision", format!("{v:?} is not a revision number"))
+                    ApiError::invalid_request(
+                        "invalid_query",
+                        "min_revision",
+                        format!("{v:?} is not a revision number"),
+                    )
                 })?)
             }
             // Unknown parameters are ignored, as caches and proxies sometimes add their own.
@@ -65,13 +69,16 @@ fn parse_query(query: Option<&str>) -> Result<FetchQuery, ApiError> {
 }
 
 fn etag_matches(headers: &HeaderMap, etag: &HeaderValue) -> bool {
-    let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) else {
+    let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
     let etag = etag.as_bytes();
-    inm.split(',').map(str::trim).any(|candidate| {
-        candidate == "*" || candidate.trim_start_matches("W/").as_bytes() == etag
-    })
+    inm.split(',')
+        .map(str::trim)
+        .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/").as_bytes() == etag)
 }
 
 async fn serve(app: &AppState, req: &Parts) -> Result<Response, ApiError> {
@@ -85,16 +92,17 @@ async fn serve(app: &AppState, req: &Parts) -> Result<Response, ApiError> {
         Cow::Borrowed(raw)
     };
     let query = parse_query(uri.query())?;
-    if query.linearizable {
-        app.raft().ensure_linearizable().await.map_err(|e| ApiError::Unavailable {
-            code: "not_leader",
-            message: format!("cannot confirm leadership for a linearizable read: {e}"),
-            retry_after_secs: 1,
-        })?;
-    }
-    if let Some(revision) = query.min_revision {
+    // A linearizable read waits until this node has applied everything the leader had
+    // committed when the read arrived (the leader's read index, confirmed by a quorum).
+    let read_index = match query.linearizable {
+        true => Some(app.cluster().read_index().await?),
+        false => None,
+    };
+    if let Some(revision) = read_index.max(query.min_revision) {
         let plane = app.plane();
-        if plane.applied_index() < revision && !plane.wait_applied(revision, app.0.min_revision_wait).await {
+        if plane.applied_index() < revision
+            && !plane.wait_applied(revision, app.0.min_revision_wait).await
+        {
             return Err(ApiError::Unavailable {
                 code: "revision_not_reached",
                 message: format!(
@@ -109,16 +117,24 @@ async fn serve(app: &AppState, req: &Parts) -> Result<Response, ApiError> {
     let Some(served) = app.plane().fetch_index().get(&path) else {
         // Distinguish a malformed path (400 naming the segment) from an unknown config.
         ConfigPath::parse(&path)?;
-        return Err(DomainError::NotFound { entity: Entity::Config, key: path.into_owned() }.into());
+        return Err(DomainError::NotFound {
+            entity: Entity::Config,
+            key: path.into_owned(),
+        }
+        .into());
     };
     let headers = &req.headers;
     let labels = client_labels(headers, [], None)?;
-    let not_published = || ApiError::from(DomainError::NotPublished { path: path.to_string() });
-    let resolution =
-        resolve_ordered(served.config_id, &served.rules, &served.order, &labels).ok_or_else(not_published)?;
-    let version = served
-        .version(resolution.rule.version_id)
-        .ok_or_else(|| ApiError::internal("a release rule points at a version the fetch index lacks"))?;
+    let not_published = || {
+        ApiError::from(DomainError::NotPublished {
+            path: path.to_string(),
+        })
+    };
+    let resolution = resolve_ordered(served.config_id, &served.rules, &served.order, &labels)
+        .ok_or_else(not_published)?;
+    let version = served.version(resolution.rule.version_id).ok_or_else(|| {
+        ApiError::internal("a release rule points at a version the fetch index lacks")
+    })?;
 
     let mut builder = Response::builder()
         .header(header::ETAG, version.etag.clone())
@@ -129,7 +145,9 @@ async fn serve(app: &AppState, req: &Parts) -> Result<Response, ApiError> {
         builder = builder.status(StatusCode::NOT_MODIFIED);
         Body::empty()
     } else {
-        builder = builder.status(StatusCode::OK).header(header::CONTENT_TYPE, served.content_type.clone());
+        builder = builder
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, served.content_type.clone());
         Body::from(version.content.clone())
     };
     builder.body(body).map_err(ApiError::internal)

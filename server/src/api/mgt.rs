@@ -3,28 +3,28 @@
 
 use std::collections::HashMap;
 
-use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use conflux_api_types::{
-    headers, AppList, AppView, ConfigList, ConfigView, CreateApp, CreateConfig, CreateEnvironment,
-    CreateTenant, Deleted, EnvironmentList, EnvironmentView, PublishRequest, PublishResponse,
-    PutReleases, ReleasesView, ResolveResponse, RollbackRequest, Strategy, TenantList, TenantView,
-    UpdateApp, UpdateConfig, UpdateEnvironment, UpdateTenant, VersionCreated, VersionList,
-    VersionView, DEFAULT_CANARY_PRIORITY,
+    AppList, AppView, ConfigList, ConfigView, CreateApp, CreateConfig, CreateEnvironment,
+    CreateTenant, DEFAULT_CANARY_PRIORITY, Deleted, EnvironmentList, EnvironmentView,
+    PublishRequest, PublishResponse, PutReleases, ReleasesView, ResolveResponse, RollbackRequest,
+    Strategy, TenantList, TenantView, UpdateApp, UpdateConfig, UpdateEnvironment, UpdateTenant,
+    VersionCreated, VersionList, VersionView, headers,
 };
 use conflux_domain::{
-    check_new_version, resolve, unified_diff, validate_config_name, validate_name, Command, Config,
-    ConfigId, ConfigPath, ContentHash, DomainError, Entity, Patch, PublishStrategy, Response as Outcome,
-    VersionId,
+    Command, Config, ConfigId, ConfigPath, ContentHash, DomainError, Entity, Patch,
+    PublishStrategy, Response as Outcome, VersionId, check_new_version, resolve, unified_diff,
+    validate_config_name, validate_name,
 };
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::extract::{client_labels, ApiPath, ApiQuery, JsonBody, RawBody, WriteOptions};
-use super::{Applied, AppState};
+use super::extract::{ApiPath, ApiQuery, JsonBody, RawBody, WriteOptions, client_labels};
+use super::{AppState, Applied};
 
 type ApiResult = Result<Response, ApiError>;
 
@@ -34,7 +34,8 @@ const MAX_PAGE: usize = 1000;
 
 fn respond<T: Serialize>(status: StatusCode, revision: u64, body: T) -> Response {
     let mut r = (status, Json(body)).into_response();
-    r.headers_mut().insert(headers::REVISION, HeaderValue::from(revision));
+    r.headers_mut()
+        .insert(headers::REVISION, HeaderValue::from(revision));
     r
 }
 
@@ -48,7 +49,9 @@ fn unexpected(what: &str, got: &Outcome) -> ApiError {
 
 fn deleted(applied: Applied) -> ApiResult {
     match applied.response {
-        Outcome::Deleted { revision } => Ok(respond(StatusCode::OK, revision, Deleted { revision })),
+        Outcome::Deleted { revision } => {
+            Ok(respond(StatusCode::OK, revision, Deleted { revision }))
+        }
         other => Err(unexpected("deletion", &other)),
     }
 }
@@ -61,7 +64,11 @@ fn check_names(names: &[(&str, &str)]) -> Result<(), ApiError> {
 }
 
 fn not_found(entity: Entity, key: impl Into<String>) -> ApiError {
-    DomainError::NotFound { entity, key: key.into() }.into()
+    DomainError::NotFound {
+        entity,
+        key: key.into(),
+    }
+    .into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -79,19 +86,39 @@ fn tenant_response(status: StatusCode, applied: Applied) -> ApiResult {
     }
 }
 
-pub async fn create_tenant(State(app): State<AppState>, opts: WriteOptions, body: JsonBody<CreateTenant>) -> ApiResult {
+pub async fn create_tenant(
+    State(app): State<AppState>,
+    opts: WriteOptions,
+    body: JsonBody<CreateTenant>,
+) -> ApiResult {
     let b = body.value;
-    let cmd = Command::CreateTenant { name: b.name, display_name: b.display_name, quotas: b.quotas.unwrap_or_default() };
-    tenant_response(StatusCode::CREATED, app.propose(&opts, &body.raw, cmd).await?)
+    let cmd = Command::CreateTenant {
+        name: b.name,
+        display_name: b.display_name,
+        quotas: b.quotas.unwrap_or_default(),
+    };
+    tenant_response(
+        StatusCode::CREATED,
+        app.propose(&opts, &body.raw, cmd).await?,
+    )
 }
 
 pub async fn list_tenants(State(app): State<AppState>) -> ApiResult {
-    ok(TenantList { tenants: app.plane().read(|s| s.tenants().map(TenantView::from).collect()) })
+    ok(TenantList {
+        tenants: app
+            .plane()
+            .read(|s| s.tenants().map(TenantView::from).collect()),
+    })
 }
 
-pub async fn get_tenant(State(app): State<AppState>, ApiPath(tenant): ApiPath<String>) -> ApiResult {
+pub async fn get_tenant(
+    State(app): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> ApiResult {
     check_names(&[("tenant", &tenant)])?;
-    let view = app.plane().read(|s| s.tenant(&tenant).map(TenantView::from));
+    let view = app
+        .plane()
+        .read(|s| s.tenant(&tenant).map(TenantView::from));
     let view = view.ok_or_else(|| not_found(Entity::Tenant, &tenant))?;
     Ok(respond(StatusCode::OK, view.revision, view))
 }
@@ -104,7 +131,12 @@ pub async fn update_tenant(
 ) -> ApiResult {
     check_names(&[("tenant", &tenant)])?;
     let b = body.value;
-    let cmd = Command::UpdateTenant { name: tenant, display_name: b.display_name, status: b.status, quotas: b.quotas };
+    let cmd = Command::UpdateTenant {
+        name: tenant,
+        display_name: b.display_name,
+        status: b.status,
+        quotas: b.quotas,
+    };
     tenant_response(StatusCode::OK, app.propose(&opts, &body.raw, cmd).await?)
 }
 
@@ -115,7 +147,17 @@ pub async fn delete_tenant(
     opts: WriteOptions,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant)])?;
-    deleted(app.propose(&opts, &[], Command::DeleteTenant { name: tenant, cascade: q.cascade }).await?)
+    deleted(
+        app.propose(
+            &opts,
+            &[],
+            Command::DeleteTenant {
+                name: tenant,
+                cascade: q.cascade,
+            },
+        )
+        .await?,
+    )
 }
 
 // ---- apps ---------------------------------------------------------------------------------
@@ -135,21 +177,36 @@ pub async fn create_app(
 ) -> ApiResult {
     check_names(&[("tenant", &tenant)])?;
     let b = body.value;
-    let cmd = Command::CreateApp { tenant, name: b.name, description: b.description };
-    app_response(StatusCode::CREATED, app.propose(&opts, &body.raw, cmd).await?)
+    let cmd = Command::CreateApp {
+        tenant,
+        name: b.name,
+        description: b.description,
+    };
+    app_response(
+        StatusCode::CREATED,
+        app.propose(&opts, &body.raw, cmd).await?,
+    )
 }
 
 pub async fn list_apps(State(app): State<AppState>, ApiPath(tenant): ApiPath<String>) -> ApiResult {
     check_names(&[("tenant", &tenant)])?;
     let apps = app.plane().read(|s| {
-        s.tenant(&tenant).map(|_| s.apps(&tenant).map(AppView::from).collect::<Vec<_>>())
+        s.tenant(&tenant)
+            .map(|_| s.apps(&tenant).map(AppView::from).collect::<Vec<_>>())
     });
-    ok(AppList { apps: apps.ok_or_else(|| not_found(Entity::Tenant, &tenant))? })
+    ok(AppList {
+        apps: apps.ok_or_else(|| not_found(Entity::Tenant, &tenant))?,
+    })
 }
 
-pub async fn get_app(State(app): State<AppState>, ApiPath((tenant, name)): ApiPath<(String, String)>) -> ApiResult {
+pub async fn get_app(
+    State(app): State<AppState>,
+    ApiPath((tenant, name)): ApiPath<(String, String)>,
+) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &name)])?;
-    let view = app.plane().read(|s| s.app(&tenant, &name).map(AppView::from));
+    let view = app
+        .plane()
+        .read(|s| s.app(&tenant, &name).map(AppView::from));
     let view = view.ok_or_else(|| not_found(Entity::App, format!("{tenant}/{name}")))?;
     Ok(respond(StatusCode::OK, view.revision, view))
 }
@@ -161,7 +218,11 @@ pub async fn update_app(
     body: JsonBody<UpdateApp>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &name)])?;
-    let cmd = Command::UpdateApp { tenant, name, description: body.value.description };
+    let cmd = Command::UpdateApp {
+        tenant,
+        name,
+        description: body.value.description,
+    };
     app_response(StatusCode::OK, app.propose(&opts, &body.raw, cmd).await?)
 }
 
@@ -172,7 +233,18 @@ pub async fn delete_app(
     opts: WriteOptions,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &name)])?;
-    deleted(app.propose(&opts, &[], Command::DeleteApp { tenant, name, cascade: q.cascade }).await?)
+    deleted(
+        app.propose(
+            &opts,
+            &[],
+            Command::DeleteApp {
+                tenant,
+                name,
+                cascade: q.cascade,
+            },
+        )
+        .await?,
+    )
 }
 
 // ---- environments -------------------------------------------------------------------------
@@ -199,14 +271,23 @@ pub async fn create_env(
         description: b.description,
         approval: b.approval,
     };
-    env_response(StatusCode::CREATED, app.propose(&opts, &body.raw, cmd).await?)
+    env_response(
+        StatusCode::CREATED,
+        app.propose(&opts, &body.raw, cmd).await?,
+    )
 }
 
-pub async fn list_envs(State(app): State<AppState>, ApiPath((tenant, app_name)): ApiPath<(String, String)>) -> ApiResult {
+pub async fn list_envs(
+    State(app): State<AppState>,
+    ApiPath((tenant, app_name)): ApiPath<(String, String)>,
+) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &app_name)])?;
     let envs = app.plane().read(|s| {
-        s.app(&tenant, &app_name)
-            .map(|_| s.environments(&tenant, &app_name).map(EnvironmentView::from).collect::<Vec<_>>())
+        s.app(&tenant, &app_name).map(|_| {
+            s.environments(&tenant, &app_name)
+                .map(EnvironmentView::from)
+                .collect::<Vec<_>>()
+        })
     });
     ok(EnvironmentList {
         environments: envs.ok_or_else(|| not_found(Entity::App, format!("{tenant}/{app_name}")))?,
@@ -218,8 +299,12 @@ pub async fn get_env(
     ApiPath((tenant, app_name, env)): ApiPath<(String, String, String)>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &app_name), ("env", &env)])?;
-    let view = app.plane().read(|s| s.environment(&tenant, &app_name, &env).map(EnvironmentView::from));
-    let view = view.ok_or_else(|| not_found(Entity::Environment, format!("{tenant}/{app_name}/{env}")))?;
+    let view = app.plane().read(|s| {
+        s.environment(&tenant, &app_name, &env)
+            .map(EnvironmentView::from)
+    });
+    let view =
+        view.ok_or_else(|| not_found(Entity::Environment, format!("{tenant}/{app_name}/{env}")))?;
     Ok(respond(StatusCode::OK, view.revision, view))
 }
 
@@ -248,7 +333,12 @@ pub async fn delete_env(
     opts: WriteOptions,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &app_name), ("env", &env)])?;
-    let cmd = Command::DeleteEnvironment { tenant, app: app_name, name: env, cascade: q.cascade };
+    let cmd = Command::DeleteEnvironment {
+        tenant,
+        app: app_name,
+        name: env,
+        cascade: q.cascade,
+    };
     deleted(app.propose(&opts, &[], cmd).await?)
 }
 
@@ -280,7 +370,10 @@ pub async fn create_config(
         retention: b.retention,
         description: b.description,
     };
-    config_response(StatusCode::CREATED, app.propose(&opts, &body.raw, cmd).await?)
+    config_response(
+        StatusCode::CREATED,
+        app.propose(&opts, &body.raw, cmd).await?,
+    )
 }
 
 pub async fn list_configs(
@@ -290,11 +383,14 @@ pub async fn list_configs(
     check_names(&[("tenant", &tenant), ("app", &app_name), ("env", &env)])?;
     let configs = app.plane().read(|s| {
         s.environment(&tenant, &app_name, &env).map(|_| {
-            s.configs_under(&tenant, Some(&app_name), Some(&env)).map(ConfigView::from).collect::<Vec<_>>()
+            s.configs_under(&tenant, Some(&app_name), Some(&env))
+                .map(ConfigView::from)
+                .collect::<Vec<_>>()
         })
     });
     ok(ConfigList {
-        configs: configs.ok_or_else(|| not_found(Entity::Environment, format!("{tenant}/{app_name}/{env}")))?,
+        configs: configs
+            .ok_or_else(|| not_found(Entity::Environment, format!("{tenant}/{app_name}/{env}")))?,
     })
 }
 
@@ -305,13 +401,19 @@ pub async fn get_config_by_path(
     check_names(&[("tenant", &tenant), ("app", &app_name), ("env", &env)])?;
     validate_config_name("name", &name)?;
     let path = ConfigPath::new(tenant, app_name, env, name);
-    let view = app.plane().read(|s| s.config_by_path(&path).map(ConfigView::from));
+    let view = app
+        .plane()
+        .read(|s| s.config_by_path(&path).map(ConfigView::from));
     let view = view.ok_or_else(|| not_found(Entity::Config, path.to_string()))?;
     Ok(respond(StatusCode::OK, view.revision, view))
 }
 
 /// Reads something about one config, or 404.
-fn with_config<R>(app: &AppState, id: ConfigId, f: impl FnOnce(&conflux_domain::State, &Config) -> R) -> Result<R, ApiError> {
+fn with_config<R>(
+    app: &AppState,
+    id: ConfigId,
+    f: impl FnOnce(&conflux_domain::State, &Config) -> R,
+) -> Result<R, ApiError> {
     app.plane()
         .read(|s| s.config(id).map(|c| f(s, c)))
         .ok_or_else(|| not_found(Entity::Config, id.to_string()))
@@ -339,12 +441,24 @@ pub async fn update_config(
         Some(None) => Patch::Clear,
         Some(Some(r)) => Patch::Set(r),
     };
-    let cmd = Command::UpdateConfig { id, schema, retention, description: b.description };
+    let cmd = Command::UpdateConfig {
+        id,
+        schema,
+        retention,
+        description: b.description,
+    };
     config_response(StatusCode::OK, app.propose(&opts, &body.raw, cmd).await?)
 }
 
-pub async fn delete_config(State(app): State<AppState>, ApiPath(id): ApiPath<ConfigId>, opts: WriteOptions) -> ApiResult {
-    deleted(app.propose(&opts, &[], Command::DeleteConfig { id }).await?)
+pub async fn delete_config(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<ConfigId>,
+    opts: WriteOptions,
+) -> ApiResult {
+    deleted(
+        app.propose(&opts, &[], Command::DeleteConfig { id })
+            .await?,
+    )
 }
 
 // ---- versions -----------------------------------------------------------------------------
@@ -374,7 +488,9 @@ pub async fn create_version(
         });
     }
     if q.validate_only {
-        let (checked, revision) = with_config(&app, id, |s, c| (check_new_version(s, c, &body.bytes), c.revision))?;
+        let (checked, revision) = with_config(&app, id, |s, c| {
+            (check_new_version(s, c, &body.bytes), c.revision)
+        })?;
         checked?;
         let created = VersionCreated {
             version_id: 0,
@@ -384,7 +500,11 @@ pub async fn create_version(
         };
         return Ok(respond(StatusCode::OK, revision, created));
     }
-    let cmd = Command::CreateVersion { config_id: id, content: body.bytes.clone(), description: q.description };
+    let cmd = Command::CreateVersion {
+        config_id: id,
+        content: body.bytes.clone(),
+        description: q.description,
+    };
     match app.propose(&opts, &body.bytes, cmd).await?.response {
         Outcome::Version { version, config } => {
             let created = VersionCreated {
@@ -412,12 +532,20 @@ pub async fn list_versions(
 ) -> ApiResult {
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
-        return Err(ApiError::invalid_request("invalid_query", "limit", format!("limit must be 1-{MAX_PAGE}")));
+        return Err(ApiError::invalid_request(
+            "invalid_query",
+            "limit",
+            format!("limit must be 1-{MAX_PAGE}"),
+        ));
     }
     let before: Option<VersionId> = match q.cursor.as_deref() {
         None | Some("") => None,
         Some(c) => Some(c.parse().map_err(|_| {
-            ApiError::invalid_request("invalid_query", "cursor", "the cursor is not one this server issued")
+            ApiError::invalid_request(
+                "invalid_query",
+                "cursor",
+                "the cursor is not one this server issued",
+            )
         })?),
     };
     // Newest first: the versions a person looks for are usually the recent ones.
@@ -433,13 +561,20 @@ pub async fn list_versions(
         page.truncate(limit);
         (page, more)
     })?;
-    let next_cursor = more.then(|| versions.last().map(|v| v.version_id.to_string())).flatten();
-    ok(VersionList { versions, next_cursor })
+    let next_cursor = more
+        .then(|| versions.last().map(|v| v.version_id.to_string()))
+        .flatten();
+    ok(VersionList {
+        versions,
+        next_cursor,
+    })
 }
 
 fn version_view(app: &AppState, id: ConfigId, version: VersionId) -> Result<VersionView, ApiError> {
-    with_config(app, id, |s, _| s.version(id, version).map(VersionView::from))?
-        .ok_or_else(|| not_found(Entity::Version, format!("{id}/{version}")))
+    with_config(app, id, |s, _| {
+        s.version(id, version).map(VersionView::from)
+    })?
+    .ok_or_else(|| not_found(Entity::Version, format!("{id}/{version}")))
 }
 
 pub async fn get_version(
@@ -467,7 +602,10 @@ pub async fn get_version_content(
     let view = version_view(&app, id, version)?;
     let mut r = (StatusCode::OK, content).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
     h.insert(headers::CONFIG_VERSION, HeaderValue::from(version));
     if let Ok(v) = HeaderValue::from_str(&view.hash) {
         h.insert(headers::CONFIG_HASH, v);
@@ -483,7 +621,10 @@ pub async fn diff_versions(
     let new = content_of(&app, id, b)?;
     let diff = unified_diff(&old, &new, &format!("version {a}"), &format!("version {b}"));
     let mut r = (StatusCode::OK, diff).into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     Ok(r)
 }
 
@@ -496,7 +637,10 @@ fn releases_response(applied: Applied) -> ApiResult {
     }
 }
 
-pub async fn get_releases(State(app): State<AppState>, ApiPath(id): ApiPath<ConfigId>) -> ApiResult {
+pub async fn get_releases(
+    State(app): State<AppState>,
+    ApiPath(id): ApiPath<ConfigId>,
+) -> ApiResult {
     let view = with_config(&app, id, |_, c| ReleasesView::from(c))?;
     Ok(respond(StatusCode::OK, view.revision, view))
 }
@@ -508,7 +652,11 @@ pub async fn put_releases(
     body: JsonBody<PutReleases>,
 ) -> ApiResult {
     let b = body.value;
-    let cmd = Command::SetReleases { config_id: id, rules: b.releases, comment: b.comment };
+    let cmd = Command::SetReleases {
+        config_id: id,
+        rules: b.releases,
+        comment: b.comment,
+    };
     releases_response(app.propose(&opts, &body.raw, cmd).await?)
 }
 
@@ -521,7 +669,11 @@ pub async fn publish(
     let b = body.value;
     let strategy = match b.strategy {
         Strategy::Stable => PublishStrategy::Stable,
-        Strategy::Canary { labels, percent, priority } => PublishStrategy::Canary {
+        Strategy::Canary {
+            labels,
+            percent,
+            priority,
+        } => PublishStrategy::Canary {
             labels,
             percent,
             priority: priority.unwrap_or(DEFAULT_CANARY_PRIORITY),
@@ -554,7 +706,11 @@ pub async fn rollback(
     body: JsonBody<RollbackRequest>,
 ) -> ApiResult {
     let b = body.value;
-    let cmd = Command::Rollback { config_id: id, version_id: b.version_id, mode: b.mode };
+    let cmd = Command::Rollback {
+        config_id: id,
+        version_id: b.version_id,
+        mode: b.mode,
+    };
     releases_response(app.propose(&opts, &body.raw, cmd).await?)
 }
 
@@ -566,7 +722,9 @@ pub async fn resolve_simulator(
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> ApiResult {
-    let extra = query.iter().filter_map(|(k, v)| k.strip_prefix("label.").map(|k| (k, v.as_str())));
+    let extra = query
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix("label.").map(|k| (k, v.as_str())));
     let labels = client_labels(&headers, extra, query.get("client_id").map(String::as_str))?;
     let resolved = with_config(&app, id, |_, c| {
         resolve(c.id, &c.rules, &labels)
@@ -576,7 +734,9 @@ pub async fn resolve_simulator(
                 rule: r.rule.clone(),
                 revision: c.revision,
             })
-            .ok_or_else(|| DomainError::NotPublished { path: c.path.to_string() })
+            .ok_or_else(|| DomainError::NotPublished {
+                path: c.path.to_string(),
+            })
     })??;
     Ok(respond(StatusCode::OK, resolved.revision, resolved))
 }

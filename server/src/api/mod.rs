@@ -6,6 +6,7 @@
 //! (quotas, versions, rule validity); writes go through Raft ([`AppState::propose`]) and
 //! reads come from the applied state of this node.
 
+mod cluster;
 pub mod error;
 pub mod extract;
 mod fetch;
@@ -15,13 +16,13 @@ mod ops;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::routing::{get, post};
-use axum::Router;
 use conflux_domain::{Command, Proposal, Response};
-use openraft::error::{ClientWriteError, RaftError};
 
+use crate::cluster::Cluster;
 use crate::raft::Raft;
 use crate::storage::ConfigPlane;
 use error::ApiError;
@@ -36,7 +37,9 @@ pub struct AppState(Arc<AppInner>);
 
 impl std::fmt::Debug for AppInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppInner").field("node_id", &self.node_id).finish_non_exhaustive()
+        f.debug_struct("AppInner")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -44,8 +47,7 @@ pub struct AppInner {
     pub node_id: u64,
     pub raft: Raft,
     pub plane: ConfigPlane,
-    /// How long a write waits for commit and apply before answering 503.
-    pub write_timeout: Duration,
+    pub cluster: Cluster,
     /// How long `?min_revision=` waits for this node to catch up.
     pub min_revision_wait: Duration,
 }
@@ -58,7 +60,10 @@ pub struct Applied {
 }
 
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
 }
 
 impl AppState {
@@ -74,8 +79,18 @@ impl AppState {
         &self.0.raft
     }
 
-    /// Proposes a command through Raft and waits until it is applied on this node.
-    pub async fn propose(&self, opts: &WriteOptions, body: &[u8], command: Command) -> Result<Applied, ApiError> {
+    pub fn cluster(&self) -> &Cluster {
+        &self.0.cluster
+    }
+
+    /// Proposes a command through the leader (wherever it is) and waits until it is applied
+    /// on this node.
+    pub async fn propose(
+        &self,
+        opts: &WriteOptions,
+        body: &[u8],
+        command: Command,
+    ) -> Result<Applied, ApiError> {
         let proposal = Proposal {
             timestamp_ms: now_ms(),
             idempotency: opts.idempotency(body),
@@ -83,45 +98,30 @@ impl AppState {
             author: None,
             command,
         };
-        let write = self.0.raft.client_write(proposal);
-        let result = tokio::time::timeout(self.0.write_timeout, write).await.map_err(|_| ApiError::Unavailable {
-            code: "write_timeout",
-            message: format!(
-                "the write was not committed within {:?}; its outcome is unknown, retry with the same X-Idempotency-Key",
-                self.0.write_timeout
-            ),
-            retry_after_secs: 1,
-        })?;
-        match result {
-            Ok(reply) => match reply.data.outcome {
-                Some(Ok(response)) => Ok(Applied { response, revision: reply.data.revision }),
-                Some(Err(e)) => Err(ApiError::Domain(e)),
-                None => Err(ApiError::internal("an application entry produced no outcome")),
-            },
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(ApiError::Unavailable {
-                code: "not_leader",
-                message: match f.leader_id {
-                    Some(id) => format!("this node is not the leader; node {id} is"),
-                    None => "the cluster has no leader at the moment".to_owned(),
-                },
-                retry_after_secs: 1,
+        let result = self.0.cluster.propose(proposal).await?;
+        match result.outcome {
+            Some(Ok(response)) => Ok(Applied {
+                response,
+                revision: result.revision,
             }),
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => Err(ApiError::internal(e)),
-            Err(RaftError::Fatal(e)) => Err(ApiError::Unavailable {
-                code: "node_stopped",
-                message: format!("this node's Raft core has stopped: {e}"),
-                retry_after_secs: 5,
-            }),
+            Some(Err(e)) => Err(ApiError::Domain(e)),
+            None => Err(ApiError::internal(
+                "an application entry produced no outcome",
+            )),
         }
     }
 }
 
 async fn route_not_found(uri: Uri) -> ApiError {
-    ApiError::RouteNotFound { path: uri.path().to_owned() }
+    ApiError::RouteNotFound {
+        path: uri.path().to_owned(),
+    }
 }
 
 async fn method_not_allowed(method: Method) -> ApiError {
-    ApiError::MethodNotAllowed { method: method.to_string() }
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+    }
 }
 
 /// The whole HTTP API.
@@ -130,39 +130,80 @@ pub fn router(state: AppState) -> Router {
         .route("/tenants", post(mgt::create_tenant).get(mgt::list_tenants))
         .route(
             "/tenants/{tenant}",
-            get(mgt::get_tenant).patch(mgt::update_tenant).delete(mgt::delete_tenant),
+            get(mgt::get_tenant)
+                .patch(mgt::update_tenant)
+                .delete(mgt::delete_tenant),
         )
-        .route("/tenants/{tenant}/apps", post(mgt::create_app).get(mgt::list_apps))
+        .route(
+            "/tenants/{tenant}/apps",
+            post(mgt::create_app).get(mgt::list_apps),
+        )
         .route(
             "/tenants/{tenant}/apps/{app}",
-            get(mgt::get_app).patch(mgt::update_app).delete(mgt::delete_app),
+            get(mgt::get_app)
+                .patch(mgt::update_app)
+                .delete(mgt::delete_app),
         )
-        .route("/tenants/{tenant}/apps/{app}/envs", post(mgt::create_env).get(mgt::list_envs))
+        .route(
+            "/tenants/{tenant}/apps/{app}/envs",
+            post(mgt::create_env).get(mgt::list_envs),
+        )
         .route(
             "/tenants/{tenant}/apps/{app}/envs/{env}",
-            get(mgt::get_env).patch(mgt::update_env).delete(mgt::delete_env),
+            get(mgt::get_env)
+                .patch(mgt::update_env)
+                .delete(mgt::delete_env),
         )
         .route(
             "/tenants/{tenant}/apps/{app}/envs/{env}/configs",
             post(mgt::create_config).get(mgt::list_configs),
         )
-        .route("/tenants/{tenant}/apps/{app}/envs/{env}/configs/{name}", get(mgt::get_config_by_path))
+        .route(
+            "/tenants/{tenant}/apps/{app}/envs/{env}/configs/{name}",
+            get(mgt::get_config_by_path),
+        )
         .route(
             "/configs/{id}",
-            get(mgt::get_config).patch(mgt::update_config).delete(mgt::delete_config),
+            get(mgt::get_config)
+                .patch(mgt::update_config)
+                .delete(mgt::delete_config),
         )
-        .route("/configs/{id}/versions", post(mgt::create_version).get(mgt::list_versions))
+        .route(
+            "/configs/{id}/versions",
+            post(mgt::create_version).get(mgt::list_versions),
+        )
         .route("/configs/{id}/versions/{version}", get(mgt::get_version))
-        .route("/configs/{id}/versions/{version}/content", get(mgt::get_version_content))
-        .route("/configs/{id}/versions/{a}/diff/{b}", get(mgt::diff_versions))
-        .route("/configs/{id}/releases", get(mgt::get_releases).put(mgt::put_releases))
+        .route(
+            "/configs/{id}/versions/{version}/content",
+            get(mgt::get_version_content),
+        )
+        .route(
+            "/configs/{id}/versions/{a}/diff/{b}",
+            get(mgt::diff_versions),
+        )
+        .route(
+            "/configs/{id}/releases",
+            get(mgt::get_releases).put(mgt::put_releases),
+        )
         .route("/configs/{id}/publish", post(mgt::publish))
         .route("/configs/{id}/rollback", post(mgt::rollback))
         .route("/configs/{id}/resolve", get(mgt::resolve_simulator));
 
     Router::new()
-        .route("/api/v1/fetch/config/{tenant}/{app}/{env}/{name}", get(fetch::fetch))
+        .route(
+            "/api/v1/fetch/config/{tenant}/{app}/{env}/{name}",
+            get(fetch::fetch),
+        )
         .nest("/api/v1/mgt", mgt)
+        .route("/_cluster/status", get(cluster::status))
+        .route("/_cluster/members", post(cluster::add_member))
+        .route(
+            "/_cluster/members/{id}",
+            axum::routing::delete(cluster::remove_member),
+        )
+        .route("/_cluster/leader/transfer", post(cluster::transfer_leader))
+        .route("/_cluster/snapshot", post(cluster::snapshot))
+        .route("/_cluster/backup", get(cluster::backup))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .fallback(route_not_found)

@@ -1,9 +1,9 @@
 //! Health and readiness.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use conflux_api_types::{Health, Readiness};
 
 use super::AppState;
@@ -13,7 +13,10 @@ use super::AppState;
 pub const READY_MAX_APPLY_LAG: u64 = 100;
 
 pub async fn health(State(app): State<AppState>) -> Json<Health> {
-    Json(Health { status: "ok".into(), node_id: app.0.node_id })
+    Json(Health {
+        status: "ok".into(),
+        node_id: app.0.node_id,
+    })
 }
 
 pub async fn ready(State(app): State<AppState>) -> Response {
@@ -25,7 +28,9 @@ pub async fn ready(State(app): State<AppState>) -> Response {
     } else if metrics.current_leader.is_none() {
         Some("no leader is known".to_owned())
     } else if last_log.saturating_sub(applied) > READY_MAX_APPLY_LAG {
-        Some(format!("applied index {applied} lags the log ({last_log}) by more than {READY_MAX_APPLY_LAG}"))
+        Some(format!(
+            "applied index {applied} lags the log ({last_log}) by more than {READY_MAX_APPLY_LAG}"
+        ))
     } else {
         None
     };
@@ -36,6 +41,10 @@ pub async fn ready(State(app): State<AppState>) -> Response {
         applied_index: applied,
         reason,
     };
-    let status = if body.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if body.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body)).into_response()
 }

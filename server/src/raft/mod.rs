@@ -4,6 +4,15 @@
 //! this module only says what travels through Raft and how nodes reach each other.
 
 pub mod network;
+pub mod peers;
+pub mod service;
+pub mod tls;
+
+/// Generated gRPC code of `proto/conflux/raft/v1/raft.proto`.
+#[allow(missing_debug_implementations, unreachable_pub, clippy::all)]
+pub mod pb {
+    tonic::include_proto!("conflux.raft.v1");
+}
 
 use std::fmt;
 
@@ -27,12 +36,107 @@ impl fmt::Display for NodeInfo {
     }
 }
 
+/// One node's own view of the cluster, from its Raft metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeView {
+    pub node_id: NodeId,
+    /// `leader`, `follower`, `candidate` or `learner`.
+    pub role: String,
+    pub term: u64,
+    pub leader_id: Option<NodeId>,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+    pub snapshot_index: u64,
+    pub purged_index: u64,
+}
+
 /// What applying one entry answers: the entry's log index (the revision it created) and,
 /// for application entries, the domain outcome. Blank and membership entries have none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyResult {
     pub revision: Revision,
     pub outcome: Option<Result<Response, DomainError>>,
+}
+
+/// What a follower forwards to the leader over the Raft listener. The leader executes it as
+/// if it had received the request itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardRequest {
+    /// A client write, already stamped by the follower that received it.
+    Propose(Proposal),
+    /// Add a node as a learner and promote it to voter once it has caught up.
+    AddMember { node_id: NodeId, node: NodeInfo },
+    /// Remove a voter or learner (transferring leadership first if it is the leader).
+    RemoveMember { node_id: NodeId },
+    /// Hand leadership to another voter (`None`: the most up-to-date one).
+    TransferLeader { to: Option<NodeId> },
+    /// Confirm leadership and answer the log index a linearizable read must wait for.
+    ReadIndex,
+    /// Any node: this node's own view (role, term, indexes).
+    LocalStatus,
+    /// Any node: do not start elections for `millis` (0 resumes at once). Part of a
+    /// leadership transfer, so that only the chosen node campaigns.
+    PauseElections { millis: u64 },
+    /// Any node: start an election now (the other half of a leadership transfer).
+    StartElection,
+}
+
+/// The leader's answer to a [`ForwardRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardReply {
+    Applied(ApplyResult),
+    /// A membership change or leadership transfer finished; the log index it committed at.
+    Done {
+        revision: Revision,
+    },
+    ReadIndex(u64),
+    Status(NodeView),
+    /// The receiver is not the leader (any more); `leader` is who it thinks is.
+    NotLeader {
+        leader: Option<NodeId>,
+    },
+    /// The operation failed for a reason the caller should report as is.
+    Failed {
+        kind: FailureKind,
+        message: String,
+    },
+}
+
+/// Why a forwarded request failed on the node that executed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FailureKind {
+    /// A write was not committed in time; it may still be.
+    WriteTimeout,
+    /// The executing node's Raft core stopped.
+    NodeStopped,
+    /// A node id is already a member with other addresses.
+    MemberConflict,
+    MemberNotFound,
+    /// Removing the node would leave the cluster without voters.
+    LastVoter,
+    NotAVoter,
+    /// openraft refused the membership change (e.g. another change is in progress).
+    MembershipChangeRejected,
+    /// A joining node did not catch up with the leader in time.
+    CatchUpTimeout,
+    TransferFailed,
+}
+
+impl FailureKind {
+    /// The stable error code clients see.
+    pub fn code(self) -> &'static str {
+        match self {
+            FailureKind::WriteTimeout => "write_timeout",
+            FailureKind::NodeStopped => "node_stopped",
+            FailureKind::MemberConflict => "member_conflict",
+            FailureKind::MemberNotFound => "member_not_found",
+            FailureKind::LastVoter => "last_voter",
+            FailureKind::NotAVoter => "not_a_voter",
+            FailureKind::MembershipChangeRejected => "membership_change_rejected",
+            FailureKind::CatchUpTimeout => "catch_up_timeout",
+            FailureKind::TransferFailed => "transfer_failed",
+        }
+    }
 }
 
 openraft::declare_raft_types!(

@@ -2,8 +2,8 @@
 //! then MessagePack with field names. Named fields let new optional fields be added without
 //! breaking old data; the version byte lets a future incompatible format be told apart.
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 pub const FORMAT_V1: u8 = 1;
 
@@ -47,7 +47,10 @@ mod tests {
         assert_eq!(decode::<Vec<u64>>(&bytes).unwrap(), v);
         let mut future = bytes.clone();
         future[0] = 9;
-        assert!(matches!(decode::<Vec<u64>>(&future), Err(CodecError::UnknownVersion(9))));
+        assert!(matches!(
+            decode::<Vec<u64>>(&future),
+            Err(CodecError::UnknownVersion(9))
+        ));
         assert!(matches!(decode::<Vec<u64>>(&[]), Err(CodecError::Empty)));
     }
 }

@@ -51,5 +51,8 @@ pub fn version(config_id: ConfigId, version: VersionId) -> [u8; 16] {
 
 /// The key range holding every version (or content) of a config.
 pub fn versions_of(config_id: ConfigId) -> (Vec<u8>, Vec<u8>) {
-    (version(config_id, 0).to_vec(), version(config_id, VersionId::MAX).to_vec())
+    (
+        version(config_id, 0).to_vec(),
+        version(config_id, VersionId::MAX).to_vec(),
+    )
 }

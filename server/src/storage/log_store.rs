@@ -8,12 +8,12 @@
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::sync::mpsc;
 use std::sync::Arc;
+use std::sync::mpsc;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogId, StorageIOError, Vote};
-use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
+use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 
 use super::{cf, codec, keys};
 use crate::raft::{Entry, LogId, NodeId, StorageError, TypeConfig};
@@ -53,7 +53,10 @@ impl Flusher {
                 }
             })
             .expect("spawning the WAL sync thread");
-        Flusher { tx: Some(tx), thread: Some(thread) }
+        Flusher {
+            tx: Some(tx),
+            thread: Some(thread),
+        }
     }
 
     fn submit(&self, callback: LogFlushed<TypeConfig>) -> bool {
@@ -77,16 +80,24 @@ impl LogStore {
     }
 
     fn cf_log(&self) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(cf::LOG).expect("log column family exists")
+        self.db
+            .cf_handle(cf::LOG)
+            .expect("log column family exists")
     }
 
     fn cf_meta(&self) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(cf::META).expect("meta column family exists")
+        self.db
+            .cf_handle(cf::META)
+            .expect("meta column family exists")
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {
-        let raw = self.db.get_cf(self.cf_meta(), key).map_err(|e| StorageIOError::read(&e))?;
-        raw.map(|v| codec::decode(&v).map_err(|e| StorageIOError::read(&e).into())).transpose()
+        let raw = self
+            .db
+            .get_cf(self.cf_meta(), key)
+            .map_err(|e| StorageIOError::read(&e))?;
+        raw.map(|v| codec::decode(&v).map_err(|e| StorageIOError::read(&e).into()))
+            .transpose()
     }
 
     fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T, sync: bool) -> Result<()> {
@@ -123,7 +134,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         };
         let from = keys::log_index(start);
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf_log(), IteratorMode::From(&from, Direction::Forward)) {
+        for item in self
+            .db
+            .iterator_cf(self.cf_log(), IteratorMode::From(&from, Direction::Forward))
+        {
             let (key, value) = item.map_err(|e| StorageIOError::read_logs(&e))?;
             let index = keys::parse_log_index(&key)
                 .ok_or_else(|| StorageIOError::read_logs(&codec::CodecError::Empty))?;
@@ -131,7 +145,11 @@ impl RaftLogReader<TypeConfig> for LogStore {
                 break;
             }
             let entry: Entry = codec::decode(&value).map_err(|e| StorageIOError::read_logs(&e))?;
-            assert_eq!(entry.get_log_id().index, index, "log entry stored under a wrong key");
+            assert_eq!(
+                entry.get_log_id().index,
+                index,
+                "log entry stored under a wrong key"
+            );
             out.push(entry);
         }
         Ok(out)
@@ -144,7 +162,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>> {
         let last_purged: Option<LogId> = self.get_meta(keys::META_LAST_PURGED)?;
         let last = self.last_entry_log_id()?.or(last_purged);
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id: last,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -166,7 +187,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>> {
-        Ok(self.get_meta::<Option<LogId>>(keys::META_COMMITTED)?.flatten())
+        Ok(self
+            .get_meta::<Option<LogId>>(keys::META_COMMITTED)?
+            .flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<()>
@@ -179,7 +202,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let index = entry.get_log_id().index;
             batch.put_cf(self.cf_log(), keys::log_index(index), codec::encode(&entry));
         }
-        self.db.write(batch).map_err(|e| StorageIOError::write_logs(&e))?;
+        self.db
+            .write(batch)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
         if !self.flusher.submit(callback) {
             return Err(StorageIOError::write_logs(&std::io::Error::other(
                 "the WAL sync thread has stopped",
@@ -197,13 +222,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // delete_range's end is exclusive; the entry at u64::MAX cannot exist in practice,
         // but delete it explicitly so the range is really "from index on".
         batch.delete_cf(self.cf_log(), to);
-        self.db.write(batch).map_err(|e| StorageIOError::write_logs(&e).into())
+        self.db
+            .write(batch)
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<()> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf_meta(), keys::META_LAST_PURGED, codec::encode(&log_id));
-        batch.delete_range_cf(self.cf_log(), keys::log_index(0), keys::log_index(log_id.index + 1));
-        self.db.write(batch).map_err(|e| StorageIOError::write_logs(&e).into())
+        batch.put_cf(
+            self.cf_meta(),
+            keys::META_LAST_PURGED,
+            codec::encode(&log_id),
+        );
+        batch.delete_range_cf(
+            self.cf_log(),
+            keys::log_index(0),
+            keys::log_index(log_id.index + 1),
+        );
+        self.db
+            .write(batch)
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 }

@@ -26,7 +26,7 @@ pub mod state_machine;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rocksdb::{ColumnFamilyDescriptor, Options, DB};
+use rocksdb::{ColumnFamilyDescriptor, DB, Options};
 
 pub use log_store::LogStore;
 pub use state_machine::{ConfigPlane, StateMachineStore};
@@ -50,25 +50,59 @@ pub mod cf {
 
     /// The state-machine column families, in snapshot order. A snapshot record names its
     /// family by index into this list, so the order is part of the snapshot format.
-    pub const STATE: [&str; 8] =
-        [SM_META, TENANTS, APPS, ENVS, CONFIGS, VERSIONS, CONTENTS, IDEMPOTENCY];
+    pub const STATE: [&str; 8] = [
+        SM_META,
+        TENANTS,
+        APPS,
+        ENVS,
+        CONFIGS,
+        VERSIONS,
+        CONTENTS,
+        IDEMPOTENCY,
+    ];
 
-    pub const ALL: [&str; 10] =
-        [META, LOG, SM_META, TENANTS, APPS, ENVS, CONFIGS, VERSIONS, CONTENTS, IDEMPOTENCY];
+    pub const ALL: [&str; 10] = [
+        META,
+        LOG,
+        SM_META,
+        TENANTS,
+        APPS,
+        ENVS,
+        CONFIGS,
+        VERSIONS,
+        CONTENTS,
+        IDEMPOTENCY,
+    ];
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageOpenError {
     #[error("cannot open RocksDB at {path}: {source}")]
-    Rocks { path: PathBuf, source: rocksdb::Error },
+    Rocks {
+        path: PathBuf,
+        source: rocksdb::Error,
+    },
     #[error("cannot create {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("the data directory {path} has storage format {found}, this build reads format {expected}")]
-    FormatVersion { path: PathBuf, found: u32, expected: u32 },
-    #[error("the data directory belongs to node {found}, but this node was started as node {requested}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the data directory {path} has storage format {found}, this build reads format {expected}"
+    )]
+    FormatVersion {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    #[error(
+        "the data directory belongs to node {found}, but this node was started as node {requested}"
+    )]
     NodeIdMismatch { found: u64, requested: u64 },
     #[error("stored data is unreadable: {0}")]
     Corrupt(String),
+    #[error("{path} is not empty; restore only into a new, empty data directory")]
+    NotEmpty { path: PathBuf },
 }
 
 /// The storage of one node, opened once at startup.
@@ -81,17 +115,26 @@ pub struct Storage {
 /// Opens (or creates) the node's storage under `data_dir`, checking the format version and
 /// that the directory belongs to `node_id`, and rebuilds the in-memory config plane.
 pub fn open(data_dir: &Path, node_id: u64) -> Result<Storage, StorageOpenError> {
-    let db_path = data_dir.join("db");
-    let snapshot_dir = data_dir.join("snapshots");
-    for dir in [data_dir, &db_path, &snapshot_dir] {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| StorageOpenError::Io { path: dir.to_owned(), source })?;
-    }
-    let db = Arc::new(open_db(&db_path)?);
-    check_identity(&db, &db_path, node_id)?;
+    let (db, snapshot_dir) = open_raw(data_dir, node_id)?;
+    let db = Arc::new(db);
     let log = LogStore::new(db.clone());
     let state_machine = StateMachineStore::open(db, snapshot_dir)?;
     Ok(Storage { log, state_machine })
+}
+
+/// Opens the database and snapshot directory without loading the state machine.
+fn open_raw(data_dir: &Path, node_id: u64) -> Result<(DB, PathBuf), StorageOpenError> {
+    let db_path = data_dir.join("db");
+    let snapshot_dir = data_dir.join("snapshots");
+    for dir in [data_dir, &db_path, &snapshot_dir] {
+        std::fs::create_dir_all(dir).map_err(|source| StorageOpenError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+    }
+    let db = open_db(&db_path)?;
+    check_identity(&db, &db_path, node_id)?;
+    Ok((db, snapshot_dir))
 }
 
 fn open_db(path: &Path) -> Result<DB, StorageOpenError> {
@@ -102,21 +145,30 @@ fn open_db(path: &Path) -> Result<DB, StorageOpenError> {
     opts.set_write_buffer_size(32 * 1024 * 1024);
     opts.set_max_background_jobs(2);
     opts.set_keep_log_file_num(4);
-    let cfs = cf::ALL.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
-    DB::open_cf_descriptors(&opts, path, cfs)
-        .map_err(|source| StorageOpenError::Rocks { path: path.to_owned(), source })
+    let cfs = cf::ALL
+        .iter()
+        .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+    DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| StorageOpenError::Rocks {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Records the format version and node id on first open; checks them afterwards.
 fn check_identity(db: &DB, path: &Path, node_id: u64) -> Result<(), StorageOpenError> {
-    let meta = db.cf_handle(cf::META).expect("meta column family is created at open");
+    let meta = db
+        .cf_handle(cf::META)
+        .expect("meta column family is created at open");
     let read = |key: &[u8]| -> Result<Option<u64>, StorageOpenError> {
         match db.get_cf(meta, key) {
             Ok(Some(v)) => codec::decode::<u64>(&v)
                 .map(Some)
                 .map_err(|e| StorageOpenError::Corrupt(e.to_string())),
             Ok(None) => Ok(None),
-            Err(source) => Err(StorageOpenError::Rocks { path: path.to_owned(), source }),
+            Err(source) => Err(StorageOpenError::Rocks {
+                path: path.to_owned(),
+                source,
+            }),
         }
     };
     match read(keys::META_FORMAT)? {
@@ -132,16 +184,24 @@ fn check_identity(db: &DB, path: &Path, node_id: u64) -> Result<(), StorageOpenE
             let mut wo = rocksdb::WriteOptions::default();
             wo.set_sync(true);
             let mut batch = rocksdb::WriteBatch::default();
-            batch.put_cf(meta, keys::META_FORMAT, codec::encode(&u64::from(STORAGE_FORMAT_VERSION)));
+            batch.put_cf(
+                meta,
+                keys::META_FORMAT,
+                codec::encode(&u64::from(STORAGE_FORMAT_VERSION)),
+            );
             batch.put_cf(meta, keys::META_NODE_ID, codec::encode(&node_id));
             db.write_opt(batch, &wo)
-                .map_err(|source| StorageOpenError::Rocks { path: path.to_owned(), source })?;
+                .map_err(|source| StorageOpenError::Rocks {
+                    path: path.to_owned(),
+                    source,
+                })?;
         }
     }
     match read(keys::META_NODE_ID)? {
-        Some(found) if found != node_id => {
-            Err(StorageOpenError::NodeIdMismatch { found, requested: node_id })
-        }
+        Some(found) if found != node_id => Err(StorageOpenError::NodeIdMismatch {
+            found,
+            requested: node_id,
+        }),
         _ => Ok(()),
     }
 }

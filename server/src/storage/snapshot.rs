@@ -17,6 +17,7 @@
 //! snapshot pointer, marker removal) is synced. A node that crashes in between finds the
 //! marker at its next start and finishes the install from the file.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -24,12 +25,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::storage::RaftSnapshotBuilder;
 use openraft::{ErrorSubject, ErrorVerb, StorageIOError};
-use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
+use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
-use super::state_machine::{load, rebuild_fetch_index, ConfigPlane, Shared};
-use super::{cf, codec, keys};
-use crate::raft::{LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use super::state_machine::{ConfigPlane, Shared, load, rebuild_fetch_index};
+use super::{StorageOpenError, cf, codec, keys};
+use crate::raft::{
+    LogId, NodeInfo, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -48,7 +51,11 @@ struct CurrentSnapshot {
     file: String,
 }
 
-fn io_err(subject: ErrorSubject<u64>, verb: ErrorVerb, e: impl std::error::Error + 'static) -> StorageError {
+fn io_err(
+    subject: ErrorSubject<u64>,
+    verb: ErrorVerb,
+    e: impl std::error::Error + 'static,
+) -> StorageError {
     StorageIOError::new(subject, verb, &e).into()
 }
 
@@ -69,8 +76,15 @@ struct SnapshotWriter {
 
 impl SnapshotWriter {
     fn create(path: &Path, meta: &SnapshotMeta) -> std::io::Result<Self> {
-        let file = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
-        let mut w = SnapshotWriter { out: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new() };
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        let mut w = SnapshotWriter {
+            out: BufWriter::with_capacity(1 << 20, file),
+            crc: crc32fast::Hasher::new(),
+        };
         w.write(MAGIC)?;
         w.write(&SNAPSHOT_FORMAT_VERSION.to_be_bytes())?;
         let header = codec::encode(meta);
@@ -181,7 +195,10 @@ impl<R: Read> SnapshotReader<R> {
             return Ok(None);
         }
         if usize::from(family[0]) >= cf::STATE.len() {
-            return Err(corrupt(format!("unknown column family {} in snapshot", family[0])));
+            return Err(corrupt(format!(
+                "unknown column family {} in snapshot",
+                family[0]
+            )));
         }
         let key = self.read_blob()?;
         let value = self.read_blob()?;
@@ -214,21 +231,32 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let (meta, path) = tokio::task::spawn_blocking(move || build(&shared))
             .await
             .map_err(|e| snap_err(ErrorVerb::Write, e))??;
-        let file = tokio::fs::File::open(&path).await.map_err(|e| snap_err(ErrorVerb::Read, e))?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
         tracing::info!(snapshot = %meta.snapshot_id, "built snapshot");
-        Ok(Snapshot { meta, snapshot: Box::new(file) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        })
     }
 }
 
 fn unique_suffix() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
 }
 
 fn build(shared: &Shared) -> Result<(SnapshotMeta, PathBuf)> {
     let db = &shared.db;
     let snap = db.snapshot();
     let sm_meta = db.cf_handle(cf::SM_META).expect("sm_meta exists");
-    let read = |key: &[u8]| snap.get_cf(sm_meta, key).map_err(|e| snap_err(ErrorVerb::Read, e));
+    let read = |key: &[u8]| {
+        snap.get_cf(sm_meta, key)
+            .map_err(|e| snap_err(ErrorVerb::Read, e))
+    };
     let applied: Option<LogId> = match read(keys::SM_APPLIED)? {
         Some(raw) => codec::decode(&raw).map_err(|e| snap_err(ErrorVerb::Read, e))?,
         None => None,
@@ -241,7 +269,11 @@ fn build(shared: &Shared) -> Result<(SnapshotMeta, PathBuf)> {
         Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, unique_suffix()),
         None => format!("0-0-{}", unique_suffix()),
     };
-    let meta = SnapshotMeta { last_log_id: applied, last_membership: membership, snapshot_id };
+    let meta = SnapshotMeta {
+        last_log_id: applied,
+        last_membership: membership,
+        snapshot_id,
+    };
 
     let file_name = format!("{}.snap", meta.snapshot_id);
     let tmp = shared.snapshot_dir.join(format!("{file_name}.tmp"));
@@ -268,15 +300,21 @@ fn build(shared: &Shared) -> Result<(SnapshotMeta, PathBuf)> {
 fn set_current(db: &DB, meta: &SnapshotMeta, file: &str, batch: Option<WriteBatch>) -> Result<()> {
     let meta_cf = db.cf_handle(cf::META).expect("meta exists");
     let mut batch = batch.unwrap_or_default();
-    let current = CurrentSnapshot { meta: meta.clone(), file: file.to_owned() };
+    let current = CurrentSnapshot {
+        meta: meta.clone(),
+        file: file.to_owned(),
+    };
     batch.put_cf(meta_cf, keys::META_SNAPSHOT, codec::encode(&current));
     let mut wo = WriteOptions::default();
     wo.set_sync(true);
-    db.write_opt(batch, &wo).map_err(|e| snap_err(ErrorVerb::Write, e))
+    db.write_opt(batch, &wo)
+        .map_err(|e| snap_err(ErrorVerb::Write, e))
 }
 
 fn remove_other_snapshots(dir: &Path, keep: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
@@ -289,7 +327,9 @@ fn remove_other_snapshots(dir: &Path, keep: &str) {
 
 /// Removes leftovers of builds or receptions interrupted by a crash.
 pub(crate) fn remove_temporary_files(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().ends_with(".tmp") {
             let _ = std::fs::remove_file(entry.path());
@@ -301,18 +341,28 @@ pub(crate) fn remove_temporary_files(dir: &Path) {
 
 fn current_pointer(db: &DB) -> Result<Option<CurrentSnapshot>> {
     let meta_cf = db.cf_handle(cf::META).expect("meta exists");
-    match db.get_cf(meta_cf, keys::META_SNAPSHOT).map_err(|e| snap_err(ErrorVerb::Read, e))? {
-        Some(raw) => Ok(Some(codec::decode(&raw).map_err(|e| snap_err(ErrorVerb::Read, e))?)),
+    match db
+        .get_cf(meta_cf, keys::META_SNAPSHOT)
+        .map_err(|e| snap_err(ErrorVerb::Read, e))?
+    {
+        Some(raw) => Ok(Some(
+            codec::decode(&raw).map_err(|e| snap_err(ErrorVerb::Read, e))?,
+        )),
         None => Ok(None),
     }
 }
 
 pub(crate) async fn current(shared: &Shared) -> Result<Option<Snapshot>> {
-    let Some(cur) = current_pointer(&shared.db)? else { return Ok(None) };
+    let Some(cur) = current_pointer(&shared.db)? else {
+        return Ok(None);
+    };
     let file = tokio::fs::File::open(shared.snapshot_dir.join(&cur.file))
         .await
         .map_err(|e| snap_err(ErrorVerb::Read, e))?;
-    Ok(Some(Snapshot { meta: cur.meta, snapshot: Box::new(file) }))
+    Ok(Some(Snapshot {
+        meta: cur.meta,
+        snapshot: Box::new(file),
+    }))
 }
 
 /// Path and meta of the current snapshot file, for backups.
@@ -335,7 +385,11 @@ pub(crate) async fn begin_receiving(dir: &Path) -> Result<Box<tokio::fs::File>> 
     Ok(Box::new(file))
 }
 
-pub(crate) async fn install(plane: &ConfigPlane, meta: &SnapshotMeta, file: tokio::fs::File) -> Result<()> {
+pub(crate) async fn install(
+    plane: &ConfigPlane,
+    meta: &SnapshotMeta,
+    file: tokio::fs::File,
+) -> Result<()> {
     let mut received = file.into_std().await;
     let shared = plane.0.clone();
     let meta = meta.clone();
@@ -355,7 +409,10 @@ pub(crate) async fn install(plane: &ConfigPlane, meta: &SnapshotMeta, file: toki
         };
         let header = copy().map_err(|e| snap_err(ErrorVerb::Read, e))?;
         if header.last_log_id != meta.last_log_id {
-            return Err(snap_err(ErrorVerb::Read, corrupt("snapshot file does not match its meta")));
+            return Err(snap_err(
+                ErrorVerb::Read,
+                corrupt("snapshot file does not match its meta"),
+            ));
         }
         install_from_file(&shared.db, &path, &meta)?;
         remove_other_snapshots(&shared.snapshot_dir, &file_name);
@@ -371,14 +428,24 @@ pub(crate) async fn install(plane: &ConfigPlane, meta: &SnapshotMeta, file: toki
 /// Replaces the state column families with the snapshot's records (see the module docs).
 fn install_from_file(db: &DB, path: &Path, meta: &SnapshotMeta) -> Result<()> {
     let meta_cf = db.cf_handle(cf::META).expect("meta exists");
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut wo = WriteOptions::default();
     wo.set_sync(true);
-    db.put_cf_opt(meta_cf, keys::META_INSTALLING, codec::encode(&file_name), &wo)
-        .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+    db.put_cf_opt(
+        meta_cf,
+        keys::META_INSTALLING,
+        codec::encode(&file_name),
+        &wo,
+    )
+    .map_err(|e| snap_err(ErrorVerb::Write, e))?;
 
-    let handles: Vec<_> =
-        cf::STATE.iter().map(|n| db.cf_handle(n).expect("state column families exist")).collect();
+    let handles: Vec<_> = cf::STATE
+        .iter()
+        .map(|n| db.cf_handle(n).expect("state column families exist"))
+        .collect();
     // Clear the state column families, in bounded batches.
     for handle in &handles {
         let mut batch = WriteBatch::default();
@@ -386,7 +453,8 @@ fn install_from_file(db: &DB, path: &Path, meta: &SnapshotMeta) -> Result<()> {
             let (k, _) = item.map_err(|e| snap_err(ErrorVerb::Write, e))?;
             batch.delete_cf(*handle, k);
             if batch.size_in_bytes() >= INSTALL_BATCH_BYTES {
-                db.write(std::mem::take(&mut batch)).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+                db.write(std::mem::take(&mut batch))
+                    .map_err(|e| snap_err(ErrorVerb::Write, e))?;
             }
         }
         db.write(batch).map_err(|e| snap_err(ErrorVerb::Write, e))?;
@@ -395,15 +463,23 @@ fn install_from_file(db: &DB, path: &Path, meta: &SnapshotMeta) -> Result<()> {
     let mut reader = SnapshotReader::new(BufReader::with_capacity(1 << 20, file))
         .map_err(|e| snap_err(ErrorVerb::Read, e))?;
     let mut batch = WriteBatch::default();
-    while let Some((family, key, value)) = reader.next_record().map_err(|e| snap_err(ErrorVerb::Read, e))? {
+    while let Some((family, key, value)) = reader
+        .next_record()
+        .map_err(|e| snap_err(ErrorVerb::Read, e))?
+    {
         batch.put_cf(handles[usize::from(family)], key, value);
         if batch.size_in_bytes() >= INSTALL_BATCH_BYTES {
-            db.write(std::mem::take(&mut batch)).map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            db.write(std::mem::take(&mut batch))
+                .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         }
     }
     let sm_meta = db.cf_handle(cf::SM_META).expect("sm_meta exists");
     batch.put_cf(sm_meta, keys::SM_APPLIED, codec::encode(&meta.last_log_id));
-    batch.put_cf(sm_meta, keys::SM_MEMBERSHIP, codec::encode(&meta.last_membership));
+    batch.put_cf(
+        sm_meta,
+        keys::SM_MEMBERSHIP,
+        codec::encode(&meta.last_membership),
+    );
     batch.delete_cf(meta_cf, keys::META_INSTALLING);
     set_current(db, meta, &file_name, Some(batch))
 }
@@ -411,7 +487,10 @@ fn install_from_file(db: &DB, path: &Path, meta: &SnapshotMeta) -> Result<()> {
 /// Finishes an install that a crash interrupted (see the module docs).
 pub(crate) fn finish_interrupted_install(db: &DB, dir: &Path) -> Result<()> {
     let meta_cf = db.cf_handle(cf::META).expect("meta exists");
-    let Some(raw) = db.get_cf(meta_cf, keys::META_INSTALLING).map_err(|e| snap_err(ErrorVerb::Read, e))? else {
+    let Some(raw) = db
+        .get_cf(meta_cf, keys::META_INSTALLING)
+        .map_err(|e| snap_err(ErrorVerb::Read, e))?
+    else {
         return Ok(());
     };
     let file_name: String = codec::decode(&raw).map_err(|e| snap_err(ErrorVerb::Read, e))?;
@@ -429,6 +508,85 @@ fn reload(shared: &Shared) -> Result<()> {
     *shared.state.write() = state;
     rebuild_fetch_index(shared)?;
     *shared.applied.lock() = (applied, membership);
-    shared.applied_index.send_replace(applied.map_or(0, |l| l.index));
+    shared
+        .applied_index
+        .send_replace(applied.map_or(0, |l| l.index));
     Ok(())
+}
+
+// ---- restoring a backup into a new cluster ----------------------------------------------
+
+/// Turns a backup (a snapshot file from `GET /_cluster/backup`) into the data directory of
+/// the first node of a new cluster: the state is the backup's, the membership is this node
+/// alone, and the log continues after the backup's last entry, so revisions keep growing.
+/// Refuses a data directory that is not empty.
+pub fn restore(
+    backup: &Path,
+    data_dir: &Path,
+    node_id: u64,
+    me: NodeInfo,
+) -> std::result::Result<SnapshotMeta, StorageOpenError> {
+    let corrupt_backup =
+        |e: std::io::Error| StorageOpenError::Corrupt(format!("{}: {e}", backup.display()));
+    if std::fs::read_dir(data_dir).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(StorageOpenError::NotEmpty {
+            path: data_dir.to_owned(),
+        });
+    }
+    let file = File::open(backup).map_err(|source| StorageOpenError::Io {
+        path: backup.to_owned(),
+        source,
+    })?;
+    let header = SnapshotReader::new(BufReader::new(file))
+        .and_then(SnapshotReader::verify_to_end)
+        .map_err(corrupt_backup)?;
+    let last = header.last_log_id.ok_or_else(|| {
+        StorageOpenError::Corrupt("the backup is of a cluster that never applied anything".into())
+    })?;
+
+    let (db, snapshot_dir) = super::open_raw(data_dir, node_id)?;
+    let membership = openraft::Membership::new(
+        vec![BTreeSet::from([node_id])],
+        BTreeMap::from([(node_id, me)]),
+    );
+    let meta = SnapshotMeta {
+        last_log_id: Some(last),
+        last_membership: StoredMembership::new(Some(last), membership),
+        snapshot_id: format!(
+            "{}-{}-restored-{}",
+            last.leader_id.term,
+            last.index,
+            unique_suffix()
+        ),
+    };
+    // Copy the records under the new meta.
+    let file_name = format!("{}.snap", meta.snapshot_id);
+    let path = snapshot_dir.join(&file_name);
+    let copy = || -> std::io::Result<()> {
+        let mut reader = SnapshotReader::new(BufReader::new(File::open(backup)?))?;
+        let mut writer = SnapshotWriter::create(&path, &meta)?;
+        while let Some((family, key, value)) = reader.next_record()? {
+            writer.record(family, &key, &value)?;
+        }
+        writer.finish()
+    };
+    copy().map_err(corrupt_backup)?;
+    let fail = |e: StorageError| StorageOpenError::Corrupt(e.to_string());
+    install_from_file(&db, &path, &meta).map_err(fail)?;
+    // The log starts after the backup: everything up to it is "purged" into the snapshot,
+    // and the vote is that of the term the backup was taken in.
+    let meta_cf = db.cf_handle(cf::META).expect("meta exists");
+    let mut batch = WriteBatch::default();
+    batch.put_cf(meta_cf, keys::META_LAST_PURGED, codec::encode(&last));
+    batch.put_cf(meta_cf, keys::META_COMMITTED, codec::encode(&Some(last)));
+    let vote = openraft::Vote::new_committed(last.leader_id.term, last.leader_id.node_id);
+    batch.put_cf(meta_cf, keys::META_VOTE, codec::encode(&vote));
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    db.write_opt(batch, &wo)
+        .map_err(|source| StorageOpenError::Rocks {
+            path: data_dir.to_owned(),
+            source,
+        })?;
+    Ok(meta)
 }

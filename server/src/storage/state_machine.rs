@@ -19,12 +19,14 @@ use conflux_domain::{
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, StorageIOError};
 use parking_lot::{Mutex, RwLock};
-use rocksdb::{IteratorMode, WriteBatch, DB};
+use rocksdb::{DB, IteratorMode, WriteBatch};
 use tokio::sync::watch;
 
 use super::snapshot::{self, SnapshotBuilder};
-use super::{cf, codec, keys, StorageOpenError};
-use crate::raft::{ApplyResult, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
+use super::{StorageOpenError, cf, codec, keys};
+use crate::raft::{
+    ApplyResult, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+};
 use crate::serving::{FetchIndex, ServedConfig, ServedVersion};
 
 type Result<T> = std::result::Result<T, StorageError>;
@@ -55,9 +57,21 @@ impl ConfigPlane {
     }
 
     /// The content of a version, from RocksDB (management path only).
-    pub fn content(&self, config_id: ConfigId, version: VersionId) -> std::result::Result<Option<Bytes>, rocksdb::Error> {
-        let cf = self.0.db.cf_handle(cf::CONTENTS).expect("contents column family exists");
-        Ok(self.0.db.get_cf(cf, keys::version(config_id, version))?.map(Bytes::from))
+    pub fn content(
+        &self,
+        config_id: ConfigId,
+        version: VersionId,
+    ) -> std::result::Result<Option<Bytes>, rocksdb::Error> {
+        let cf = self
+            .0
+            .db
+            .cf_handle(cf::CONTENTS)
+            .expect("contents column family exists");
+        Ok(self
+            .0
+            .db
+            .get_cf(cf, keys::version(config_id, version))?
+            .map(Bytes::from))
     }
 
     /// The log index of the last applied entry.
@@ -74,7 +88,8 @@ impl ConfigPlane {
     /// was reached.
     pub async fn wait_applied(&self, revision: u64, timeout: Duration) -> bool {
         let mut rx = self.0.applied_index.subscribe();
-        let reached = tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= revision)).await;
+        let reached =
+            tokio::time::timeout(timeout, rx.wait_for(|applied| *applied >= revision)).await;
         matches!(reached, Ok(Ok(_)))
     }
 }
@@ -86,10 +101,14 @@ pub struct StateMachineStore {
 }
 
 impl StateMachineStore {
-    pub(crate) fn open(db: Arc<DB>, snapshot_dir: PathBuf) -> std::result::Result<Self, StorageOpenError> {
+    pub(crate) fn open(
+        db: Arc<DB>,
+        snapshot_dir: PathBuf,
+    ) -> std::result::Result<Self, StorageOpenError> {
         snapshot::remove_temporary_files(&snapshot_dir);
-        snapshot::finish_interrupted_install(&db, &snapshot_dir)
-            .map_err(|e| StorageOpenError::Corrupt(format!("finishing an interrupted snapshot install: {e}")))?;
+        snapshot::finish_interrupted_install(&db, &snapshot_dir).map_err(|e| {
+            StorageOpenError::Corrupt(format!("finishing an interrupted snapshot install: {e}"))
+        })?;
         let (state, applied, membership) =
             load(&db).map_err(|e| StorageOpenError::Corrupt(e.to_string()))?;
         let applied_index = applied.map_or(0, |l| l.index);
@@ -112,7 +131,8 @@ impl StateMachineStore {
 }
 
 fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
-    db.cf_handle(name).expect("column families are created at open")
+    db.cf_handle(name)
+        .expect("column families are created at open")
 }
 
 fn read_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -133,12 +153,23 @@ pub(crate) fn load(db: &DB) -> Result<(State, Option<LogId>, StoredMembership)> 
         }
         Ok(())
     }
-    each(db, cf::TENANTS, |_, t: Tenant| state.apply_change(Change::PutTenant(t)))?;
-    each(db, cf::APPS, |_, a: App| state.apply_change(Change::PutApp(a)))?;
-    each(db, cf::ENVS, |_, e: Environment| state.apply_change(Change::PutEnvironment(e)))?;
-    each(db, cf::CONFIGS, |_, c: Config| state.apply_change(Change::PutConfig(c)))?;
+    each(db, cf::TENANTS, |_, t: Tenant| {
+        state.apply_change(Change::PutTenant(t))
+    })?;
+    each(db, cf::APPS, |_, a: App| {
+        state.apply_change(Change::PutApp(a))
+    })?;
+    each(db, cf::ENVS, |_, e: Environment| {
+        state.apply_change(Change::PutEnvironment(e))
+    })?;
+    each(db, cf::CONFIGS, |_, c: Config| {
+        state.apply_change(Change::PutConfig(c))
+    })?;
     each(db, cf::VERSIONS, |_, meta: VersionMeta| {
-        state.apply_change(Change::PutVersion { meta, content: Bytes::new() })
+        state.apply_change(Change::PutVersion {
+            meta,
+            content: Bytes::new(),
+        })
     })?;
     each(db, cf::IDEMPOTENCY, |k, record: IdempotencyRecord| {
         let key = String::from_utf8_lossy(k).into_owned();
@@ -163,11 +194,15 @@ pub(crate) fn load(db: &DB) -> Result<(State, Option<LogId>, StoredMembership)> 
 /// Adds one change to a write batch.
 fn persist(db: &DB, batch: &mut WriteBatch, change: &Change) {
     match change {
-        Change::PutTenant(t) => batch.put_cf(cf(db, cf::TENANTS), t.name.as_bytes(), codec::encode(t)),
-        Change::DeleteTenant { name } => batch.delete_cf(cf(db, cf::TENANTS), name.as_bytes()),
-        Change::PutApp(a) => {
-            batch.put_cf(cf(db, cf::APPS), keys::joined(&[&a.tenant, &a.name]), codec::encode(a))
+        Change::PutTenant(t) => {
+            batch.put_cf(cf(db, cf::TENANTS), t.name.as_bytes(), codec::encode(t))
         }
+        Change::DeleteTenant { name } => batch.delete_cf(cf(db, cf::TENANTS), name.as_bytes()),
+        Change::PutApp(a) => batch.put_cf(
+            cf(db, cf::APPS),
+            keys::joined(&[&a.tenant, &a.name]),
+            codec::encode(a),
+        ),
         Change::DeleteApp { tenant, name } => {
             batch.delete_cf(cf(db, cf::APPS), keys::joined(&[tenant, name]))
         }
@@ -179,7 +214,9 @@ fn persist(db: &DB, batch: &mut WriteBatch, change: &Change) {
         Change::DeleteEnvironment { tenant, app, name } => {
             batch.delete_cf(cf(db, cf::ENVS), keys::joined(&[tenant, app, name]))
         }
-        Change::PutConfig(c) => batch.put_cf(cf(db, cf::CONFIGS), keys::config(c.id), codec::encode(c)),
+        Change::PutConfig(c) => {
+            batch.put_cf(cf(db, cf::CONFIGS), keys::config(c.id), codec::encode(c))
+        }
         Change::DeleteConfig { id, .. } => {
             batch.delete_cf(cf(db, cf::CONFIGS), keys::config(*id));
             let (from, to) = keys::versions_of(*id);
@@ -196,10 +233,14 @@ fn persist(db: &DB, batch: &mut WriteBatch, change: &Change) {
             batch.delete_cf(cf(db, cf::VERSIONS), k);
             batch.delete_cf(cf(db, cf::CONTENTS), k);
         }
-        Change::PutIdempotency { key, record } => {
-            batch.put_cf(cf(db, cf::IDEMPOTENCY), key.as_bytes(), codec::encode(record))
+        Change::PutIdempotency { key, record } => batch.put_cf(
+            cf(db, cf::IDEMPOTENCY),
+            key.as_bytes(),
+            codec::encode(record),
+        ),
+        Change::DeleteIdempotency { key } => {
+            batch.delete_cf(cf(db, cf::IDEMPOTENCY), key.as_bytes())
         }
-        Change::DeleteIdempotency { key } => batch.delete_cf(cf(db, cf::IDEMPOTENCY), key.as_bytes()),
     }
 }
 
@@ -215,12 +256,17 @@ fn served_config(
     let mut versions = Vec::with_capacity(wanted.len());
     for v in wanted {
         let meta = state.version(config.id, v).ok_or_else(|| {
-            read_err(std::io::Error::other(format!("config {} rule points at missing version {v}", config.id)))
+            read_err(std::io::Error::other(format!(
+                "config {} rule points at missing version {v}",
+                config.id
+            )))
         })?;
         // Versions are immutable and config ids are never reused, so a version already
         // served for this config id can be kept as it is.
-        let reusable =
-            previous.as_ref().filter(|p| p.config_id == config.id).and_then(|p| p.version(v));
+        let reusable = previous
+            .as_ref()
+            .filter(|p| p.config_id == config.id)
+            .and_then(|p| p.version(v));
         if let Some(existing) = reusable {
             versions.push(existing.clone());
             continue;
@@ -232,7 +278,12 @@ fn served_config(
                 .get_cf(cf(&shared.db, cf::CONTENTS), keys::version(config.id, v))
                 .map_err(read_err)?
                 .map(Bytes::from)
-                .ok_or_else(|| read_err(std::io::Error::other(format!("content of {}/{v} is missing", config.id))))?,
+                .ok_or_else(|| {
+                    read_err(std::io::Error::other(format!(
+                        "content of {}/{v} is missing",
+                        config.id
+                    )))
+                })?,
         };
         versions.push(Arc::new(ServedVersion::new(config.id, meta, content)));
     }
@@ -245,7 +296,9 @@ pub(crate) fn rebuild_fetch_index(shared: &Shared) -> Result<()> {
     let fresh = HashMap::new();
     for config in state.configs() {
         let served = served_config(shared, &state, config, &fresh)?;
-        shared.fetch.insert(config.path.to_string(), Arc::new(served));
+        shared
+            .fetch
+            .insert(config.path.to_string(), Arc::new(served));
     }
     Ok(())
 }
@@ -307,13 +360,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         batch.put_cf(sm_meta, keys::SM_APPLIED, codec::encode(&applied));
         batch.put_cf(sm_meta, keys::SM_MEMBERSHIP, codec::encode(&membership));
         batch.put_cf(sm_meta, keys::SM_COUNTERS, codec::encode(&state.counters()));
-        db.write(batch).map_err(|e| StorageIOError::write_state_machine(&e))?;
+        db.write(batch)
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
 
         for (id, deleted_path) in touched {
             match (state.config(id), deleted_path) {
                 (Some(config), _) => {
                     let served = served_config(shared, &state, config, &fresh)?;
-                    shared.fetch.insert(config.path.to_string(), Arc::new(served));
+                    shared
+                        .fetch
+                        .insert(config.path.to_string(), Arc::new(served));
                 }
                 (None, Some(path)) => shared.fetch.remove(&path),
                 (None, None) => {}
@@ -336,7 +392,11 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         snapshot::begin_receiving(&self.plane.0.snapshot_dir).await
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<tokio::fs::File>) -> Result<()> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<tokio::fs::File>,
+    ) -> Result<()> {
         snapshot::install(&self.plane, meta, *snapshot).await
     }
 

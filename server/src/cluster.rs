@@ -1,0 +1,603 @@
+//! Cluster operations that must run on the leader, reached from any node.
+//!
+//! A node that receives a write, a membership change or a linearizable read it cannot serve
+//! itself forwards it to the leader over the Raft listener ([`ForwardRequest`]) and answers
+//! the client with the leader's result: the client sees one request. With no leader the
+//! caller gets [`ClusterError::NoLeader`] after a bounded wait, never a hang.
+//!
+//! openraft 0.9 has no leadership transfer; [`Cluster::transfer_leader`] builds one from its
+//! runtime switches: the other voters pause elections, the leader stops heartbeats, and once
+//! the leader lease has run out the target campaigns and wins.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState};
+
+use crate::raft::pb::Payload;
+use crate::raft::peers::Peers;
+use conflux_domain::Proposal;
+
+use crate::raft::{
+    ApplyResult, FailureKind, ForwardReply, ForwardRequest, NodeId, NodeInfo, NodeView, Raft,
+};
+use crate::storage::{ConfigPlane, codec};
+
+/// How long to wait between attempts while the cluster has no (known) leader.
+const NO_LEADER_RETRY: Duration = Duration::from_millis(100);
+/// A learner must catch up within this long before it is promoted.
+const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest a leadership transfer may take before it is abandoned.
+const TRANSFER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Timeout of a status query to another member.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("the cluster has no leader at the moment; retry shortly")]
+    NoLeader,
+    /// The request may or may not have been applied (the leader failed mid-way, or the
+    /// deadline passed): the client should retry with the same idempotency key.
+    #[error("{0}")]
+    OutcomeUnknown(String),
+    /// The leader refused the operation (bad membership change, unknown member...).
+    #[error("{message}")]
+    Rejected { kind: FailureKind, message: String },
+    #[error("this node's Raft core has stopped: {0}")]
+    Stopped(String),
+}
+
+/// Handle to the cluster operations of this node; cheap to clone.
+#[derive(Clone)]
+pub struct Cluster(Arc<Inner>);
+
+struct Inner {
+    node_id: NodeId,
+    raft: Raft,
+    peers: Arc<Peers>,
+    plane: ConfigPlane,
+    write_timeout: Duration,
+    /// openraft's leader lease: followers reject other candidates for this long after the
+    /// last message from the leader.
+    leader_lease: Duration,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("node_id", &self.0.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+enum ForwardError {
+    /// The connection could not be made: the request did not leave this node.
+    NotSent(String),
+    /// The request may have been delivered.
+    Unknown(String),
+}
+
+fn rejected(kind: FailureKind, message: impl Into<String>) -> ForwardReply {
+    ForwardReply::Failed {
+        kind,
+        message: message.into(),
+    }
+}
+
+impl Cluster {
+    pub fn new(
+        node_id: NodeId,
+        raft: Raft,
+        peers: Arc<Peers>,
+        plane: ConfigPlane,
+        write_timeout: Duration,
+        leader_lease: Duration,
+    ) -> Self {
+        Cluster(Arc::new(Inner {
+            node_id,
+            raft,
+            peers,
+            plane,
+            write_timeout,
+            leader_lease,
+        }))
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.0.node_id
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.0.raft
+    }
+
+    /// Members of the applied membership with their addresses.
+    pub fn members(&self) -> Vec<(NodeId, NodeInfo, bool)> {
+        let metrics = self.0.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, n)| (*id, n.clone(), voters.contains(id)))
+            .collect()
+    }
+
+    fn node_info(&self, id: NodeId) -> Option<NodeInfo> {
+        self.members()
+            .into_iter()
+            .find(|(i, _, _)| *i == id)
+            .map(|(_, n, _)| n)
+    }
+
+    // ---- client writes and reads ---------------------------------------------------------
+
+    /// Commits a proposal through the leader and waits until this node has applied it, so
+    /// a client reading from this node afterwards sees its write.
+    pub async fn propose(&self, proposal: Proposal) -> Result<ApplyResult, ClusterError> {
+        let deadline = Instant::now() + self.0.write_timeout;
+        match self
+            .on_leader(ForwardRequest::Propose(proposal), deadline)
+            .await?
+        {
+            ForwardReply::Applied(result) => {
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                self.0.plane.wait_applied(result.revision, remaining).await;
+                Ok(result)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The log index a linearizable read on this node must wait for (confirmed by the
+    /// leader's quorum).
+    pub async fn read_index(&self) -> Result<u64, ClusterError> {
+        let deadline = Instant::now() + self.0.write_timeout;
+        match self.on_leader(ForwardRequest::ReadIndex, deadline).await? {
+            ForwardReply::ReadIndex(index) => Ok(index),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Runs a leader-only request: here if this node leads, otherwise on the leader.
+    /// Retries while there is no leader or leadership moves, until `deadline`.
+    pub async fn on_leader(
+        &self,
+        request: ForwardRequest,
+        deadline: Instant,
+    ) -> Result<ForwardReply, ClusterError> {
+        loop {
+            let reply = match self.handle_forwarded(request.clone()).await {
+                ForwardReply::NotLeader {
+                    leader: Some(leader),
+                } if leader != self.0.node_id => match self.node_info(leader) {
+                    None => ForwardReply::NotLeader { leader: None },
+                    Some(node) => match self.forward(&node, &request, deadline).await {
+                        Ok(reply) => reply,
+                        Err(ForwardError::NotSent(why)) => {
+                            tracing::debug!(leader, %why, "leader not reachable, retrying");
+                            ForwardReply::NotLeader { leader: None }
+                        }
+                        Err(ForwardError::Unknown(why)) => {
+                            return Err(ClusterError::OutcomeUnknown(format!(
+                                "the leader (node {leader}) did not answer: {why}; the outcome is unknown, retry with the same X-Idempotency-Key"
+                            )));
+                        }
+                    },
+                },
+                other => other,
+            };
+            match reply {
+                ForwardReply::NotLeader { .. } => {
+                    if Instant::now() + NO_LEADER_RETRY >= deadline {
+                        return Err(ClusterError::NoLeader);
+                    }
+                    tokio::time::sleep(NO_LEADER_RETRY).await;
+                }
+                ForwardReply::Failed {
+                    kind: FailureKind::NodeStopped,
+                    message,
+                } => {
+                    return Err(ClusterError::Stopped(message));
+                }
+                ForwardReply::Failed {
+                    kind: FailureKind::WriteTimeout,
+                    message,
+                } => {
+                    return Err(ClusterError::OutcomeUnknown(message));
+                }
+                ForwardReply::Failed { kind, message } => {
+                    return Err(ClusterError::Rejected { kind, message });
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        node: &NodeInfo,
+        request: &ForwardRequest,
+        deadline: Instant,
+    ) -> Result<ForwardReply, ForwardError> {
+        self.forward_within(
+            node,
+            request,
+            deadline.saturating_duration_since(Instant::now()),
+        )
+        .await
+    }
+
+    async fn forward_within(
+        &self,
+        node: &NodeInfo,
+        request: &ForwardRequest,
+        timeout: Duration,
+    ) -> Result<ForwardReply, ForwardError> {
+        let mut client = self
+            .0
+            .peers
+            .client(&node.raft_addr)
+            .map_err(|e| ForwardError::NotSent(e.to_string()))?;
+        let mut req = tonic::Request::new(Payload {
+            data: codec::encode(request),
+        });
+        req.set_timeout(timeout.max(Duration::from_millis(10)));
+        match client.forward(req).await {
+            Ok(reply) => codec::decode(&reply.into_inner().data)
+                .map_err(|e| ForwardError::Unknown(format!("undecodable reply: {e}"))),
+            Err(status) => {
+                let msg = format!("{}: {}", node.raft_addr, status.message());
+                // A refused connection means the request never left this node.
+                if status.code() == tonic::Code::Unavailable && status.message().contains("connect")
+                {
+                    Err(ForwardError::NotSent(msg))
+                } else {
+                    Err(ForwardError::Unknown(msg))
+                }
+            }
+        }
+    }
+
+    // ---- the leader side -----------------------------------------------------------------
+
+    /// Executes a request on this node. Leader-only requests answer `NotLeader` here if this
+    /// node does not lead; they are never forwarded again (no forwarding loops).
+    pub async fn handle_forwarded(&self, request: ForwardRequest) -> ForwardReply {
+        let raft = &self.0.raft;
+        match request {
+            ForwardRequest::Propose(p) => {
+                match tokio::time::timeout(self.0.write_timeout, raft.client_write(p)).await {
+                    Err(_) => rejected(
+                        FailureKind::WriteTimeout,
+                        format!(
+                            "the write was not committed within {:?}; its outcome is unknown, retry with the same X-Idempotency-Key",
+                            self.0.write_timeout
+                        ),
+                    ),
+                    Ok(Ok(reply)) => ForwardReply::Applied(reply.data),
+                    Ok(Err(e)) => write_error(e),
+                }
+            }
+            ForwardRequest::ReadIndex => match raft.get_read_log_id().await {
+                Ok((read, _applied)) => ForwardReply::ReadIndex(read.map_or(0, |l| l.index)),
+                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(
+                    f,
+                ))) => ForwardReply::NotLeader {
+                    leader: f.leader_id,
+                },
+                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::QuorumNotEnough(
+                    e,
+                ))) => {
+                    tracing::debug!(error = %e, "leadership not confirmed by a quorum");
+                    ForwardReply::NotLeader { leader: None }
+                }
+                Err(RaftError::Fatal(e)) => rejected(FailureKind::NodeStopped, e.to_string()),
+            },
+            ForwardRequest::AddMember { node_id, node } => {
+                self.add_member_here(node_id, node).await
+            }
+            ForwardRequest::RemoveMember { node_id } => self.remove_member_here(node_id).await,
+            ForwardRequest::TransferLeader { to } => match to.or_else(|| self.best_successor()) {
+                Some(to) => self.transfer_leader_here(to).await,
+                None => rejected(
+                    FailureKind::NotAVoter,
+                    "there is no other voter to transfer leadership to",
+                ),
+            },
+            ForwardRequest::LocalStatus => ForwardReply::Status(self.local_view()),
+            ForwardRequest::PauseElections { millis } => {
+                let rc = raft.runtime_config();
+                if millis == 0 {
+                    rc.elect(true);
+                } else {
+                    rc.elect(false);
+                    let raft = raft.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(millis)).await;
+                        raft.runtime_config().elect(true);
+                    });
+                }
+                ForwardReply::Done {
+                    revision: self.0.plane.applied_index(),
+                }
+            }
+            ForwardRequest::StartElection => match raft.trigger().elect().await {
+                Ok(()) => ForwardReply::Done {
+                    revision: self.0.plane.applied_index(),
+                },
+                Err(e) => rejected(FailureKind::NodeStopped, e.to_string()),
+            },
+        }
+    }
+
+    fn leader_here(&self) -> Result<(), ForwardReply> {
+        let leader = self.0.raft.metrics().borrow().current_leader;
+        if leader == Some(self.0.node_id) {
+            Ok(())
+        } else {
+            Err(ForwardReply::NotLeader { leader })
+        }
+    }
+
+    async fn add_member_here(&self, node_id: NodeId, node: NodeInfo) -> ForwardReply {
+        if let Err(not) = self.leader_here() {
+            return not;
+        }
+        if let Some((_, existing, voter)) =
+            self.members().into_iter().find(|(id, _, _)| *id == node_id)
+        {
+            if existing != node {
+                return rejected(
+                    FailureKind::MemberConflict,
+                    format!(
+                        "node {node_id} is already a member with other addresses ({existing}); remove it first"
+                    ),
+                );
+            }
+            if voter {
+                return ForwardReply::Done {
+                    revision: self.0.plane.applied_index(),
+                };
+            }
+        }
+        let raft = &self.0.raft;
+        match tokio::time::timeout(CATCH_UP_TIMEOUT, raft.add_learner(node_id, node, true)).await {
+            Err(_) => {
+                return rejected(
+                    FailureKind::CatchUpTimeout,
+                    format!("node {node_id} did not catch up within {CATCH_UP_TIMEOUT:?}"),
+                );
+            }
+            Ok(Err(e)) => return write_error(e),
+            Ok(Ok(_)) => {}
+        }
+        match raft
+            .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)
+            .await
+        {
+            Ok(r) => {
+                tracing::info!(node_id, "node joined as a voter");
+                ForwardReply::Done {
+                    revision: r.log_id.index,
+                }
+            }
+            Err(e) => write_error(e),
+        }
+    }
+
+    async fn remove_member_here(&self, node_id: NodeId) -> ForwardReply {
+        if let Err(not) = self.leader_here() {
+            return not;
+        }
+        let members = self.members();
+        let Some((_, _, voter)) = members.iter().find(|(id, _, _)| *id == node_id).cloned() else {
+            return rejected(
+                FailureKind::MemberNotFound,
+                format!("node {node_id} is not a member"),
+            );
+        };
+        let voters: Vec<NodeId> = members.iter().filter(|m| m.2).map(|m| m.0).collect();
+        if voter && voters.len() == 1 {
+            return rejected(
+                FailureKind::LastVoter,
+                "cannot remove the last voter of the cluster",
+            );
+        }
+        if node_id == self.0.node_id {
+            // Hand leadership over first, then let the new leader remove this node.
+            let Some(target) = self.best_successor() else {
+                return rejected(
+                    FailureKind::TransferFailed,
+                    "no other voter can take over leadership",
+                );
+            };
+            return match self.transfer_leader_here(target).await {
+                ForwardReply::Done { .. } => ForwardReply::NotLeader {
+                    leader: Some(target),
+                },
+                other => other,
+            };
+        }
+        let change = if voter {
+            ChangeMembers::RemoveVoters(BTreeSet::from([node_id]))
+        } else {
+            ChangeMembers::RemoveNodes(BTreeSet::from([node_id]))
+        };
+        match self.0.raft.change_membership(change, false).await {
+            Ok(r) => {
+                tracing::info!(node_id, "node removed from the cluster");
+                ForwardReply::Done {
+                    revision: r.log_id.index,
+                }
+            }
+            Err(e) => write_error(e),
+        }
+    }
+
+    /// The voter other than this node with the most replicated log.
+    pub fn best_successor(&self) -> Option<NodeId> {
+        let metrics = self.0.raft.metrics().borrow().clone();
+        let replication = metrics.replication.clone().unwrap_or_default();
+        self.members()
+            .into_iter()
+            .filter(|(id, _, voter)| *voter && *id != self.0.node_id)
+            .max_by_key(|(id, _, _)| {
+                replication
+                    .get(id)
+                    .cloned()
+                    .flatten()
+                    .map_or(0, |l| l.index)
+            })
+            .map(|(id, _, _)| id)
+    }
+
+    async fn transfer_leader_here(&self, to: NodeId) -> ForwardReply {
+        if let Err(not) = self.leader_here() {
+            return not;
+        }
+        if to == self.0.node_id {
+            return ForwardReply::Done {
+                revision: self.0.plane.applied_index(),
+            };
+        }
+        let members = self.members();
+        let Some((_, target, true)) = members.iter().find(|(id, _, _)| *id == to).cloned() else {
+            return rejected(
+                FailureKind::NotAVoter,
+                format!("node {to} is not a voter of this cluster"),
+            );
+        };
+        let raft = &self.0.raft;
+        let deadline = Instant::now() + TRANSFER_TIMEOUT;
+        // 1. Let the target catch up, so that it can win the election.
+        let mut metrics = raft.metrics();
+        let caught_up = tokio::time::timeout_at(
+            deadline.into(),
+            metrics.wait_for(|m| {
+                let last = m.last_log_index.unwrap_or(0);
+                m.replication
+                    .as_ref()
+                    .and_then(|r| r.get(&to).cloned().flatten())
+                    .is_some_and(|l| l.index >= last)
+            }),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        if !caught_up {
+            return rejected(
+                FailureKind::TransferFailed,
+                format!("node {to} did not catch up with the leader"),
+            );
+        }
+        // 2. Only the target may campaign: the others pause elections for a while.
+        let pause = ForwardRequest::PauseElections {
+            millis: TRANSFER_TIMEOUT.as_millis() as u64,
+        };
+        for (id, node, voter) in &members {
+            if *voter && *id != to && *id != self.0.node_id {
+                let _ = self.forward_within(node, &pause, STATUS_TIMEOUT).await;
+            }
+        }
+        raft.runtime_config().elect(false);
+        // 3. Stop heartbeats; once the followers' leader lease has run out, the target
+        //    campaigns with an up-to-date log and wins.
+        raft.runtime_config().heartbeat(false);
+        tokio::time::sleep(self.0.leader_lease + Duration::from_millis(50)).await;
+        let started = self
+            .forward_within(&target, &ForwardRequest::StartElection, STATUS_TIMEOUT)
+            .await;
+        let moved = match started {
+            Ok(ForwardReply::Done { .. }) => {
+                let mut metrics = raft.metrics();
+                tokio::time::timeout_at(
+                    deadline.into(),
+                    metrics.wait_for(|m| m.current_leader == Some(to)),
+                )
+                .await
+                .is_ok_and(|r| r.is_ok())
+            }
+            _ => false,
+        };
+        // 4. Back to normal, whatever happened.
+        raft.runtime_config().heartbeat(true);
+        raft.runtime_config().elect(true);
+        let resume = ForwardRequest::PauseElections { millis: 0 };
+        for (id, node, voter) in &members {
+            if *voter && *id != to && *id != self.0.node_id {
+                let _ = self.forward_within(node, &resume, STATUS_TIMEOUT).await;
+            }
+        }
+        if moved {
+            tracing::info!(to, "leadership transferred");
+            ForwardReply::Done {
+                revision: self.0.plane.applied_index(),
+            }
+        } else {
+            rejected(
+                FailureKind::TransferFailed,
+                format!("node {to} did not become leader within {TRANSFER_TIMEOUT:?}"),
+            )
+        }
+    }
+
+    // ---- status ----------------------------------------------------------------------------
+
+    pub fn local_view(&self) -> NodeView {
+        let m = self.0.raft.metrics().borrow().clone();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        NodeView {
+            node_id: self.0.node_id,
+            role: role.to_owned(),
+            term: m.current_term,
+            leader_id: m.current_leader,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            snapshot_index: m.snapshot.map_or(0, |l| l.index),
+            purged_index: m.purged.map_or(0, |l| l.index),
+        }
+    }
+
+    /// Every member's own view (`None` when it does not answer within a second).
+    pub async fn member_views(&self) -> Vec<(NodeId, NodeInfo, bool, Option<NodeView>)> {
+        let members = self.members();
+        let queries = members.into_iter().map(|(id, node, voter)| async move {
+            let view = if id == self.0.node_id {
+                Some(self.local_view())
+            } else {
+                match self
+                    .forward_within(&node, &ForwardRequest::LocalStatus, STATUS_TIMEOUT)
+                    .await
+                {
+                    Ok(ForwardReply::Status(v)) => Some(v),
+                    _ => None,
+                }
+            };
+            (id, node, voter, view)
+        });
+        futures::future::join_all(queries).await
+    }
+}
+
+fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> ForwardReply {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => ForwardReply::NotLeader {
+            leader: f.leader_id,
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            rejected(FailureKind::MembershipChangeRejected, e.to_string())
+        }
+        RaftError::Fatal(e) => rejected(FailureKind::NodeStopped, e.to_string()),
+    }
+}
+
+fn unexpected(reply: ForwardReply) -> ClusterError {
+    ClusterError::OutcomeUnknown(format!("unexpected answer from the leader: {reply:?}"))
+}

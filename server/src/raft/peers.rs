@@ -1,0 +1,85 @@
+//! Connections to the other members: one gRPC channel per peer address, shared by Raft
+//! replication and by request forwarding, with the node's TLS identity when mTLS is on.
+//!
+//! A tonic `Channel` is one persistent HTTP/2 connection that multiplexes every RPC to that
+//! peer; it reconnects by itself after failures, and its request queue is bounded.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+
+use super::pb::raft_client::RaftClient;
+
+/// Largest gRPC message a node sends or accepts. Version contents are at most 4 MiB, and
+/// append-entries batches are split below this (see `network.rs`).
+pub const MAX_RPC_BYTES: usize = 64 * 1024 * 1024;
+/// Requests queued per channel before callers wait.
+pub const CHANNEL_BUFFER: usize = 1024;
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Debug)]
+pub struct Peers {
+    tls: Option<ClientTlsConfig>,
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid peer address {addr}: {message}")]
+pub struct BadAddress {
+    pub addr: String,
+    pub message: String,
+}
+
+impl Peers {
+    pub fn new(tls: Option<ClientTlsConfig>) -> Arc<Self> {
+        Arc::new(Peers {
+            tls,
+            channels: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// A client for the Raft service at `addr` (`host:port`), reusing the connection.
+    pub fn client(&self, addr: &str) -> Result<RaftClient<Channel>, BadAddress> {
+        let mut channels = self.channels.lock();
+        let channel = match channels.get(addr) {
+            Some(c) => c.clone(),
+            None => {
+                let c = self.connect(addr)?;
+                channels.insert(addr.to_owned(), c.clone());
+                c
+            }
+        };
+        Ok(RaftClient::new(channel)
+            .max_decoding_message_size(MAX_RPC_BYTES)
+            .max_encoding_message_size(MAX_RPC_BYTES))
+    }
+
+    fn connect(&self, addr: &str) -> Result<Channel, BadAddress> {
+        let bad = |message: String| BadAddress {
+            addr: addr.to_owned(),
+            message,
+        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(|e| bad(e.to_string()))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .buffer_size(CHANNEL_BUFFER)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .keep_alive_while_idle(true);
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint
+                .tls_config(tls.clone())
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        Ok(endpoint.connect_lazy())
+    }
+}
