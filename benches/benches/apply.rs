@@ -3,13 +3,16 @@
 
 use bytes::Bytes;
 use conflux_benches::{create_version, json_doc, state_with_config};
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 
 fn bench(c: &mut Criterion) {
     let content = Bytes::from(json_doc(1024));
     for (name, schema) in [
         ("apply_create_version_1kib", None),
-        ("apply_create_version_1kib_with_schema", Some(r#"{"type":"object","additionalProperties":{"type":"string"}}"#)),
+        (
+            "apply_create_version_1kib_with_schema",
+            Some(r#"{"type":"object","additionalProperties":{"type":"string"}}"#),
+        ),
     ] {
         c.bench_function(name, |b| {
             b.iter_batched_ref(

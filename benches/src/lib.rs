@@ -26,17 +26,23 @@ pub fn doc(format: Format, size: usize) -> Vec<u8> {
     let mut out = String::new();
     match format {
         Format::Json => return json_doc(size),
-        Format::Yaml => (0..n).for_each(|i| out.push_str(&format!("key_{i:04}: value-{i:08}-abcdefgh\n"))),
+        Format::Yaml => {
+            (0..n).for_each(|i| out.push_str(&format!("key_{i:04}: value-{i:08}-abcdefgh\n")))
+        }
         Format::Toml | Format::Ini => {
             (0..n).for_each(|i| out.push_str(&format!("key_{i:04} = \"value-{i:08}-abcd\"\n")))
         }
-        Format::Properties => (0..n).for_each(|i| out.push_str(&format!("key.{i:04} = value-{i:08}-abcdefg\n"))),
+        Format::Properties => {
+            (0..n).for_each(|i| out.push_str(&format!("key.{i:04} = value-{i:08}-abcdefg\n")))
+        }
         Format::Xml => {
             out.push_str("<config>");
             (0..n).for_each(|i| out.push_str(&format!("<k{i:04}>value-{i:08}-ab</k{i:04}>")));
             out.push_str("</config>");
         }
-        Format::Text => (0..n).for_each(|i| out.push_str(&format!("line {i:04} of plain text here...\n"))),
+        Format::Text => {
+            (0..n).for_each(|i| out.push_str(&format!("line {i:04} of plain text here...\n")))
+        }
     }
     out.into_bytes()
 }
@@ -45,16 +51,33 @@ pub fn doc(format: Format, size: usize) -> Vec<u8> {
 pub fn state_with_config(schema: Option<&str>) -> (State, u64) {
     let mut state = State::new();
     let commands = [
-        Command::CreateTenant { name: "acme".into(), display_name: None, quotas: QuotasPatch::default() },
-        Command::CreateApp { tenant: "acme".into(), name: "shop".into(), description: None },
-        Command::CreateEnvironment { tenant: "acme".into(), app: "shop".into(), name: "prod".into(), description: None, approval: None },
+        Command::CreateTenant {
+            name: "acme".into(),
+            display_name: None,
+            quotas: QuotasPatch::default(),
+        },
+        Command::CreateApp {
+            tenant: "acme".into(),
+            name: "shop".into(),
+            description: None,
+        },
+        Command::CreateEnvironment {
+            tenant: "acme".into(),
+            app: "shop".into(),
+            name: "prod".into(),
+            description: None,
+            approval: None,
+        },
         Command::CreateConfig {
             path: ConfigPath::new("acme", "shop", "prod", "app.json"),
             format: Format::Json,
             schema: schema.map(str::to_owned),
             retention: Some(conflux_domain::RetentionPolicy {
                 strategy: conflux_domain::RetentionStrategy::Or,
-                rules: vec![conflux_domain::RetentionRule { kind: conflux_domain::RetentionKind::Count, keep: 50 }],
+                rules: vec![conflux_domain::RetentionRule {
+                    kind: conflux_domain::RetentionKind::Count,
+                    keep: 50,
+                }],
             }),
             description: None,
         },
@@ -68,5 +91,12 @@ pub fn state_with_config(schema: Option<&str>) -> (State, u64) {
 
 /// A version-creation proposal for config 1.
 pub fn create_version(content: &Bytes, ts: u64) -> Proposal {
-    Proposal::new(ts, Command::CreateVersion { config_id: 1, content: content.clone(), description: None })
+    Proposal::new(
+        ts,
+        Command::CreateVersion {
+            config_id: 1,
+            content: content.clone(),
+            description: None,
+        },
+    )
 }
