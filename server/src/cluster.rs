@@ -11,6 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
@@ -62,6 +63,10 @@ struct Inner {
     /// openraft's leader lease: followers reject other candidates for this long after the
     /// last message from the leader.
     leader_lease: Duration,
+    /// Set while this leader hands leadership over: it takes no new writes (every append
+    /// would renew the followers' lease and keep the target from winning); callers retry
+    /// and reach the new leader.
+    transferring: AtomicBool,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -102,6 +107,7 @@ impl Cluster {
             plane,
             write_timeout,
             leader_lease,
+            transferring: AtomicBool::new(false),
         }))
     }
 
@@ -267,6 +273,9 @@ impl Cluster {
     pub async fn handle_forwarded(&self, request: ForwardRequest) -> ForwardReply {
         let raft = &self.0.raft;
         match request {
+            ForwardRequest::Propose(_) if self.0.transferring.load(Ordering::SeqCst) => {
+                ForwardReply::NotLeader { leader: None }
+            }
             ForwardRequest::Propose(p) => {
                 match tokio::time::timeout(self.0.write_timeout, raft.client_write(p)).await {
                     Err(_) => rejected(
@@ -501,7 +510,8 @@ impl Cluster {
             }
         }
         raft.runtime_config().elect(false);
-        // 3. Stop heartbeats; once the followers' leader lease has run out, the target
+        self.0.transferring.store(true, Ordering::SeqCst);
+        // 3. Stop heartbeats (and new writes); once the followers' leader lease has run out, the target
         //    campaigns with an up-to-date log and wins.
         raft.runtime_config().heartbeat(false);
         tokio::time::sleep(self.0.leader_lease + Duration::from_millis(50)).await;
@@ -521,6 +531,7 @@ impl Cluster {
             _ => false,
         };
         // 4. Back to normal, whatever happened.
+        self.0.transferring.store(false, Ordering::SeqCst);
         raft.runtime_config().heartbeat(true);
         raft.runtime_config().elect(true);
         let resume = ForwardRequest::PauseElections { millis: 0 };

@@ -39,7 +39,7 @@ fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
         // Keep some log after a snapshot so a briefly lagging follower catches up from the
         // log rather than needing a whole snapshot.
-        max_in_snapshot_log_to_keep: 1000,
+        max_in_snapshot_log_to_keep: (config.snapshot_every / 10).min(1000),
         max_payload_entries: 256,
         ..Default::default()
     };

@@ -7,6 +7,11 @@
 //! signals a process it did not start. It does not know the API: tests talk to nodes through
 //! `conflux-client` or raw HTTP.
 
+mod cluster;
+pub mod tls;
+
+pub use cluster::{get_json, Cluster, Member, LEADER_TIMEOUT};
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -95,6 +100,12 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node with a fresh data directory and waits until it serves.
     pub fn start(spec: NodeSpec) -> Result<TestNode> {
+        TestNode::start_prepared(spec, |_| {})
+    }
+
+    /// Like [`TestNode::start`], but first lets `prepare` fill the (not yet existing) data
+    /// directory, e.g. with `conflux restore`.
+    pub fn start_prepared(spec: NodeSpec, prepare: impl FnOnce(&Path)) -> Result<TestNode> {
         let dir = tempfile::Builder::new().prefix("conflux-node-").tempdir()?;
         let binary = conflux_binary()?;
         let mut node = TestNode {
@@ -105,6 +116,7 @@ impl TestNode {
             api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             starts: 0,
         };
+        prepare(&node.data_dir());
         node.launch()?;
         Ok(node)
     }
@@ -218,6 +230,14 @@ impl TestNode {
                 );
             }
         }
+    }
+
+    /// Whether any start's log of this node contains `needle`.
+    pub fn log_contains(&self, needle: &str) -> bool {
+        (1..=self.starts).any(|s| {
+            let log = self.dir.path().join(format!("node-{}-start-{s}.log", self.spec.node_id));
+            std::fs::read_to_string(log).is_ok_and(|t| t.contains(needle))
+        })
     }
 
     /// The last lines of the current start's log, for failure messages.

@@ -1,0 +1,195 @@
+//! A cluster of real `conflux` processes: static bootstrap on free loopback ports, waiting
+//! for a leader, growing with `--join`, and the faults (kill, pause, restart) of one node.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::Value;
+
+use crate::{free_port, NodeSpec, TestNode};
+
+/// How long [`Cluster::wait_for_leader`] waits by default.
+pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// GET a JSON document from a node (blocking, short timeout).
+pub fn get_json(url: &str) -> Result<Value> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(3)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent.get(url).call().with_context(|| format!("GET {url}"))?;
+    let status = resp.status();
+    let body: Value = resp.body_mut().read_json().with_context(|| format!("GET {url}: body is not JSON"))?;
+    if !status.is_success() {
+        bail!("GET {url}: {status} {body}");
+    }
+    Ok(body)
+}
+
+/// One member's reserved addresses.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub node_id: u64,
+    pub raft_addr: String,
+    pub api_addr: String,
+}
+
+impl Member {
+    fn reserve(node_id: u64) -> Result<Member> {
+        Ok(Member {
+            node_id,
+            raft_addr: format!("127.0.0.1:{}", free_port()?),
+            api_addr: format!("127.0.0.1:{}", free_port()?),
+        })
+    }
+
+    fn peer_arg(&self) -> String {
+        format!("{}={},{}", self.node_id, self.raft_addr, self.api_addr)
+    }
+
+    fn spec(&self, extra: &[String]) -> NodeSpec {
+        let mut spec = NodeSpec::new(self.node_id);
+        spec.api_addr = Some(self.api_addr.clone());
+        spec.raft_addr = Some(self.raft_addr.clone());
+        spec.extra_args = extra.to_vec();
+        spec
+    }
+}
+
+/// Real nodes forming one cluster. Nodes keep fixed addresses across restarts (the
+/// membership records them).
+#[derive(Debug)]
+pub struct Cluster {
+    nodes: Vec<TestNode>,
+    /// Arguments every node gets (TLS files, snapshot policy...).
+    common_args: Vec<String>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes (ids 1..=n) that bootstrap one cluster from the same `--peer` list,
+    /// and waits for a leader.
+    pub fn start(n: usize) -> Result<Cluster> {
+        Cluster::start_with(n, Vec::new())
+    }
+
+    /// Like [`Cluster::start`], with extra `conflux server` arguments for every node.
+    pub fn start_with(n: usize, common_args: Vec<String>) -> Result<Cluster> {
+        let members: Vec<Member> = (1..=n as u64).map(Member::reserve).collect::<Result<_>>()?;
+        let mut args = common_args.clone();
+        for m in &members {
+            args.push("--peer".into());
+            args.push(m.peer_arg());
+        }
+        let mut nodes = Vec::new();
+        for m in &members {
+            nodes.push(TestNode::start(m.spec(&args)).with_context(|| format!("starting node {}", m.node_id))?);
+        }
+        let cluster = Cluster { nodes, common_args };
+        cluster.wait_for_leader(LEADER_TIMEOUT)?;
+        Ok(cluster)
+    }
+
+    /// A cluster around a node that is already running (e.g. one restored from a backup),
+    /// which others can [`Cluster::join`].
+    pub fn adopt(node: TestNode, common_args: Vec<String>) -> Cluster {
+        Cluster { nodes: vec![node], common_args }
+    }
+
+    pub fn nodes(&self) -> &[TestNode] {
+        &self.nodes
+    }
+
+    pub fn node(&self, id: u64) -> &TestNode {
+        self.nodes.iter().find(|n| n.spec.node_id == id).unwrap_or_else(|| panic!("no node {id}"))
+    }
+
+    pub fn node_mut(&mut self, id: u64) -> &mut TestNode {
+        self.nodes.iter_mut().find(|n| n.spec.node_id == id).unwrap_or_else(|| panic!("no node {id}"))
+    }
+
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.iter().map(|n| n.spec.node_id).collect()
+    }
+
+    /// `/_cluster/status` as seen by one node.
+    pub fn status(&self, id: u64) -> Result<Value> {
+        get_json(&format!("{}/_cluster/status", self.node(id).api_url()))
+    }
+
+    /// Waits until every node in `among` reports the same leader, which is one of them, and
+    /// returns it.
+    pub fn wait_for_leader_among(&self, among: &[u64], timeout: Duration) -> Result<u64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let views: Vec<Option<u64>> = among
+                .iter()
+                .map(|id| {
+                    get_json(&format!("{}/ready", self.node(*id).api_url()))
+                        .ok()
+                        .and_then(|r| r["leader_id"].as_u64())
+                })
+                .collect();
+            if let Some(Some(leader)) = views.first()
+                && views.iter().all(|v| *v == Some(*leader))
+                && among.contains(leader)
+            {
+                return Ok(*leader);
+            }
+            if Instant::now() > deadline {
+                bail!("no agreed leader among {among:?} within {timeout:?}; last views {views:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until all running nodes agree on a leader.
+    pub fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {
+        let running: Vec<u64> = self.ids();
+        self.wait_for_leader_among(&running, timeout)
+    }
+
+    /// Starts node `id` with `--join` pointing at `via`, and waits until it is a voter that
+    /// has caught up.
+    pub fn join(&mut self, id: u64, via: u64) -> Result<()> {
+        let member = Member::reserve(id)?;
+        let mut args = self.common_args.clone();
+        args.push("--join".into());
+        args.push(self.node(via).api_addr().to_string());
+        let node = TestNode::start(member.spec(&args))?;
+        self.nodes.push(node);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let status = self.status(via).ok();
+            let voter = status.as_ref().and_then(|s| {
+                s["members"].as_array()?.iter().find(|m| m["id"] == id).map(|m| m["voter"] == true)
+            });
+            if voter == Some(true) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("node {id} did not become a voter: {status:?}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Removes node `id` from the cluster through `via`'s API and stops its process.
+    pub fn remove(&mut self, id: u64, via: u64) -> Result<()> {
+        let url = format!("{}/_cluster/members/{id}", self.node(via).api_url());
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(60)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut resp = agent.delete(&url).call().with_context(|| format!("DELETE {url}"))?;
+        if !resp.status().is_success() {
+            let body = resp.body_mut().read_to_string().unwrap_or_default();
+            bail!("DELETE {url}: {} {body}", resp.status());
+        }
+        let pos = self.nodes.iter().position(|n| n.spec.node_id == id).ok_or_else(|| anyhow!("no node {id}"))?;
+        let mut node = self.nodes.remove(pos);
+        let _ = node.terminate();
+        Ok(())
+    }
+}

@@ -1,0 +1,631 @@
+//! Multi-node behaviour over real processes: replication, forwarding, failover, catch-up by
+//! snapshot, membership changes, backup/restore, a paused minority, and mutual TLS.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{applied, client, eventually, push, setup_config};
+use conflux_api_types::PutReleases;
+use conflux_client::{ConfigPath, ConfluxClient, FetchOptions, Fetched, WriteOptions};
+use conflux_domain::ReleaseRule;
+use conflux_testkit::{Cluster, NodeSpec, TestNode};
+use sha2::{Digest, Sha256};
+
+fn path(name: &str) -> ConfigPath {
+    ConfigPath::new("acme", "shop", "prod", name)
+}
+
+async fn fetch_text(
+    c: &ConfluxClient,
+    name: &str,
+    min_revision: Option<u64>,
+    linearizable: bool,
+) -> (u64, String) {
+    let opts = FetchOptions {
+        min_revision,
+        linearizable,
+        ..Default::default()
+    };
+    match c.fetch(&path(name), &opts).await.expect("fetch") {
+        Fetched::Modified {
+            content, version, ..
+        } => (version, String::from_utf8(content.to_vec()).unwrap()),
+        Fetched::NotModified => panic!("unexpected 304"),
+    }
+}
+
+async fn release(c: &ConfluxClient, id: u64, version: u64) -> u64 {
+    let body = PutReleases {
+        releases: vec![ReleaseRule::default_to(version)],
+        comment: None,
+    };
+    c.put_releases(id, &body, &WriteOptions::default())
+        .await
+        .expect("release")
+        .revision
+}
+
+fn others(cluster: &Cluster, leader: u64) -> Vec<u64> {
+    cluster
+        .ids()
+        .into_iter()
+        .filter(|id| *id != leader)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_replicate_to_followers_and_followers_forward_writes() {
+    let cluster = Cluster::start(3).expect("cluster starts");
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let followers = others(&cluster, leader);
+    let lc = client(cluster.node(leader));
+    let id = setup_config(&lc, "app.txt").await;
+
+    // A write on the leader is readable from both followers (min_revision makes the read
+    // wait for the follower to apply it; no sleeping).
+    let v1 = push(&lc, id, "written on the leader").await.unwrap();
+    let rev = release(&lc, id, v1).await;
+    for f in &followers {
+        let (version, text) =
+            fetch_text(&client(cluster.node(*f)), "app.txt", Some(rev), false).await;
+        assert_eq!(
+            (version, text.as_str()),
+            (v1, "written on the leader"),
+            "node {f}"
+        );
+    }
+
+    // A write sent to a follower succeeds in one request, and that follower reads it back
+    // at once (it waited for its own apply before answering).
+    let fc = client(cluster.node(followers[0]));
+    let v2 = push(&fc, id, "written through a follower").await.unwrap();
+    assert_eq!(v2, v1 + 1);
+    let rev = release(&fc, id, v2).await;
+    let (version, _) = fetch_text(&fc, "app.txt", None, false).await;
+    assert_eq!(
+        version, v2,
+        "read-your-writes on the follower that took the write"
+    );
+
+    // Every node converges; a linearizable read on the other follower sees the change.
+    let (version, text) =
+        fetch_text(&client(cluster.node(followers[1])), "app.txt", None, true).await;
+    assert_eq!((version, text.as_str()), (v2, "written through a follower"));
+    for id in cluster.ids() {
+        let c = client(cluster.node(id));
+        let (version, _) = fetch_text(&c, "app.txt", Some(rev), false).await;
+        assert_eq!(version, v2, "node {id}");
+    }
+}
+
+/// One acknowledged write.
+#[derive(Clone)]
+struct Ack {
+    version: u64,
+    content: String,
+    at: Instant,
+}
+
+/// Writes until `stop`, switching to the next node whenever the current one fails.
+async fn writer(
+    clients: Vec<ConfluxClient>,
+    id: u64,
+    w: usize,
+    stop: Arc<AtomicBool>,
+    acks: Arc<Mutex<Vec<Ack>>>,
+) {
+    let mut target = w % clients.len();
+    let mut seq = 0;
+    while !stop.load(Ordering::Relaxed) {
+        seq += 1;
+        let content = format!("writer {w} seq {seq}");
+        match push(&clients[target], id, &content).await {
+            Ok(version) => acks.lock().unwrap().push(Ack {
+                version,
+                content,
+                at: Instant::now(),
+            }),
+            Err(_) => {
+                target = (target + 1) % clients.len();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
+async fn assert_all_present(c: &ConfluxClient, node: u64, id: u64, acks: &[Ack]) {
+    for a in acks {
+        let meta = c
+            .get_version(id, a.version)
+            .await
+            .unwrap_or_else(|e| panic!("node {node}: version {} lost: {e}", a.version));
+        let want = format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(a.content.as_bytes()))
+        );
+        assert_eq!(
+            meta.hash, want,
+            "node {node}: version {} holds other content",
+            a.version
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_of_the_leader_loses_no_acknowledged_write() {
+    let mut cluster = Cluster::start(3).expect("cluster starts");
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let id = setup_config(&client(cluster.node(leader)), "stream.txt").await;
+    let clients: Vec<ConfluxClient> = cluster
+        .ids()
+        .iter()
+        .map(|i| client(cluster.node(*i)).with_timeout(Duration::from_secs(5)))
+        .collect();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(Mutex::new(Vec::new()));
+    let writers: Vec<_> = (0..6)
+        .map(|w| tokio::spawn(writer(clients.clone(), id, w, stop.clone(), acks.clone())))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let killed_at = Instant::now();
+    cluster.node_mut(leader).kill9().unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acks = acks.lock().unwrap().clone();
+    let before = acks.iter().filter(|a| a.at < killed_at).count();
+    let first_after = acks
+        .iter()
+        .filter(|a| a.at > killed_at)
+        .map(|a| a.at - killed_at)
+        .min();
+    let after = acks.len() - before;
+    println!(
+        "{before} writes acknowledged before kill -9 of leader {leader}, {after} after; first write after the kill succeeded {:?} after it",
+        first_after
+    );
+    assert!(before > 20, "too few writes before the kill: {before}");
+    assert!(
+        first_after.is_some() && after > 0,
+        "writes did not resume after the leader was killed"
+    );
+
+    let survivors = others(&cluster, leader);
+    let new_leader = cluster
+        .wait_for_leader_among(&survivors, Duration::from_secs(30))
+        .unwrap();
+    assert_ne!(new_leader, leader);
+    let lc = client(cluster.node(new_leader));
+    let target = applied(&lc).await.unwrap();
+    for s in &survivors {
+        let c = client(cluster.node(*s));
+        eventually(
+            Duration::from_secs(20),
+            "the survivor to apply everything",
+            || {
+                let c = c.clone();
+                async move { applied(&c).await.is_some_and(|a| a >= target) }
+            },
+        )
+        .await;
+        assert_all_present(&c, *s, id, &acks).await;
+    }
+    // The killed node comes back and catches up too.
+    cluster.node_mut(leader).restart().unwrap();
+    let c = client(cluster.node(leader));
+    eventually(
+        Duration::from_secs(30),
+        "the old leader to catch up",
+        || {
+            let c = c.clone();
+            async move { applied(&c).await.is_some_and(|a| a >= target) }
+        },
+    )
+    .await;
+    assert_all_present(&c, leader, id, &acks).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_follower_behind_the_purge_point_catches_up_by_snapshot() {
+    let mut cluster = Cluster::start_with(3, vec!["--snapshot-every".into(), "100".into()])
+        .expect("cluster starts");
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let follower = others(&cluster, leader)[0];
+    let lc = client(cluster.node(leader));
+    let id = setup_config(&lc, "big.txt").await;
+    cluster.node_mut(follower).terminate().unwrap();
+
+    // Enough writes for several snapshots; the log before the last one is purged.
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let lc = lc.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..60 {
+                push(&lc, id, &format!("w{w} i{i}")).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let last = push(&lc, id, "the last one").await.unwrap();
+    let target = applied(&lc).await.unwrap();
+
+    cluster.node_mut(follower).restart().unwrap();
+    let fc = client(cluster.node(follower));
+    eventually(Duration::from_secs(30), "the follower to catch up", || {
+        let fc = fc.clone();
+        async move { applied(&fc).await.is_some_and(|a| a >= target) }
+    })
+    .await;
+    assert!(
+        cluster.node(follower).log_contains("installed snapshot"),
+        "the follower caught up without a snapshot"
+    );
+    let content = fc.get_version_content(id, last).await.unwrap();
+    assert_eq!(content.as_ref(), b"the last one");
+    assert_eq!(fc.get_config(id).await.unwrap().latest_version, last);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn growing_to_five_and_shrinking_to_three_keeps_serving() {
+    let mut cluster = Cluster::start(3).expect("cluster starts");
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let id = setup_config(&client(cluster.node(leader)), "ring.txt").await;
+
+    // A writer that talks to nodes 1-3 and 4 once it exists, counting every outcome.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks = Arc::new(Mutex::new(Vec::new()));
+    let clients: Vec<ConfluxClient> = cluster
+        .ids()
+        .iter()
+        .map(|i| client(cluster.node(*i)))
+        .collect();
+    let w = tokio::spawn(writer(clients, id, 0, stop.clone(), acks.clone()));
+    let count = || acks.lock().unwrap().len();
+
+    let mut progress = Vec::new();
+    cluster.join(4, 2).expect("node 4 joins");
+    progress.push(("joined 4", count()));
+    cluster.join(5, 3).expect("node 5 joins");
+    progress.push(("joined 5", count()));
+    let status = cluster.status(1).unwrap();
+    let voters = status["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["voter"] == true)
+        .count();
+    assert_eq!(voters, 5, "{status}");
+
+    cluster.remove(5, 1).expect("node 5 leaves");
+    progress.push(("removed 5", count()));
+    // Remove the current leader: leadership moves first, then it leaves.
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let via = cluster.ids().into_iter().find(|i| *i != leader).unwrap();
+    cluster.remove(leader, via).expect("the leader leaves");
+    progress.push(("removed the leader", count()));
+    let remaining = cluster.ids();
+    assert_eq!(remaining.len(), 3);
+    let new_leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    assert_ne!(new_leader, leader);
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    w.await.unwrap();
+    println!(
+        "writes acknowledged at each step: {progress:?}, total {}",
+        count()
+    );
+    // Writes went through during every phase.
+    for pair in progress.windows(2) {
+        assert!(
+            pair[1].1 > pair[0].1,
+            "no write succeeded between {:?} and {:?}",
+            pair[0],
+            pair[1]
+        );
+    }
+    let acks = acks.lock().unwrap().clone();
+    let lc = client(cluster.node(new_leader));
+    let target = applied(&lc).await.unwrap();
+    for n in remaining {
+        let c = client(cluster.node(n));
+        eventually(Duration::from_secs(20), "catch up", || {
+            let c = c.clone();
+            async move { applied(&c).await.is_some_and(|a| a >= target) }
+        })
+        .await;
+        assert_all_present(&c, n, id, &acks).await;
+        let status = c.cluster_status().await.unwrap();
+        assert_eq!(status.members.len(), 3, "{status:?}");
+    }
+}
+
+/// Everything a user can read about the config plane, for comparing two clusters.
+async fn dump(c: &ConfluxClient) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for t in c.list_tenants().await.unwrap().tenants {
+        out.insert(format!("tenant {}", t.name), format!("{t:?}"));
+        for a in c.list_apps(&t.name).await.unwrap().apps {
+            out.insert(format!("app {}/{}", t.name, a.name), format!("{a:?}"));
+            for e in c.list_envs(&t.name, &a.name).await.unwrap().environments {
+                out.insert(
+                    format!("env {}/{}/{}", t.name, a.name, e.name),
+                    format!("{e:?}"),
+                );
+                for cfg in c
+                    .list_configs(&t.name, &a.name, &e.name)
+                    .await
+                    .unwrap()
+                    .configs
+                {
+                    out.insert(format!("config {}", cfg.path), format!("{cfg:?}"));
+                    out.insert(
+                        format!("releases {}", cfg.path),
+                        format!("{:?}", c.get_releases(cfg.id).await.unwrap()),
+                    );
+                    for v in c
+                        .list_versions(cfg.id, Some(1000), None)
+                        .await
+                        .unwrap()
+                        .versions
+                    {
+                        let content = c.get_version_content(cfg.id, v.version_id).await.unwrap();
+                        out.insert(
+                            format!("version {} {}", cfg.path, v.version_id),
+                            format!("{v:?} {content:?}"),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_backup_restores_into_a_new_cluster_with_identical_state() {
+    let cluster = Cluster::start(3).expect("cluster starts");
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let lc = client(cluster.node(leader));
+    let a = setup_config(&lc, "a.txt").await;
+    let b = setup_config(&lc, "b.txt").await;
+    for i in 0..5 {
+        push(&lc, a, &format!("a{i}")).await.unwrap();
+        push(&lc, b, &format!("b{i}")).await.unwrap();
+    }
+    let canary = ReleaseRule {
+        labels: [("canary".to_owned(), "true".to_owned())].into(),
+        percent: None,
+        version_id: 5,
+        priority: 100,
+    };
+    let body = PutReleases {
+        releases: vec![ReleaseRule::default_to(4), canary],
+        comment: Some("canary".into()),
+    };
+    lc.put_releases(a, &body, &WriteOptions::default())
+        .await
+        .unwrap();
+    let follower = others(&cluster, leader)[0];
+    let fc = client(cluster.node(follower));
+    let rev = applied(&lc).await.unwrap();
+    eventually(Duration::from_secs(10), "the follower to apply", || {
+        let fc = fc.clone();
+        async move { applied(&fc).await.is_some_and(|x| x >= rev) }
+    })
+    .await;
+    let original = dump(&fc).await;
+    let backup = fc.backup().await.expect("backup");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.snap");
+    std::fs::write(&file, &backup).unwrap();
+    let raft_addr = format!("127.0.0.1:{}", conflux_testkit::free_port().unwrap());
+    let api_addr = format!("127.0.0.1:{}", conflux_testkit::free_port().unwrap());
+    let mut spec = NodeSpec::new(1);
+    spec.api_addr = Some(api_addr.clone());
+    spec.raft_addr = Some(raft_addr.clone());
+    let restored = TestNode::start_prepared(spec, |data_dir| {
+        let out = std::process::Command::new(conflux_testkit::conflux_binary().unwrap())
+            .args(["restore", "--from"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .args([
+                "--node-id",
+                "1",
+                "--raft-addr",
+                &raft_addr,
+                "--api-addr",
+                &api_addr,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "restore failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // Restoring again into the now non-empty directory is refused.
+        let again = std::process::Command::new(conflux_testkit::conflux_binary().unwrap())
+            .args(["restore", "--from"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(data_dir)
+            .output()
+            .unwrap();
+        assert!(!again.status.success());
+        assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+    })
+    .expect("restored node starts");
+    drop(cluster);
+
+    let mut new_cluster = Cluster::adopt(restored, Vec::new());
+    new_cluster
+        .wait_for_leader(Duration::from_secs(30))
+        .unwrap();
+    new_cluster
+        .join(2, 1)
+        .expect("node 2 joins the restored node");
+    new_cluster.join(3, 1).expect("node 3 joins");
+    let rc = client(new_cluster.node(1));
+    // Revisions keep growing after a restore.
+    let v = push(&rc, a, "after restore").await.unwrap();
+    assert_eq!(v, 6);
+    let after_rev = applied(&rc).await.unwrap();
+    assert!(
+        after_rev > rev,
+        "revision went backwards: {after_rev} <= {rev}"
+    );
+    for n in [1, 2, 3] {
+        let c = client(new_cluster.node(n));
+        eventually(Duration::from_secs(20), "catch up", || {
+            let c = c.clone();
+            async move { applied(&c).await.is_some_and(|x| x >= after_rev) }
+        })
+        .await;
+        let mut state = dump(&c).await;
+        state.remove("version acme/shop/prod/a.txt 6");
+        let config_a = "config acme/shop/prod/a.txt".to_owned();
+        let (mut orig, mut now) = (original.clone(), state);
+        // The config record changed with the new version; everything else is identical.
+        orig.remove(&config_a);
+        now.remove(&config_a);
+        orig.remove("releases acme/shop/prod/a.txt");
+        let rel_now = now.remove("releases acme/shop/prod/a.txt").unwrap();
+        assert!(rel_now.contains("canary"), "{rel_now}");
+        assert_eq!(now, orig, "node {n} differs from the original cluster");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_minority_does_not_stop_the_majority_and_catches_up() {
+    let cluster = Cluster::start(5).expect("cluster starts");
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let lc = client(cluster.node(leader));
+    let id = setup_config(&lc, "p.txt").await;
+    let paused: Vec<u64> = others(&cluster, leader).into_iter().take(2).collect();
+    for p in &paused {
+        cluster.node(*p).pause().unwrap();
+    }
+    let started = Instant::now();
+    let mut last = 0;
+    for i in 0..50 {
+        last = push(&lc, id, &format!("while paused {i}"))
+            .await
+            .expect("the majority keeps taking writes");
+    }
+    println!(
+        "50 writes with 2 of 5 nodes paused took {:?}",
+        started.elapsed()
+    );
+    let rev = release(&lc, id, last).await;
+    for p in &paused {
+        cluster.node(*p).resume().unwrap();
+    }
+    for p in &paused {
+        let c = client(cluster.node(*p));
+        eventually(
+            Duration::from_secs(30),
+            "the paused node to catch up",
+            || {
+                let c = c.clone();
+                async move { applied(&c).await.is_some_and(|a| a >= rev) }
+            },
+        )
+        .await;
+        let (version, text) = fetch_text(&c, "p.txt", None, false).await;
+        assert_eq!(
+            (version, text.as_str()),
+            (last, "while paused 49"),
+            "node {p}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_talk_mutual_tls_and_refuse_a_certificate_from_another_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = conflux_testkit::tls::TestCa::new(dir.path(), "cluster").unwrap();
+    let cert = ca.node_cert("node").unwrap();
+    let cluster = Cluster::start_with(3, cert.args()).expect("a TLS cluster forms");
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let lc = client(cluster.node(leader));
+    let id = setup_config(&lc, "tls.txt").await;
+    let v = push(&lc, id, "over mTLS").await.unwrap();
+    let rev = release(&lc, id, v).await;
+    let follower = others(&cluster, leader)[0];
+    let (_, text) = fetch_text(&client(cluster.node(follower)), "tls.txt", Some(rev), false).await;
+    assert_eq!(text, "over mTLS");
+
+    // A peer with a certificate from another CA cannot talk to the Raft listener, and
+    // neither can one without a certificate.
+    let rogue_ca = conflux_testkit::tls::TestCa::new(dir.path(), "rogue").unwrap();
+    let rogue = rogue_ca.node_cert("intruder").unwrap();
+    let raft_addr = cluster.status(leader).unwrap()["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == follower)
+        .unwrap()["raft_addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let trust_cluster = tonic::transport::Certificate::from_pem(std::fs::read(&cert.ca).unwrap());
+    let intruder = tonic::transport::Identity::from_pem(
+        std::fs::read(&rogue.cert).unwrap(),
+        std::fs::read(&rogue.key).unwrap(),
+    );
+    let attempts = [
+        (
+            "a certificate from another CA",
+            Some(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(trust_cluster.clone())
+                    .identity(intruder),
+            ),
+        ),
+        (
+            "no client certificate",
+            Some(tonic::transport::ClientTlsConfig::new().ca_certificate(trust_cluster)),
+        ),
+        ("plain text", None),
+    ];
+    for (what, tls) in attempts {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut endpoint =
+            tonic::transport::Endpoint::from_shared(format!("{scheme}://{raft_addr}"))
+                .unwrap()
+                .timeout(Duration::from_secs(3));
+        if let Some(t) = tls {
+            endpoint = endpoint.tls_config(t).unwrap();
+        }
+        let outcome = async {
+            let channel = endpoint.connect().await.map_err(|e| e.to_string())?;
+            let mut rpc = conflux_server::raft::pb::raft_client::RaftClient::new(channel);
+            let req = conflux_server::raft::pb::Payload {
+                data: conflux_server::storage::codec::encode(
+                    &conflux_server::raft::ForwardRequest::LocalStatus,
+                ),
+            };
+            rpc.forward(req).await.map_err(|e| e.to_string())
+        }
+        .await;
+        assert!(
+            outcome.is_err(),
+            "the Raft listener answered a client with {what}"
+        );
+    }
+    // The cluster is unharmed.
+    let v2 = push(&lc, id, "still fine").await.unwrap();
+    assert_eq!(v2, v + 1);
+}

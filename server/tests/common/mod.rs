@@ -1,0 +1,117 @@
+//! Helpers shared by the cluster tests.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use conflux_api_types::{
+    CreateApp, CreateConfig, CreateEnvironment, CreateTenant, Format, QuotasPatch,
+};
+use conflux_client::{ConfluxClient, NewVersion, WriteOptions};
+use conflux_testkit::TestNode;
+
+pub fn client(node: &TestNode) -> ConfluxClient {
+    ConfluxClient::new(&node.api_url())
+        .expect("client")
+        .with_timeout(Duration::from_secs(10))
+}
+
+/// Creates acme/shop/prod/<name> (text format, generous quotas) and returns the config id.
+pub async fn setup_config(client: &ConfluxClient, name: &str) -> u64 {
+    let w = WriteOptions::default();
+    let quotas = QuotasPatch {
+        max_versions_per_config: Some(10_000_000),
+        ..Default::default()
+    };
+    if client.get_tenant("acme").await.is_err() {
+        client
+            .create_tenant(
+                &CreateTenant {
+                    name: "acme".into(),
+                    display_name: None,
+                    quotas: Some(quotas),
+                },
+                &w,
+            )
+            .await
+            .unwrap();
+        client
+            .create_app(
+                "acme",
+                &CreateApp {
+                    name: "shop".into(),
+                    description: None,
+                },
+                &w,
+            )
+            .await
+            .unwrap();
+        client
+            .create_env(
+                "acme",
+                "shop",
+                &CreateEnvironment {
+                    name: "prod".into(),
+                    description: None,
+                    approval: None,
+                },
+                &w,
+            )
+            .await
+            .unwrap();
+    }
+    let config = CreateConfig {
+        name: name.into(),
+        format: Format::Text,
+        schema: None,
+        retention: None,
+        description: None,
+    };
+    client
+        .create_config("acme", "shop", "prod", &config, &w)
+        .await
+        .unwrap()
+        .id
+}
+
+/// Creates one version; returns its number.
+pub async fn push(
+    client: &ConfluxClient,
+    id: u64,
+    content: &str,
+) -> Result<u64, conflux_client::ClientError> {
+    client
+        .create_version(
+            id,
+            NewVersion::new(content.to_owned(), "text/plain"),
+            &WriteOptions::default(),
+        )
+        .await
+        .map(|c| c.version_id)
+}
+
+/// Polls `check` until it returns true or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The applied index a node reports.
+pub async fn applied(client: &ConfluxClient) -> Option<u64> {
+    client.ready().await.ok().map(|r| r.applied_index)
+}
+
+/// Runs blocking harness code (process control) off the async workers.
+pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.expect("blocking task")
+}
