@@ -1,6 +1,9 @@
 //! Benchmarks of Conflux. This crate owns the criterion micro-benchmarks under `benches/`
-//! (resolution, format validation and apply) and the fixtures they share; it does not own
-//! anything that ships.
+//! (resolution, format validation and apply) and the fixtures they share, and the
+//! `conflux-bench` load tool (`src/main.rs`, measurement helpers in [`stats`]); it does not
+//! own anything that ships.
+
+pub mod stats;
 
 use bytes::Bytes;
 use conflux_domain::{Command, ConfigPath, Format, Proposal, QuotasPatch, State};

@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState};
 
+use crate::batcher::{Batcher, SubmitError};
+use crate::metrics::Metrics;
 use crate::raft::pb::Payload;
 use crate::raft::peers::Peers;
 use conflux_domain::Proposal;
@@ -67,6 +69,7 @@ struct Inner {
     /// would renew the followers' lease and keep the target from winning); callers retry
     /// and reach the new leader.
     transferring: AtomicBool,
+    batcher: Batcher,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -99,7 +102,9 @@ impl Cluster {
         plane: ConfigPlane,
         write_timeout: Duration,
         leader_lease: Duration,
+        metrics: Arc<Metrics>,
     ) -> Self {
+        let batcher = Batcher::start(raft.clone(), metrics);
         Cluster(Arc::new(Inner {
             node_id,
             raft,
@@ -108,6 +113,7 @@ impl Cluster {
             write_timeout,
             leader_lease,
             transferring: AtomicBool::new(false),
+            batcher,
         }))
     }
 
@@ -144,10 +150,11 @@ impl Cluster {
     pub async fn propose(&self, proposal: Proposal) -> Result<ApplyResult, ClusterError> {
         let deadline = Instant::now() + self.0.write_timeout;
         match self
-            .on_leader(ForwardRequest::Propose(proposal), deadline)
+            .on_leader(ForwardRequest::Propose(Box::new(proposal)), deadline)
             .await?
         {
             ForwardReply::Applied(result) => {
+                let result = *result;
                 let remaining = deadline.saturating_duration_since(Instant::now());
                 self.0.plane.wait_applied(result.revision, remaining).await;
                 Ok(result)
@@ -277,7 +284,7 @@ impl Cluster {
                 ForwardReply::NotLeader { leader: None }
             }
             ForwardRequest::Propose(p) => {
-                match tokio::time::timeout(self.0.write_timeout, raft.client_write(p)).await {
+                match tokio::time::timeout(self.0.write_timeout, self.0.batcher.submit(*p)).await {
                     Err(_) => rejected(
                         FailureKind::WriteTimeout,
                         format!(
@@ -285,8 +292,11 @@ impl Cluster {
                             self.0.write_timeout
                         ),
                     ),
-                    Ok(Ok(reply)) => ForwardReply::Applied(reply.data),
-                    Ok(Err(e)) => write_error(e),
+                    Ok(Ok(applied)) => ForwardReply::Applied(Box::new(applied)),
+                    Ok(Err(SubmitError::NotLeader { leader })) => {
+                        ForwardReply::NotLeader { leader }
+                    }
+                    Ok(Err(SubmitError::Stopped(e))) => rejected(FailureKind::NodeStopped, e),
                 }
             }
             ForwardRequest::ReadIndex => match raft.get_read_log_id().await {

@@ -8,8 +8,10 @@
 //! subcommands of the `conflux` binary (`conflux-cli`).
 
 pub mod api;
+pub mod batcher;
 pub mod cluster;
 pub mod config;
+pub mod metrics;
 pub mod node;
 pub mod raft;
 pub mod serving;

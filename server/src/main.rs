@@ -5,6 +5,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+// The node allocates many short-lived buffers per request on several threads; mimalloc's
+// thread-local free lists cut the time glibc malloc spends in its arenas.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use conflux_server::config::{
     DEFAULT_API_ADDR, DEFAULT_DATA_DIR, DEFAULT_NODE_ID, DEFAULT_RAFT_ADDR, NodeConfig, ServerArgs,
 };

@@ -16,10 +16,11 @@ use tokio::sync::watch;
 use crate::api::{self, AppInner, AppState, now_ms};
 use crate::cluster::Cluster;
 use crate::config::NodeConfig;
+use crate::metrics::Metrics;
 use crate::raft::network::Network;
 use crate::raft::peers::Peers;
 use crate::raft::service::RaftService;
-use crate::raft::{NodeInfo, Raft, tls};
+use crate::raft::{NodeInfo, ProposalBatch, Raft, tls};
 use crate::storage;
 
 /// Raft timing for loopback and LAN clusters: heartbeats every 100 ms, elections after
@@ -83,6 +84,7 @@ pub async fn run(
     )
     .await
     .context("starting Raft")?;
+    let metrics = Arc::new(Metrics::new());
     let cluster = Cluster::new(
         config.node_id,
         raft.clone(),
@@ -90,6 +92,7 @@ pub async fn run(
         plane.clone(),
         config.write_timeout,
         Duration::from_millis(ELECTION_TIMEOUT_MAX_MS),
+        metrics.clone(),
     );
 
     // Everything stops when the caller's shutdown resolves or Raft hits a fatal error.
@@ -134,6 +137,7 @@ pub async fn run(
         raft: raft.clone(),
         plane: plane.clone(),
         cluster,
+        metrics,
         min_revision_wait: config.min_revision_wait,
     });
     let sweeper = tokio::spawn(retention_sweeper(
@@ -181,12 +185,23 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 /// exit) instead of serving ever-staler data, so its supervisor can restart it.
 async fn watch_fatal(raft: Raft, stop: watch::Sender<bool>, failed: Arc<AtomicBool>) {
     let mut metrics = raft.metrics();
-    if let Ok(m) = metrics.wait_for(|m| m.running_state.is_err()).await {
-        if let Err(e) = &m.running_state {
-            tracing::error!(error = %e, "Raft stopped with a fatal error; shutting the node down");
+    let mut stopping = stop.subscribe();
+    let requested = stop.subscribe();
+    tokio::select! {
+        // A requested shutdown also ends the Raft core; that is not a failure.
+        _ = stopping.wait_for(|s| *s) => {}
+        m = metrics.wait_for(|m| m.running_state.is_err()) => {
+            if *requested.borrow() {
+                return;
+            }
+            if let Ok(m) = m
+                && let Err(e) = &m.running_state
+            {
+                tracing::error!(error = %e, "Raft stopped with a fatal error; shutting the node down");
+            }
+            failed.store(true, Ordering::SeqCst);
+            let _ = stop.send(true);
         }
-        failed.store(true, Ordering::SeqCst);
-        let _ = stop.send(true);
     }
 }
 
@@ -290,7 +305,9 @@ async fn retention_sweeper(raft: Raft, plane: storage::ConfigPlane, node_id: u64
             continue;
         }
         match raft
-            .client_write(Proposal::new(now_ms(), Command::SweepRetention))
+            .client_write(ProposalBatch {
+                proposals: vec![Proposal::new(now_ms(), Command::SweepRetention)],
+            })
             .await
         {
             Ok(r) => tracing::info!(revision = r.data.revision, "retention sweep applied"),

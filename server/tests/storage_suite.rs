@@ -2,7 +2,7 @@
 //! suite, plus the reopen guarantees the suite does not cover.
 
 use conflux_domain::{Command, Proposal, QuotasPatch};
-use conflux_server::raft::{Entry, LogId, TypeConfig};
+use conflux_server::raft::{Entry, LogId, ProposalBatch, TypeConfig};
 use conflux_server::storage::{self, LogStore, StateMachineStore};
 use openraft::storage::{RaftLogStorage, RaftStateMachine};
 use openraft::testing::{StoreBuilder, Suite};
@@ -41,7 +41,9 @@ fn tenant_entry(index: u64, name: &str) -> Entry {
     );
     Entry {
         log_id: log_id(1, index),
-        payload: EntryPayload::Normal(proposal),
+        payload: EntryPayload::Normal(ProposalBatch {
+            proposals: vec![proposal],
+        }),
     }
 }
 
@@ -61,15 +63,10 @@ async fn reopening_returns_the_same_state() {
             ])
             .await
             .unwrap();
-        assert!(matches!(replies[0].outcome, Some(Ok(_))));
+        assert!(matches!(replies[0].outcomes[..], [Ok(_)]));
+        assert_eq!(replies[2].revision, 3);
         assert_eq!(
-            replies[2]
-                .outcome
-                .as_ref()
-                .unwrap()
-                .as_ref()
-                .unwrap_err()
-                .code(),
+            replies[2].outcomes[0].as_ref().unwrap_err().code(),
             "tenant_already_exists"
         );
         let applied = sm.applied_state().await.unwrap().0;

@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
-use crate::{free_port, NodeSpec, TestNode};
+use crate::{NodeSpec, TestNode, free_port};
 
 /// How long [`Cluster::wait_for_leader`] waits by default.
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -18,9 +18,15 @@ pub fn get_json(url: &str) -> Result<Value> {
         .http_status_as_error(false)
         .build()
         .into();
-    let mut resp = agent.get(url).call().with_context(|| format!("GET {url}"))?;
+    let mut resp = agent
+        .get(url)
+        .call()
+        .with_context(|| format!("GET {url}"))?;
     let status = resp.status();
-    let body: Value = resp.body_mut().read_json().with_context(|| format!("GET {url}: body is not JSON"))?;
+    let body: Value = resp
+        .body_mut()
+        .read_json()
+        .with_context(|| format!("GET {url}: body is not JSON"))?;
     if !status.is_success() {
         bail!("GET {url}: {status} {body}");
     }
@@ -83,7 +89,10 @@ impl Cluster {
         }
         let mut nodes = Vec::new();
         for m in &members {
-            nodes.push(TestNode::start(m.spec(&args)).with_context(|| format!("starting node {}", m.node_id))?);
+            nodes.push(
+                TestNode::start(m.spec(&args))
+                    .with_context(|| format!("starting node {}", m.node_id))?,
+            );
         }
         let cluster = Cluster { nodes, common_args };
         cluster.wait_for_leader(LEADER_TIMEOUT)?;
@@ -93,7 +102,10 @@ impl Cluster {
     /// A cluster around a node that is already running (e.g. one restored from a backup),
     /// which others can [`Cluster::join`].
     pub fn adopt(node: TestNode, common_args: Vec<String>) -> Cluster {
-        Cluster { nodes: vec![node], common_args }
+        Cluster {
+            nodes: vec![node],
+            common_args,
+        }
     }
 
     pub fn nodes(&self) -> &[TestNode] {
@@ -101,11 +113,17 @@ impl Cluster {
     }
 
     pub fn node(&self, id: u64) -> &TestNode {
-        self.nodes.iter().find(|n| n.spec.node_id == id).unwrap_or_else(|| panic!("no node {id}"))
+        self.nodes
+            .iter()
+            .find(|n| n.spec.node_id == id)
+            .unwrap_or_else(|| panic!("no node {id}"))
     }
 
     pub fn node_mut(&mut self, id: u64) -> &mut TestNode {
-        self.nodes.iter_mut().find(|n| n.spec.node_id == id).unwrap_or_else(|| panic!("no node {id}"))
+        self.nodes
+            .iter_mut()
+            .find(|n| n.spec.node_id == id)
+            .unwrap_or_else(|| panic!("no node {id}"))
     }
 
     pub fn ids(&self) -> Vec<u64> {
@@ -162,7 +180,11 @@ impl Cluster {
         loop {
             let status = self.status(via).ok();
             let voter = status.as_ref().and_then(|s| {
-                s["members"].as_array()?.iter().find(|m| m["id"] == id).map(|m| m["voter"] == true)
+                s["members"]
+                    .as_array()?
+                    .iter()
+                    .find(|m| m["id"] == id)
+                    .map(|m| m["voter"] == true)
             });
             if voter == Some(true) {
                 return Ok(());
@@ -182,12 +204,19 @@ impl Cluster {
             .http_status_as_error(false)
             .build()
             .into();
-        let mut resp = agent.delete(&url).call().with_context(|| format!("DELETE {url}"))?;
+        let mut resp = agent
+            .delete(&url)
+            .call()
+            .with_context(|| format!("DELETE {url}"))?;
         if !resp.status().is_success() {
             let body = resp.body_mut().read_to_string().unwrap_or_default();
             bail!("DELETE {url}: {} {body}", resp.status());
         }
-        let pos = self.nodes.iter().position(|n| n.spec.node_id == id).ok_or_else(|| anyhow!("no node {id}"))?;
+        let pos = self
+            .nodes
+            .iter()
+            .position(|n| n.spec.node_id == id)
+            .ok_or_else(|| anyhow!("no node {id}"))?;
         let mut node = self.nodes.remove(pos);
         let _ = node.terminate();
         Ok(())

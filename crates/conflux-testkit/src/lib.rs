@@ -10,7 +10,7 @@
 mod cluster;
 pub mod tls;
 
-pub use cluster::{get_json, Cluster, Member, LEADER_TIMEOUT};
+pub use cluster::{Cluster, LEADER_TIMEOUT, Member, get_json};
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -235,7 +235,10 @@ impl TestNode {
     /// Whether any start's log of this node contains `needle`.
     pub fn log_contains(&self, needle: &str) -> bool {
         (1..=self.starts).any(|s| {
-            let log = self.dir.path().join(format!("node-{}-start-{s}.log", self.spec.node_id));
+            let log = self
+                .dir
+                .path()
+                .join(format!("node-{}-start-{s}.log", self.spec.node_id));
             std::fs::read_to_string(log).is_ok_and(|t| t.contains(needle))
         })
     }

@@ -38,7 +38,9 @@ pub struct TestCa {
 
 impl std::fmt::Debug for TestCa {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestCa").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("TestCa")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -46,7 +48,9 @@ impl TestCa {
     /// Creates a CA named `name`, writing `<name>-ca.pem` into `dir`.
     pub fn new(dir: &Path, name: &str) -> Result<TestCa> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
-        params.distinguished_name.push(DnType::CommonName, format!("{name} test CA"));
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("{name} test CA"));
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let key = KeyPair::generate()?;
@@ -54,22 +58,36 @@ impl TestCa {
         let ca_path = dir.join(format!("{name}-ca.pem"));
         std::fs::write(&ca_path, cert.pem())?;
         let issuer = Issuer::new(params, key);
-        Ok(TestCa { dir: dir.to_owned(), name: name.to_owned(), issuer, ca_path })
+        Ok(TestCa {
+            dir: dir.to_owned(),
+            name: name.to_owned(),
+            issuer,
+            ca_path,
+        })
     }
 
     /// A certificate for a node, valid for 127.0.0.1 and localhost, usable as server and
     /// client certificate.
     pub fn node_cert(&self, node: &str) -> Result<NodeCert> {
-        let mut params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-        params.distinguished_name.push(DnType::CommonName, node.to_owned());
-        params.extended_key_usages =
-            vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let mut params =
+            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, node.to_owned());
+        params.extended_key_usages = vec![
+            rcgen::ExtendedKeyUsagePurpose::ServerAuth,
+            rcgen::ExtendedKeyUsagePurpose::ClientAuth,
+        ];
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
         let cert_path = self.dir.join(format!("{}-{node}.pem", self.name));
         let key_path = self.dir.join(format!("{}-{node}.key", self.name));
         std::fs::write(&cert_path, cert.pem())?;
         std::fs::write(&key_path, key.serialize_pem())?;
-        Ok(NodeCert { cert: cert_path, key: key_path, ca: self.ca_path.clone() })
+        Ok(NodeCert {
+            cert: cert_path,
+            key: key_path,
+            ca: self.ca_path.clone(),
+        })
     }
 }

@@ -85,7 +85,7 @@ impl ApiError {
         }
     }
 
-    fn status(&self) -> StatusCode {
+    pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Domain(e) => domain_status(e),
             ApiError::Cluster(e) => cluster_status(e),

@@ -23,10 +23,12 @@ const PREFIX: &str = "/api/v1/fetch/config/";
 
 pub async fn fetch(State(app): State<AppState>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
-    match serve(&app, &parts).await {
+    let response = match serve(&app, &parts).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
-    }
+    };
+    app.0.metrics.fetch.count(response.status().as_u16());
+    response
 }
 
 #[derive(Default)]

@@ -23,6 +23,7 @@ use axum::routing::{get, post};
 use conflux_domain::{Command, Proposal, Response};
 
 use crate::cluster::Cluster;
+use crate::metrics::Metrics;
 use crate::raft::Raft;
 use crate::storage::ConfigPlane;
 use error::ApiError;
@@ -48,6 +49,7 @@ pub struct AppInner {
     pub raft: Raft,
     pub plane: ConfigPlane,
     pub cluster: Cluster,
+    pub metrics: Arc<Metrics>,
     /// How long `?min_revision=` waits for this node to catch up.
     pub min_revision_wait: Duration,
 }
@@ -98,17 +100,21 @@ impl AppState {
             author: None,
             command,
         };
-        let result = self.0.cluster.propose(proposal).await?;
-        match result.outcome {
-            Some(Ok(response)) => Ok(Applied {
-                response,
-                revision: result.revision,
-            }),
-            Some(Err(e)) => Err(ApiError::Domain(e)),
-            None => Err(ApiError::internal(
-                "an application entry produced no outcome",
-            )),
-        }
+        let outcome = match self.0.cluster.propose(proposal).await {
+            Ok(result) => match result.outcome {
+                Ok(response) => Ok(Applied {
+                    response,
+                    revision: result.revision,
+                }),
+                Err(e) => Err(ApiError::Domain(e)),
+            },
+            Err(e) => Err(ApiError::Cluster(e)),
+        };
+        self.0.metrics.writes.count(match &outcome {
+            Ok(_) => 200,
+            Err(e) => e.status().as_u16(),
+        });
+        outcome
     }
 }
 
@@ -206,6 +212,7 @@ pub fn router(state: AppState) -> Router {
         .route("/_cluster/backup", get(cluster::backup))
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -48,3 +48,36 @@ pub async fn ready(State(app): State<AppState>) -> Response {
     };
     (status, Json(body)).into_response()
 }
+
+/// `GET /metrics`: Prometheus text format.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    let m = app.raft().metrics().borrow().clone();
+    let g = &app.0.metrics.gauges;
+    g.term.set(m.current_term as i64);
+    g.is_leader
+        .set(i64::from(m.current_leader == Some(app.0.node_id)));
+    g.last_log_index.set(m.last_log_index.unwrap_or(0) as i64);
+    g.applied_index
+        .set(m.last_applied.map_or(0, |l| l.index) as i64);
+    g.snapshot_index
+        .set(m.snapshot.map_or(0, |l| l.index) as i64);
+    g.members
+        .set(m.membership_config.membership().nodes().count() as i64);
+    let (tenants, configs, versions) = app.plane().read(|s| {
+        let configs: Vec<u64> = s.configs().map(|c| c.id).collect();
+        let versions: usize = configs.iter().map(|id| s.version_count(*id)).sum();
+        (s.tenants().count(), configs.len(), versions)
+    });
+    g.tenants.set(tenants as i64);
+    g.configs.set(configs as i64);
+    g.versions.set(versions as i64);
+    let body = app.0.metrics.encode();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}

@@ -50,12 +50,28 @@ pub struct NodeView {
     pub purged_index: u64,
 }
 
-/// What applying one entry answers: the entry's log index (the revision it created) and,
-/// for application entries, the domain outcome. Blank and membership entries have none.
+/// The outcome of one proposal: the revision (log index) of the entry that carried it and
+/// the domain's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplyResult {
     pub revision: Revision,
-    pub outcome: Option<Result<Response, DomainError>>,
+    pub outcome: Result<Response, DomainError>,
+}
+
+/// The application payload of one Raft entry: proposals from many clients that the leader
+/// batched into one entry (one log append, one replication message, one apply batch). They
+/// are applied in order and share the entry's log index as their revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalBatch {
+    pub proposals: Vec<Proposal>,
+}
+
+/// What applying one entry answers: its log index and, for a batch, one outcome per
+/// proposal in order (blank and membership entries have none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryResult {
+    pub revision: Revision,
+    pub outcomes: Vec<Result<Response, DomainError>>,
 }
 
 /// What a follower forwards to the leader over the Raft listener. The leader executes it as
@@ -63,7 +79,7 @@ pub struct ApplyResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardRequest {
     /// A client write, already stamped by the follower that received it.
-    Propose(Proposal),
+    Propose(Box<Proposal>),
     /// Add a node as a learner and promote it to voter once it has caught up.
     AddMember { node_id: NodeId, node: NodeInfo },
     /// Remove a voter or learner (transferring leadership first if it is the leader).
@@ -84,7 +100,7 @@ pub enum ForwardRequest {
 /// The leader's answer to a [`ForwardRequest`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardReply {
-    Applied(ApplyResult),
+    Applied(Box<ApplyResult>),
     /// A membership change or leadership transfer finished; the log index it committed at.
     Done {
         revision: Revision,
@@ -142,8 +158,8 @@ impl FailureKind {
 openraft::declare_raft_types!(
     /// The Raft types of Conflux. Snapshots are files on disk, streamed in chunks.
     pub TypeConfig:
-        D = Proposal,
-        R = ApplyResult,
+        D = ProposalBatch,
+        R = EntryResult,
         NodeId = NodeId,
         Node = NodeInfo,
         Entry = openraft::Entry<TypeConfig>,

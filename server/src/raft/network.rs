@@ -159,7 +159,9 @@ impl RaftNetwork<TypeConfig> for PeerClient {
                 .entries
                 .iter()
                 .map(|e| match &e.payload {
-                    openraft::EntryPayload::Normal(p) => proposal_size(p),
+                    openraft::EntryPayload::Normal(batch) => {
+                        batch.proposals.iter().map(proposal_size).sum()
+                    }
                     _ => 0,
                 })
                 .sum::<usize>();

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use super::snapshot::{self, SnapshotBuilder};
 use super::{StorageOpenError, cf, codec, keys};
 use crate::raft::{
-    ApplyResult, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    Entry, EntryResult, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 use crate::serving::{FetchIndex, ServedConfig, ServedVersion};
 
@@ -310,7 +310,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         Ok(self.plane.applied_state())
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<ApplyResult>>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<EntryResult>>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -327,34 +327,36 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let mut state = shared.state.write();
         for entry in entries {
             let revision = entry.log_id.index;
-            let outcome = match entry.payload {
-                EntryPayload::Blank => None,
+            let mut outcomes = Vec::new();
+            match entry.payload {
+                EntryPayload::Blank => {}
                 EntryPayload::Membership(m) => {
                     membership = StoredMembership::new(Some(entry.log_id), m);
-                    None
                 }
-                EntryPayload::Normal(proposal) => {
-                    let decision = state.apply(revision, &proposal);
-                    for change in &decision.changes {
-                        persist(db, &mut batch, change);
-                        match change {
-                            Change::PutConfig(c) => {
-                                touched.insert(c.id, None);
+                EntryPayload::Normal(entry_batch) => {
+                    for proposal in &entry_batch.proposals {
+                        let decision = state.apply(revision, proposal);
+                        for change in &decision.changes {
+                            persist(db, &mut batch, change);
+                            match change {
+                                Change::PutConfig(c) => {
+                                    touched.insert(c.id, None);
+                                }
+                                Change::DeleteConfig { id, path } => {
+                                    touched.insert(*id, Some(path.to_string()));
+                                }
+                                Change::PutVersion { meta, content } => {
+                                    fresh.insert((meta.config_id, meta.version), content.clone());
+                                }
+                                _ => {}
                             }
-                            Change::DeleteConfig { id, path } => {
-                                touched.insert(*id, Some(path.to_string()));
-                            }
-                            Change::PutVersion { meta, content } => {
-                                fresh.insert((meta.config_id, meta.version), content.clone());
-                            }
-                            _ => {}
                         }
+                        outcomes.push(decision.outcome);
                     }
-                    Some(decision.outcome)
                 }
-            };
+            }
             applied = Some(entry.log_id);
-            results.push(ApplyResult { revision, outcome });
+            results.push(EntryResult { revision, outcomes });
         }
         let sm_meta = cf(db, cf::SM_META);
         batch.put_cf(sm_meta, keys::SM_APPLIED, codec::encode(&applied));
