@@ -32,6 +32,10 @@ use crate::storage::{ConfigPlane, codec};
 const NO_LEADER_RETRY: Duration = Duration::from_millis(100);
 /// A learner must catch up within this long before it is promoted.
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(300);
+/// A new learner must acknowledge its first replication message within this long.
+const LEARNER_CONTACT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A learner this close to the leader's log counts as caught up.
+const LEARNER_MAX_LAG: u64 = 100;
 /// Longest a leadership transfer may take before it is abandoned.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Timeout of a status query to another member.
@@ -382,15 +386,49 @@ impl Cluster {
             }
         }
         let raft = &self.0.raft;
-        match tokio::time::timeout(CATCH_UP_TIMEOUT, raft.add_learner(node_id, node, true)).await {
-            Err(_) => {
-                return rejected(
-                    FailureKind::CatchUpTimeout,
-                    format!("node {node_id} did not catch up within {CATCH_UP_TIMEOUT:?}"),
-                );
+        // openraft's own "blocking" add_learner counts a learner within 5000 entries of the
+        // leader as caught up, even one that has received nothing; wait for real progress.
+        let added = match raft.add_learner(node_id, node, false).await {
+            Ok(r) => r.log_id.index,
+            Err(e) => return write_error(e),
+        };
+        let mut metrics = raft.metrics();
+        let matched = |m: &openraft::RaftMetrics<NodeId, NodeInfo>| {
+            m.replication
+                .as_ref()
+                .and_then(|r| r.get(&node_id).cloned().flatten())
+        };
+        // A node that is up answers within milliseconds; one that never does is not waited
+        // for the whole catch-up time.
+        let contacted = tokio::time::timeout(
+            LEARNER_CONTACT_TIMEOUT,
+            metrics.wait_for(|m| matched(m).is_some()),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok());
+        let caught_up = contacted
+            && tokio::time::timeout(
+                CATCH_UP_TIMEOUT,
+                metrics.wait_for(|m| {
+                    let at = matched(m).map_or(0, |l| l.index);
+                    let last = m.last_log_index.unwrap_or(0);
+                    at >= added && last.saturating_sub(at) <= LEARNER_MAX_LAG
+                }),
+            )
+            .await
+            .is_ok_and(|r| r.is_ok());
+        if !caught_up {
+            // Do not leave a dead learner in the membership.
+            let remove = ChangeMembers::RemoveNodes(BTreeSet::from([node_id]));
+            if let Err(e) = raft.change_membership(remove, false).await {
+                tracing::warn!(node_id, error = %e, "could not remove a learner that never caught up");
             }
-            Ok(Err(e)) => return write_error(e),
-            Ok(Ok(_)) => {}
+            return rejected(
+                FailureKind::CatchUpTimeout,
+                format!(
+                    "node {node_id} did not catch up within {CATCH_UP_TIMEOUT:?}; is it running and reachable?"
+                ),
+            );
         }
         match raft
             .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([node_id])), false)

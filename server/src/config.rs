@@ -88,10 +88,7 @@ pub fn parse_peer(s: &str) -> Result<Peer, String> {
         .split_once(',')
         .ok_or_else(|| format!("{s:?} is not <id>=<raft-addr>,<api-addr>"))?;
     for a in [raft, api] {
-        let (host, port) = a
-            .rsplit_once(':')
-            .ok_or_else(|| format!("{a:?} is not host:port"))?;
-        if host.is_empty() || port.parse::<u16>().is_err() {
+        if !is_host_port(a) {
             return Err(format!("{a:?} is not host:port"));
         }
     }
@@ -100,6 +97,12 @@ pub fn parse_peer(s: &str) -> Result<Peer, String> {
         raft_addr: raft.trim().to_owned(),
         api_addr: api.trim().to_owned(),
     })
+}
+
+/// Whether `s` looks like `host:port` with a non-empty host and a valid port.
+pub fn is_host_port(s: &str) -> bool {
+    s.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0))
 }
 
 /// The three PEM files of mutual TLS between nodes.

@@ -629,3 +629,37 @@ async fn nodes_talk_mutual_tls_and_refuse_a_certificate_from_another_ca() {
     let v2 = push(&lc, id, "still fine").await.unwrap();
     assert_eq!(v2, v + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adding_a_node_that_never_answers_is_refused_and_leaves_no_trace() {
+    let cluster = Cluster::start(3).expect("cluster starts");
+    let c = client(cluster.node(1)).with_timeout(Duration::from_secs(60));
+    let ghost = conflux_api_types::JoinRequest {
+        node_id: 9,
+        raft_addr: format!("127.0.0.1:{}", conflux_testkit::free_port().unwrap()),
+        api_addr: format!("127.0.0.1:{}", conflux_testkit::free_port().unwrap()),
+    };
+    let err = c
+        .add_member(&ghost)
+        .await
+        .expect_err("a node nobody runs cannot join");
+    assert_eq!(err.code(), "catch_up_timeout", "{err}");
+    let status = c.cluster_status().await.unwrap();
+    assert_eq!(
+        status.members.len(),
+        3,
+        "the ghost stayed in the membership: {status:?}"
+    );
+    // Writes still need only the 2-of-3 quorum.
+    let id = setup_config(&c, "after-ghost.txt").await;
+    push(&c, id, "fine").await.unwrap();
+    let bad = conflux_api_types::JoinRequest {
+        node_id: 9,
+        raft_addr: "foo:".into(),
+        api_addr: "127.0.0.1:1".into(),
+    };
+    assert_eq!(
+        c.add_member(&bad).await.unwrap_err().code(),
+        "invalid_argument"
+    );
+}

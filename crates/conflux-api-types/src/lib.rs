@@ -455,6 +455,72 @@ pub struct Readiness {
     pub reason: Option<String>,
 }
 
+// ---- watch --------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WatchEventKind {
+    Updated,
+    Deleted,
+}
+
+/// A change of a watched config: the long-poll reply, and each WebSocket/gRPC event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    /// `tenant/app/env/name`.
+    pub key: String,
+    /// The config's revision after the change; fetch with `?min_revision=` this value to
+    /// never read an older state from a lagging node.
+    pub revision: u64,
+    /// The version the subscriber's labels now resolve to (`None` when unpublished or
+    /// deleted).
+    pub version_id: Option<u64>,
+    pub event: WatchEventKind,
+}
+
+/// One subscription of a WebSocket watch (`/api/v1/watch/ws`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subscription {
+    /// `tenant/app/env/name`.
+    pub key: String,
+    /// The last revision the client saw (0: tell me the current state at once).
+    #[serde(default)]
+    pub revision: u64,
+    /// The version the client holds; with labels, only a change of the version these labels
+    /// resolve to is an event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// A message a WebSocket watch client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum WatchRequest {
+    Subscribe(Vec<Subscription>),
+    Unsubscribe(Vec<String>),
+}
+
+/// A message the server sends on a WebSocket watch: an event, the keys a subscribe
+/// registered, or an error (about one key, or the whole message).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum WatchMessage {
+    Event(WatchEvent),
+    Subscribed {
+        subscribed: Vec<String>,
+    },
+    Error {
+        error: ErrorDetail,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key: Option<String>,
+    },
+}
+
 // ---- cluster ------------------------------------------------------------------------------
 
 /// `POST /_cluster/members`: add a node (as a learner, promoted to voter once caught up).

@@ -1,7 +1,8 @@
-//! `conflux admin ...`: tenants, apps and environments.
+//! `conflux admin ...`: tenants, apps and environments; `admin cluster` is in [`crate::cluster`].
 
 use conflux_api_types::{CreateApp, CreateEnvironment, CreateTenant, QuotasPatch};
 
+use crate::cluster::{self, ClusterCommand};
 use crate::error::CliError;
 use crate::parse::{self, AppPath, EnvPath};
 use crate::{Ctx, Output, WriteArgs};
@@ -17,6 +18,9 @@ pub enum AdminCommand {
     /// Environments of an app.
     #[command(subcommand)]
     Env(EnvCommand),
+    /// The cluster: status, members, leadership, snapshots and backups.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -147,6 +151,7 @@ pub(crate) async fn execute(ctx: &Ctx, command: AdminCommand) -> Result<Output, 
         AdminCommand::Env(EnvCommand::List { app }) => {
             ctx.render(&client.list_envs(&app.tenant, &app.app).await?)
         }
+        AdminCommand::Cluster(c) => cluster::execute(ctx, c).await,
     }
 }
 

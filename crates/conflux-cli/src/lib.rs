@@ -14,6 +14,7 @@
 //! everything else is left to the server.
 
 pub mod admin;
+pub mod cluster;
 pub mod config;
 mod error;
 mod input;
@@ -28,6 +29,7 @@ use std::time::Duration;
 use conflux_client::{ConfluxClient, WriteOptions};
 
 pub use admin::{AdminCommand, AppCommand, EnvCommand, TenantCommand};
+pub use cluster::ClusterCommand;
 pub use config::ConfigCommand;
 pub use release::ReleaseCommand;
 pub use render::OutputFormat;
@@ -75,7 +77,7 @@ pub enum Command {
     /// Release rules: which clients get which version (set/apply, status, publish, rollback).
     #[command(subcommand)]
     Release(Box<ReleaseCommand>),
-    /// Tenants, apps and environments.
+    /// Tenants, apps, environments and the cluster.
     #[command(subcommand)]
     Admin(Box<AdminCommand>),
 }

@@ -5,9 +5,9 @@ use std::fmt::Write as _;
 
 use comfy_table::{Table, presets};
 use conflux_api_types::{
-    AppList, AppView, ConfigList, ConfigView, EnvironmentList, EnvironmentView, PublishResponse,
-    ReleaseRule, ReleasesView, ResolveResponse, TenantList, TenantView, VersionCreated,
-    VersionList,
+    AppList, AppView, ClusterChange, ClusterStatus, ConfigList, ConfigView, EnvironmentList,
+    EnvironmentView, PublishResponse, ReleaseRule, ReleasesView, ResolveResponse, SnapshotTaken,
+    TenantList, TenantView, VersionCreated, VersionList,
 };
 use conflux_domain::order_rules;
 use serde::Serialize;
@@ -385,11 +385,106 @@ impl Render for ReleaseStatus {
     }
 }
 
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn opt_u64(v: Option<u64>) -> String {
+    v.map_or(NONE.to_owned(), |v| v.to_string())
+}
+
+impl Render for ClusterStatus {
+    fn table(&self) -> String {
+        let leader = self
+            .leader_id
+            .map_or("none".to_owned(), |id| format!("node {id}"));
+        let mut out = format!(
+            "leader: {leader}, term {} (as seen by node {})\n",
+            self.term, self.node_id
+        );
+        out.push_str(&list(
+            &[
+                "ID",
+                "ROLE",
+                "VOTER",
+                "RAFT ADDR",
+                "API ADDR",
+                "APPLIED",
+                "LAG",
+                "REACHABLE",
+            ],
+            self.members.iter().map(|m| {
+                vec![
+                    m.id.to_string(),
+                    m.role.clone(),
+                    yes_no(m.voter).to_owned(),
+                    m.raft_addr.clone(),
+                    m.api_addr.clone(),
+                    opt_u64(m.applied_index),
+                    opt_u64(m.lag),
+                    yes_no(m.reachable).to_owned(),
+                ]
+            }),
+        ));
+        out
+    }
+}
+
+/// A membership change or leadership transfer: the API's answer, with a sentence for people
+/// (not part of the JSON / YAML, which are exactly the API's shape).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterChanged {
+    #[serde(skip)]
+    pub summary: String,
+    #[serde(flatten)]
+    pub change: ClusterChange,
+}
+
+impl Render for ClusterChanged {
+    fn table(&self) -> String {
+        let leader = self
+            .change
+            .leader_id
+            .map_or("unknown".to_owned(), |id| format!("node {id}"));
+        let mut out = format!("{}\n", self.summary);
+        out.push_str(&fields(&[
+            ("revision", self.change.revision.to_string()),
+            ("leader", leader),
+        ]));
+        out
+    }
+}
+
+impl Render for SnapshotTaken {
+    fn table(&self) -> String {
+        fields(&[("snapshot index", self.snapshot_index.to_string())])
+    }
+}
+
+/// `admin cluster backup`: what was written where.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupWritten {
+    pub file: String,
+    pub bytes: u64,
+    /// The log index the backup covers, when the server said.
+    pub revision: Option<u64>,
+}
+
+impl Render for BackupWritten {
+    fn table(&self) -> String {
+        fields(&[
+            ("file", self.file.clone()),
+            ("bytes", self.bytes.to_string()),
+            ("revision", opt_u64(self.revision)),
+        ])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
 
-    use conflux_api_types::{Format, Quotas, TenantStatus, VersionView};
+    use conflux_api_types::{Format, MemberStatus, Quotas, TenantStatus, VersionView};
 
     use super::*;
 
@@ -538,6 +633,141 @@ mod tests {
         };
         let json = render(&plain, OutputFormat::Json).unwrap();
         assert!(!json.contains("resolved"));
+    }
+
+    fn cluster() -> ClusterStatus {
+        let member = |id: u64, role: &str, reachable: bool| MemberStatus {
+            id,
+            role: role.into(),
+            voter: role != "learner",
+            raft_addr: format!("10.0.0.{id}:9000"),
+            api_addr: format!("10.0.0.{id}:8080"),
+            reachable,
+            term: reachable.then_some(3),
+            applied_index: reachable.then_some(40 + id),
+            last_log_index: reachable.then_some(45),
+            lag: reachable.then_some(5 - id),
+        };
+        ClusterStatus {
+            node_id: 2,
+            leader_id: Some(1),
+            term: 3,
+            members: vec![
+                member(1, "leader", true),
+                member(2, "follower", true),
+                member(3, "unknown", false),
+                member(4, "learner", true),
+            ],
+        }
+    }
+
+    #[test]
+    fn cluster_status_table_and_wire_shape() {
+        let s = cluster();
+        let text = s.table();
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            text.lines().next(),
+            Some("leader: node 1, term 3 (as seen by node 2)")
+        );
+        assert_eq!(
+            lines[1],
+            [
+                "ID",
+                "ROLE",
+                "VOTER",
+                "RAFT",
+                "ADDR",
+                "API",
+                "ADDR",
+                "APPLIED",
+                "LAG",
+                "REACHABLE"
+            ]
+        );
+        assert_eq!(
+            lines[2],
+            [
+                "1",
+                "leader",
+                "yes",
+                "10.0.0.1:9000",
+                "10.0.0.1:8080",
+                "41",
+                "4",
+                "yes"
+            ]
+        );
+        assert_eq!(
+            lines[4],
+            [
+                "3",
+                "unknown",
+                "yes",
+                "10.0.0.3:9000",
+                "10.0.0.3:8080",
+                "-",
+                "-",
+                "no"
+            ]
+        );
+        assert_eq!(lines[5][..3], ["4", "learner", "no"]);
+        assert_eq!(lines.len(), 6);
+        let json = render(&s, OutputFormat::Json).unwrap();
+        assert_eq!(serde_json::from_str::<ClusterStatus>(&json).unwrap(), s);
+        let yaml = render(&s, OutputFormat::Yaml).unwrap();
+        assert_eq!(serde_norway::from_str::<ClusterStatus>(&yaml).unwrap(), s);
+        let none = ClusterStatus {
+            leader_id: None,
+            ..s
+        };
+        assert!(none.table().starts_with("leader: none, term 3"));
+    }
+
+    #[test]
+    fn cluster_changes_are_the_api_shape_with_a_sentence_for_people() {
+        let c = ClusterChanged {
+            summary: "node 4 removed".into(),
+            change: ClusterChange {
+                revision: 57,
+                leader_id: Some(1),
+            },
+        };
+        let text = c.table();
+        assert_eq!(text.lines().next(), Some("node 4 removed"));
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("revision:") && l.ends_with(" 57"))
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("leader:") && l.ends_with("node 1"))
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&c, OutputFormat::Json).unwrap()).unwrap();
+        assert_eq!(json, serde_json::json!({"revision": 57, "leader_id": 1}));
+        let back: ClusterChange =
+            serde_norway::from_str(&render(&c, OutputFormat::Yaml).unwrap()).unwrap();
+        assert_eq!(back, c.change);
+        let snap = SnapshotTaken { snapshot_index: 9 };
+        assert_eq!(
+            snap.table().split_whitespace().collect::<Vec<_>>(),
+            ["snapshot", "index:", "9"]
+        );
+        let written = BackupWritten {
+            file: "b.snap".into(),
+            bytes: 10,
+            revision: None,
+        };
+        assert!(
+            written
+                .table()
+                .lines()
+                .any(|l| l.starts_with("revision:") && l.ends_with('-'))
+        );
     }
 
     #[test]

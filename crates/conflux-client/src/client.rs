@@ -224,15 +224,16 @@ impl ConfluxClient {
         self.timeout
     }
 
-    async fn send(
+    /// Sends one request and returns the answer once its head has arrived; the body is
+    /// left to the caller (read within the same timeout).
+    async fn start(
         &self,
         method: Method,
         path: &ApiPath,
         headers: HeaderMap,
         body: Body,
-    ) -> Result<Answer, ClientError> {
+    ) -> Result<reqwest::Response, ClientError> {
         let url = path.url(&self.inner.base)?;
-        let request = format!("{method} {}", path.path());
         let mut rb = self
             .inner
             .http
@@ -254,10 +255,20 @@ impl ConfluxClient {
                 rb.header(CONTENT_TYPE, ct).body(content)
             }
         };
-        let response = rb
-            .send()
+        rb.send()
             .await
-            .map_err(|e| ClientError::transport(&self.inner.base, &e))?;
+            .map_err(|e| ClientError::transport(&self.inner.base, &e))
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &ApiPath,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Result<Answer, ClientError> {
+        let request = format!("{method} {}", path.path());
+        let response = self.start(method, path, headers, body).await?;
         let status = response.status();
         let headers = response.headers().clone();
         let body = response
@@ -720,7 +731,8 @@ impl ConfluxClient {
         .await
     }
 
-    /// `GET /_cluster/backup`: a consistent snapshot file, for `conflux restore`.
+    /// `GET /_cluster/backup`: a consistent snapshot file, for `conflux restore`, held in
+    /// memory as a whole; [`ConfluxClient::backup_download`] reads it piece by piece.
     pub async fn backup(&self) -> Result<Bytes, ClientError> {
         let answer = self
             .send(
@@ -732,5 +744,165 @@ impl ConfluxClient {
             .await?
             .success()?;
         Ok(answer.body)
+    }
+
+    /// `GET /_cluster/backup`, streamed: returns once the server has built the snapshot and
+    /// started sending it; read the file with [`BackupDownload::chunk`] (e.g. straight into a
+    /// file) instead of holding it in memory. The client's timeout covers the whole download,
+    /// so give a large backup a generous one.
+    pub async fn backup_download(&self) -> Result<BackupDownload, ClientError> {
+        let path = ApiPath::new("/_cluster/backup");
+        let request = format!("{} {}", Method::GET, path.path());
+        let response = self
+            .start(Method::GET, &path, HeaderMap::new(), Body::Empty)
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            let headers = response.headers().clone();
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| ClientError::transport(&self.inner.base, &e))?;
+            return Err(ClientError::from_response(status, &headers, &body));
+        }
+        let revision = match response.headers().get(headers::REVISION) {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                    .ok_or_else(|| {
+                        ClientError::decode(
+                            &request,
+                            format!("{} {v:?} is not a number", headers::REVISION),
+                        )
+                    })?,
+            ),
+        };
+        Ok(BackupDownload {
+            response,
+            endpoint: self.inner.base.clone(),
+            revision,
+            received: 0,
+        })
+    }
+}
+
+/// A backup being received ([`ConfluxClient::backup_download`]).
+#[derive(Debug)]
+pub struct BackupDownload {
+    response: reqwest::Response,
+    endpoint: String,
+    revision: Option<u64>,
+    received: u64,
+}
+
+impl BackupDownload {
+    /// The log index the backup covers (the server's `X-Conflux-Revision`), when sent.
+    pub fn revision(&self) -> Option<u64> {
+        self.revision
+    }
+
+    /// The size the server announced (`Content-Length`); the server streams backups, so
+    /// usually unknown.
+    pub fn content_length(&self) -> Option<u64> {
+        self.response.content_length()
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// The next piece of the file, or `None` once it has been received completely. A
+    /// connection that breaks or a download that times out before the end is an error
+    /// ([`ClientError::Transport`]), never a silent end: what was received is then not a
+    /// whole backup.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+        let chunk = self
+            .response
+            .chunk()
+            .await
+            .map_err(|e| ClientError::transport(&self.endpoint, &e))?;
+        if let Some(c) = &chunk {
+            self.received += c.len() as u64;
+        }
+        Ok(chunk)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A peer that answers one request with `reply` (written as is) and closes.
+    async fn peer(reply: Vec<u8>) -> ConfluxClient {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            assert!(buf.starts_with(b"GET /_cluster/backup HTTP/1.1\r\n"));
+            stream.write_all(&reply).await.unwrap();
+            stream.shutdown().await.unwrap();
+        });
+        ConfluxClient::builder(format!("http://{addr}"))
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+    }
+
+    const HEAD: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/octet-stream\r\nx-conflux-revision: 42\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n";
+
+    async fn read_all(d: &mut BackupDownload) -> Result<Vec<u8>, ClientError> {
+        let mut all = Vec::new();
+        while let Some(c) = d.chunk().await? {
+            all.extend_from_slice(&c);
+        }
+        Ok(all)
+    }
+
+    #[tokio::test]
+    async fn backup_download_reads_pieces_and_the_revision() {
+        let reply = format!("{HEAD}5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+        let client = peer(reply.into_bytes()).await;
+        let mut d = client.backup_download().await.unwrap();
+        assert_eq!(d.revision(), Some(42));
+        assert_eq!(read_all(&mut d).await.unwrap(), b"hello world");
+        assert_eq!(d.received(), 11);
+    }
+
+    #[tokio::test]
+    async fn a_cut_backup_download_is_an_error() {
+        // The last chunk never comes: the connection closes mid-body.
+        let reply = format!("{HEAD}5\r\nhello\r\n6\r\n wo");
+        let client = peer(reply.into_bytes()).await;
+        let mut d = client.backup_download().await.unwrap();
+        let err = read_all(&mut d).await.unwrap_err();
+        assert_eq!(err.code(), "unreachable", "{err}");
+    }
+
+    #[tokio::test]
+    async fn backup_download_errors_are_api_errors() {
+        let body = r#"{"error": {"code": "snapshot_timeout", "message": "not built"}}"#;
+        let reply = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 5\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let client = peer(reply.into_bytes()).await;
+        let err = client.backup_download().await.unwrap_err();
+        assert_eq!(err.code(), "snapshot_timeout");
+        assert_eq!(err.retry_after_secs(), Some(5));
     }
 }

@@ -11,8 +11,8 @@
 //! [`types`], so the server and this client cannot drift), nor any semantics: validation,
 //! quotas and rule resolution are the server's and `conflux-domain`'s. It does not retry:
 //! [`ClientError::is_retryable`] tells a caller when a retry (with the same idempotency key,
-//! for writes) makes sense. Watch, the cluster endpoints, tokens and several endpoints are
-//! not here yet; [`ClientBuilder`] is where they will be configured.
+//! for writes) makes sense. Watch, tokens and several endpoints are not here yet;
+//! [`ClientBuilder`] is where they will be configured.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), conflux_client::ClientError> {
@@ -38,7 +38,9 @@ mod path;
 #[cfg(test)]
 mod mock_tests;
 
-pub use client::{ClientBuilder, ConfluxClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT};
+pub use client::{
+    BackupDownload, ClientBuilder, ConfluxClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT,
+};
 pub use error::{ClientError, MAX_ERROR_TEXT_BYTES};
 pub use options::{FetchOptions, Fetched, NewVersion, WriteOptions};
 

@@ -88,7 +88,7 @@ pub async fn add_member(State(app): State<AppState>, body: JsonBody<JoinRequest>
         ));
     }
     for (field, addr) in [("raft_addr", &b.raft_addr), ("api_addr", &b.api_addr)] {
-        if addr.parse::<std::net::SocketAddr>().is_err() && !addr.contains(':') {
+        if !crate::config::is_host_port(addr) {
             return Err(ApiError::invalid_request(
                 "invalid_argument",
                 field,
