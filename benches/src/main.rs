@@ -13,7 +13,7 @@ use conflux_api_types::{
 };
 use conflux_benches::json_doc;
 use conflux_benches::stats::{Latencies, cpu_seconds};
-use conflux_client::{ConfluxClient, NewVersion, WriteOptions};
+use conflux_client::{ApiClient, NewVersion, WriteOptions};
 use conflux_domain::{RetentionKind, RetentionRule, RetentionStrategy};
 use conflux_testkit::Cluster;
 
@@ -125,7 +125,7 @@ async fn write_run(
     run: usize,
     duration: Duration,
 ) -> Result<RunResult> {
-    let admin = ConfluxClient::new(&endpoints[0])?;
+    let admin = ApiClient::new(&endpoints[0])?;
     let w = WriteOptions::default();
     if run == 0 {
         let quotas = QuotasPatch {
@@ -195,8 +195,8 @@ async fn write_run(
     let measuring = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for (c, id) in ids.into_iter().enumerate() {
-        let client = ConfluxClient::new(&endpoints[c % endpoints.len()])?
-            .with_timeout(Duration::from_secs(10));
+        let client =
+            ApiClient::new(&endpoints[c % endpoints.len()])?.with_timeout(Duration::from_secs(10));
         let (stop, measuring, body) = (stop.clone(), measuring.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Latencies::default();

@@ -266,7 +266,7 @@ async fn join_cluster(api_addr: String, request: JoinRequest) {
     } else {
         format!("http://{api_addr}")
     };
-    let client = match conflux_client::ConfluxClient::new(&endpoint) {
+    let client = match conflux_client::ApiClient::new(&endpoint) {
         Ok(c) => c.with_timeout(Duration::from_secs(600)),
         Err(e) => {
             tracing::error!(error = %e, "cannot join: bad --join address");

@@ -1,5 +1,5 @@
 //! The HTTP API of contract section 4 (minus watch and `/_cluster`) driven end to end through
-//! `conflux_client::ConfluxClient` against real `conflux server` processes: what a user of the
+//! `conflux_client::ApiClient` against real `conflux server` processes: what a user of the
 //! management and fetch planes relies on, and that all of it survives a clean restart.
 //!
 //! Every test starts its own single node (port 0, its own temporary data directory).
@@ -15,7 +15,7 @@ use conflux_client::types::{
     UpdateConfig, UpdateEnvironment, UpdateTenant, VersionCreated,
 };
 use conflux_client::{
-    ClientError, ConfigPath, ConfluxClient, FetchOptions, Fetched, NewVersion, WriteOptions,
+    ApiClient, ClientError, ConfigPath, FetchOptions, Fetched, NewVersion, WriteOptions,
 };
 use conflux_testkit::{NodeSpec, TestNode};
 use serde_json::{Value, json};
@@ -25,14 +25,14 @@ use sha2::{Digest, Sha256};
 
 /// Starts a node and returns it with a client, once the node has a leader (a single node
 /// elects itself right after bootstrapping; writes before that would get a 503).
-async fn start_node() -> (TestNode, ConfluxClient) {
+async fn start_node() -> (TestNode, ApiClient) {
     let node = TestNode::start(NodeSpec::new(1)).expect("node starts");
     let client = connect(&node).await;
     (node, client)
 }
 
-async fn connect(node: &TestNode) -> ConfluxClient {
-    let client = ConfluxClient::builder(node.api_url())
+async fn connect(node: &TestNode) -> ApiClient {
+    let client = ApiClient::builder(node.api_url())
         .timeout(Duration::from_secs(20))
         .build()
         .expect("client for the node's URL");
@@ -134,7 +134,7 @@ struct Got {
     content_type: String,
 }
 
-async fn fetch(c: &ConfluxClient, path: &ConfigPath, opts: &FetchOptions) -> Got {
+async fn fetch(c: &ApiClient, path: &ConfigPath, opts: &FetchOptions) -> Got {
     match c.fetch(path, opts).await {
         Ok(Fetched::Modified {
             content,
@@ -155,7 +155,7 @@ async fn fetch(c: &ConfluxClient, path: &ConfigPath, opts: &FetchOptions) -> Got
     }
 }
 
-async fn scaffold(c: &ConfluxClient, tenant: &str, app: &str, env: &str) {
+async fn scaffold(c: &ApiClient, tenant: &str, app: &str, env: &str) {
     let t = CreateTenant {
         name: tenant.into(),
         ..CreateTenant::default()
@@ -185,20 +185,20 @@ fn create_config_body(name: &str, format: Format) -> CreateConfig {
     }
 }
 
-async fn new_config(c: &ConfluxClient, path: &ConfigPath, format: Format) -> ConfigView {
+async fn new_config(c: &ApiClient, path: &ConfigPath, format: Format) -> ConfigView {
     let body = create_config_body(&path.name, format);
     c.create_config(&path.tenant, &path.app, &path.env, &body, &w())
         .await
         .unwrap_or_else(|e| panic!("create config {path}: {e}"))
 }
 
-async fn push(c: &ConfluxClient, id: u64, content: &[u8], content_type: &str) -> VersionCreated {
+async fn push(c: &ApiClient, id: u64, content: &[u8], content_type: &str) -> VersionCreated {
     c.create_version(id, NewVersion::new(content.to_vec(), content_type), &w())
         .await
         .unwrap_or_else(|e| panic!("push to config {id} as {content_type}: {e}"))
 }
 
-async fn set_rules(c: &ConfluxClient, id: u64, rules: Vec<ReleaseRule>) -> u64 {
+async fn set_rules(c: &ApiClient, id: u64, rules: Vec<ReleaseRule>) -> u64 {
     let body = PutReleases {
         releases: rules,
         comment: None,
@@ -225,7 +225,7 @@ fn canary(pairs: &[(&str, &str)], percent: Option<u8>, priority: Option<i32>) ->
     }
 }
 
-async fn version_ids(c: &ConfluxClient, id: u64) -> Vec<u64> {
+async fn version_ids(c: &ApiClient, id: u64) -> Vec<u64> {
     let list = c
         .list_versions(id, Some(1000), None)
         .await
@@ -2818,7 +2818,7 @@ async fn metrics_endpoint_serves_prometheus_text() {
 /// Everything the API shows, as one JSON document: every tenant, app, environment and config
 /// (by list and by get), every version's metadata and content (paged), rules, resolutions and
 /// fetch answers for a set of clients.
-async fn snapshot(c: &ConfluxClient) -> Value {
+async fn snapshot(c: &ApiClient) -> Value {
     let probes: Vec<(BTreeMap<String, String>, Option<String>)> = {
         let mut p = vec![
             (labels(&[]), None),

@@ -15,7 +15,7 @@ use conflux_client::types::{
     CreateTenant, EnvironmentList, EnvironmentView, Format, PublishResponse, ReleaseRule,
     ReleasesView, ResolveResponse, TenantList, TenantView, VersionCreated, VersionList,
 };
-use conflux_client::{ConfigPath, ConfluxClient, NewVersion, WriteOptions};
+use conflux_client::{ApiClient, ConfigPath, NewVersion, WriteOptions};
 use conflux_testkit::{NodeSpec, TestNode, conflux_binary};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -202,9 +202,9 @@ fn one_error_line(out: &Out, args: &[&str], exit: i32, code: &str) -> String {
     lines[0].to_owned()
 }
 
-async fn start() -> (TestNode, Cli, ConfluxClient) {
+async fn start() -> (TestNode, Cli, ApiClient) {
     let node = TestNode::start(NodeSpec::new(1)).expect("node starts");
-    let client = ConfluxClient::new(&node.api_url()).expect("client");
+    let client = ApiClient::new(&node.api_url()).expect("client");
     let deadline = Instant::now() + Duration::from_secs(15);
     while !client.ready().await.is_ok_and(|r| r.ready) {
         assert!(Instant::now() < deadline, "node not ready within 15 s");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::{applied, client, eventually, push, setup_config};
 use conflux_api_types::PutReleases;
-use conflux_client::{ConfigPath, ConfluxClient, FetchOptions, Fetched, WriteOptions};
+use conflux_client::{ApiClient, ConfigPath, FetchOptions, Fetched, WriteOptions};
 use conflux_domain::ReleaseRule;
 use conflux_testkit::{Cluster, NodeSpec, TestNode};
 use sha2::{Digest, Sha256};
@@ -20,7 +20,7 @@ fn path(name: &str) -> ConfigPath {
 }
 
 async fn fetch_text(
-    c: &ConfluxClient,
+    c: &ApiClient,
     name: &str,
     min_revision: Option<u64>,
     linearizable: bool,
@@ -38,7 +38,7 @@ async fn fetch_text(
     }
 }
 
-async fn release(c: &ConfluxClient, id: u64, version: u64) -> u64 {
+async fn release(c: &ApiClient, id: u64, version: u64) -> u64 {
     let body = PutReleases {
         releases: vec![ReleaseRule::default_to(version)],
         comment: None,
@@ -112,7 +112,7 @@ struct Ack {
 
 /// Writes until `stop`, switching to the next node whenever the current one fails.
 async fn writer(
-    clients: Vec<ConfluxClient>,
+    clients: Vec<ApiClient>,
     id: u64,
     w: usize,
     stop: Arc<AtomicBool>,
@@ -137,7 +137,7 @@ async fn writer(
     }
 }
 
-async fn assert_all_present(c: &ConfluxClient, node: u64, id: u64, acks: &[Ack]) {
+async fn assert_all_present(c: &ApiClient, node: u64, id: u64, acks: &[Ack]) {
     for a in acks {
         let meta = c
             .get_version(id, a.version)
@@ -160,7 +160,7 @@ async fn kill_9_of_the_leader_loses_no_acknowledged_write() {
     let mut cluster = Cluster::start(3).expect("cluster starts");
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
     let id = setup_config(&client(cluster.node(leader)), "stream.txt").await;
-    let clients: Vec<ConfluxClient> = cluster
+    let clients: Vec<ApiClient> = cluster
         .ids()
         .iter()
         .map(|i| client(cluster.node(*i)).with_timeout(Duration::from_secs(5)))
@@ -283,7 +283,7 @@ async fn growing_to_five_and_shrinking_to_three_keeps_serving() {
     // A writer that talks to nodes 1-3 and 4 once it exists, counting every outcome.
     let stop = Arc::new(AtomicBool::new(false));
     let acks = Arc::new(Mutex::new(Vec::new()));
-    let clients: Vec<ConfluxClient> = cluster
+    let clients: Vec<ApiClient> = cluster
         .ids()
         .iter()
         .map(|i| client(cluster.node(*i)))
@@ -350,7 +350,7 @@ async fn growing_to_five_and_shrinking_to_three_keeps_serving() {
 }
 
 /// Everything a user can read about the config plane, for comparing two clusters.
-async fn dump(c: &ConfluxClient) -> BTreeMap<String, String> {
+async fn dump(c: &ApiClient) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for t in c.list_tenants().await.unwrap().tenants {
         out.insert(format!("tenant {}", t.name), format!("{t:?}"));

@@ -8,7 +8,7 @@ use std::time::Duration;
 use conflux_api_types::{
     CreateApp, CreateConfig, CreateEnvironment, CreateTenant, Format, QuotasPatch,
 };
-use conflux_client::{ConfluxClient, NewVersion, WriteOptions};
+use conflux_client::{ApiClient, NewVersion, WriteOptions};
 use conflux_testkit::{NodeSpec, TestNode};
 use sha2::{Digest, Sha256};
 
@@ -20,7 +20,7 @@ struct Acked {
     content: String,
 }
 
-async fn setup(client: &ConfluxClient) -> u64 {
+async fn setup(client: &ApiClient) -> u64 {
     let w = WriteOptions::default();
     let quotas = QuotasPatch {
         max_versions_per_config: Some(10_000_000),
@@ -75,12 +75,7 @@ async fn setup(client: &ConfluxClient) -> u64 {
         .id
 }
 
-async fn writer(
-    client: ConfluxClient,
-    id: u64,
-    writer: usize,
-    stop: Arc<AtomicBool>,
-) -> Vec<Acked> {
+async fn writer(client: ApiClient, id: u64, writer: usize, stop: Arc<AtomicBool>) -> Vec<Acked> {
     let mut acked = Vec::new();
     let mut seq = 0u64;
     while !stop.load(Ordering::Relaxed) {
@@ -109,7 +104,7 @@ async fn writer(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_concurrent_writes_loses_no_acknowledged_write() {
     let mut node = TestNode::start(NodeSpec::new(1)).expect("node starts");
-    let client = ConfluxClient::new(&node.api_url())
+    let client = ApiClient::new(&node.api_url())
         .unwrap()
         .with_timeout(Duration::from_secs(5));
     let id = setup(&client).await;
@@ -133,7 +128,7 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_write() {
 
     node.restart()
         .expect("node restarts on the same data directory");
-    let client = ConfluxClient::new(&node.api_url()).unwrap();
+    let client = ApiClient::new(&node.api_url()).unwrap();
     let config = client.get_config(id).await.unwrap();
     let max_acked = acked.iter().map(|a| a.version).max().unwrap();
     assert!(

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use conflux_api_types::JoinRequest;
-use conflux_client::ConfluxClient;
+use conflux_client::ApiClient;
 use tokio::io::AsyncWriteExt;
 
 use crate::error::CliError;
@@ -106,7 +106,7 @@ fn host_port(s: &str) -> Result<String, String> {
 }
 
 /// The client with a per-request timeout of at least `floor`.
-fn patient(ctx: &Ctx, floor: Duration) -> ConfluxClient {
+fn patient(ctx: &Ctx, floor: Duration) -> ApiClient {
     let client = ctx.client.clone();
     let timeout = client.timeout().max(floor);
     client.with_timeout(timeout)
@@ -152,11 +152,7 @@ pub(crate) async fn execute(ctx: &Ctx, command: ClusterCommand) -> Result<Output
 }
 
 /// Downloads the backup into a temporary file next to `out` and moves it into place.
-async fn backup(
-    client: &ConfluxClient,
-    out: &Path,
-    force: bool,
-) -> Result<BackupWritten, CliError> {
+async fn backup(client: &ApiClient, out: &Path, force: bool) -> Result<BackupWritten, CliError> {
     let shown = out.display().to_string();
     // Checked first, to fail before the server builds a snapshot; checked again (atomically)
     // when the file is moved into place.
@@ -248,7 +244,7 @@ async fn create_temp(dir: &Path, name: &str) -> Result<(tokio::fs::File, PathBuf
 
 /// Writes the whole backup into `file` and syncs it; returns its revision and size.
 async fn download(
-    client: &ConfluxClient,
+    client: &ApiClient,
     mut file: tokio::fs::File,
     temp: &Path,
 ) -> Result<(Option<u64>, u64), CliError> {
@@ -401,7 +397,7 @@ mod tests {
         let out = dir.join("backup.snap");
         std::fs::write(&out, b"old").unwrap();
         // Port 9 (discard) is never contacted: the check comes first.
-        let client = ConfluxClient::new("http://127.0.0.1:9").unwrap();
+        let client = ApiClient::new("http://127.0.0.1:9").unwrap();
         let err = backup(&client, &out, false).await.unwrap_err();
         assert_eq!(err.exit_code(), 1);
         assert!(
@@ -421,7 +417,7 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap()
         };
-        let client = ConfluxClient::new(&format!("http://{addr}")).unwrap();
+        let client = ApiClient::new(&format!("http://{addr}")).unwrap();
         let err = backup(&client, &out, false).await.unwrap_err();
         assert!(
             err.line().starts_with("error: unreachable: "),

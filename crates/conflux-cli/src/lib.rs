@@ -26,7 +26,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use conflux_client::{ConfluxClient, WriteOptions};
+use conflux_client::{ApiClient, WriteOptions};
 
 pub use admin::{AdminCommand, AppCommand, EnvCommand, TenantCommand};
 pub use cluster::ClusterCommand;
@@ -116,7 +116,7 @@ enum Output {
 /// What every command gets: a client and the output format.
 #[derive(Debug)]
 struct Ctx {
-    client: ConfluxClient,
+    client: ApiClient,
     output: OutputFormat,
 }
 
@@ -156,7 +156,7 @@ fn report(e: &CliError) -> ExitCode {
 }
 
 async fn execute(global: &GlobalArgs, command: Command) -> Result<Output, CliError> {
-    let client = ConfluxClient::builder(global.endpoint.as_str())
+    let client = ApiClient::builder(global.endpoint.as_str())
         .timeout(global.timeout)
         .user_agent(concat!("conflux-cli/", env!("CARGO_PKG_VERSION")))
         .build()?;

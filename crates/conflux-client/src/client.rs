@@ -1,4 +1,4 @@
-//! [`ConfluxClient`]: one method per endpoint of the HTTP API.
+//! [`ApiClient`]: one method per endpoint of the HTTP API.
 //!
 //! Every method builds its path with [`ApiPath`] (names percent-encoded), sends one request,
 //! reads the whole answer, and turns a non-2xx answer into [`ClientError::Api`]. Nothing is
@@ -36,21 +36,21 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const MGT: &str = "/api/v1/mgt";
 const FETCH: &str = "/api/v1/fetch/config";
 
-/// Builds a [`ConfluxClient`]. Options that need a new HTTP client (connection settings,
+/// Builds a [`ApiClient`]. Options that need a new HTTP client (connection settings,
 /// later tokens, TLS and several endpoints) live here; per-request settings such as the
 /// timeout can also be changed on a built client.
 #[derive(Debug, Clone)]
-pub struct ClientBuilder {
+pub struct ApiClientBuilder {
     endpoint: String,
     timeout: Duration,
     connect_timeout: Duration,
     user_agent: String,
 }
 
-impl ClientBuilder {
+impl ApiClientBuilder {
     /// `endpoint` is `http://host:port` (a path prefix is kept; `host:port` means http).
     pub fn new(endpoint: impl Into<String>) -> Self {
-        ClientBuilder {
+        ApiClientBuilder {
             endpoint: endpoint.into(),
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
@@ -75,14 +75,14 @@ impl ClientBuilder {
         self
     }
 
-    pub fn build(self) -> Result<ConfluxClient, ClientError> {
+    pub fn build(self) -> Result<ApiClient, ClientError> {
         let base = parse_endpoint(&self.endpoint)?;
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .user_agent(self.user_agent)
             .build()
             .map_err(|e| ClientError::invalid_argument("client", e.to_string()))?;
-        Ok(ConfluxClient {
+        Ok(ApiClient {
             inner: Arc::new(Inner { http, base }),
             timeout: self.timeout,
         })
@@ -92,7 +92,7 @@ impl ClientBuilder {
 /// A client of one Conflux endpoint. Cloning is cheap (the connection pool is shared), so
 /// clone it into tasks instead of wrapping it in an `Arc`.
 #[derive(Debug, Clone)]
-pub struct ConfluxClient {
+pub struct ApiClient {
     inner: Arc<Inner>,
     timeout: Duration,
 }
@@ -199,14 +199,14 @@ fn cascade(path: ApiPath, cascade: bool) -> ApiPath {
     }
 }
 
-impl ConfluxClient {
-    /// A client of `endpoint` with default settings; see [`ClientBuilder`] for the others.
+impl ApiClient {
+    /// A client of `endpoint` with default settings; see [`ApiClientBuilder`] for the others.
     pub fn new(endpoint: &str) -> Result<Self, ClientError> {
-        ClientBuilder::new(endpoint).build()
+        ApiClientBuilder::new(endpoint).build()
     }
 
-    pub fn builder(endpoint: impl Into<String>) -> ClientBuilder {
-        ClientBuilder::new(endpoint)
+    pub fn builder(endpoint: impl Into<String>) -> ApiClientBuilder {
+        ApiClientBuilder::new(endpoint)
     }
 
     /// The same client (sharing its connections) with another per-request timeout.
@@ -732,7 +732,7 @@ impl ConfluxClient {
     }
 
     /// `GET /_cluster/backup`: a consistent snapshot file, for `conflux restore`, held in
-    /// memory as a whole; [`ConfluxClient::backup_download`] reads it piece by piece.
+    /// memory as a whole; [`ApiClient::backup_download`] reads it piece by piece.
     pub async fn backup(&self) -> Result<Bytes, ClientError> {
         let answer = self
             .send(
@@ -788,7 +788,7 @@ impl ConfluxClient {
     }
 }
 
-/// A backup being received ([`ConfluxClient::backup_download`]).
+/// A backup being received ([`ApiClient::backup_download`]).
 #[derive(Debug)]
 pub struct BackupDownload {
     response: reqwest::Response,
@@ -839,7 +839,7 @@ mod tests {
     use super::*;
 
     /// A peer that answers one request with `reply` (written as is) and closes.
-    async fn peer(reply: Vec<u8>) -> ConfluxClient {
+    async fn peer(reply: Vec<u8>) -> ApiClient {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -857,7 +857,7 @@ mod tests {
             stream.write_all(&reply).await.unwrap();
             stream.shutdown().await.unwrap();
         });
-        ConfluxClient::builder(format!("http://{addr}"))
+        ApiClient::builder(format!("http://{addr}"))
             .timeout(Duration::from_secs(5))
             .build()
             .unwrap()

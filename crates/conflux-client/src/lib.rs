@@ -12,14 +12,14 @@
 //! quotas and rule resolution are the server's and `conflux-domain`'s. It does not retry:
 //! [`ClientError::is_retryable`] tells a caller when a retry (with the same idempotency key,
 //! for writes) makes sense. Watch, tokens and several endpoints are not here yet;
-//! [`ClientBuilder`] is where they will be configured.
+//! [`ApiClientBuilder`] is where they will be configured.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), conflux_client::ClientError> {
-//! use conflux_client::{ConfluxClient, FetchOptions, Fetched};
+//! use conflux_client::{ApiClient, FetchOptions, Fetched};
 //! use conflux_domain::ConfigPath;
 //!
-//! let client = ConfluxClient::new("http://127.0.0.1:8080")?;
+//! let client = ApiClient::new("http://127.0.0.1:8080")?;
 //! let path = ConfigPath::new("acme", "billing", "prod", "database.toml");
 //! if let Fetched::Modified { content, version, .. } =
 //!     client.fetch(&path, &FetchOptions::default()).await?
@@ -39,12 +39,12 @@ mod path;
 mod mock_tests;
 
 pub use client::{
-    BackupDownload, ClientBuilder, ConfluxClient, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT,
+    ApiClient, ApiClientBuilder, BackupDownload, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT,
 };
 pub use error::{ClientError, MAX_ERROR_TEXT_BYTES};
 pub use options::{FetchOptions, Fetched, NewVersion, WriteOptions};
 
-/// The path type [`ConfluxClient::fetch`] and [`ConfluxClient::get_config_by_path`] take.
+/// The path type [`ApiClient::fetch`] and [`ApiClient::get_config_by_path`] take.
 pub use conflux_domain::ConfigPath;
 
 /// The request and response bodies, from `conflux-api-types`.

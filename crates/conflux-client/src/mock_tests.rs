@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::{ClientError, ConfluxClient, FetchOptions, Fetched, NewVersion, WriteOptions};
+use crate::{ApiClient, ClientError, FetchOptions, Fetched, NewVersion, WriteOptions};
 
 /// One request as the peer saw it.
 #[derive(Debug)]
@@ -96,7 +96,7 @@ async fn read_request(stream: &mut TcpStream) -> Seen {
 }
 
 /// A peer that answers one request with `reply` and reports what it received.
-async fn peer(reply: Vec<u8>) -> (ConfluxClient, oneshot::Receiver<Seen>) {
+async fn peer(reply: Vec<u8>) -> (ApiClient, oneshot::Receiver<Seen>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (tx, rx) = oneshot::channel();
@@ -107,7 +107,7 @@ async fn peer(reply: Vec<u8>) -> (ConfluxClient, oneshot::Receiver<Seen>) {
         stream.shutdown().await.ok();
         let _ = tx.send(seen);
     });
-    let client = ConfluxClient::new(&format!("http://{addr}")).unwrap();
+    let client = ApiClient::new(&format!("http://{addr}")).unwrap();
     (client, rx)
 }
 
@@ -188,7 +188,7 @@ async fn names_are_encoded_in_paths() {
 
 #[tokio::test]
 async fn dot_segments_never_reach_the_wire() {
-    let client = ConfluxClient::new("http://127.0.0.1:9").unwrap();
+    let client = ApiClient::new("http://127.0.0.1:9").unwrap();
     let err = client.get_app("acme", "..").await.unwrap_err();
     assert_eq!(err.code(), "invalid_argument");
     assert_eq!(err.field(), Some("app"));
@@ -477,7 +477,7 @@ async fn unreachable_endpoint_is_a_transport_error() {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap()
     };
-    let client = ConfluxClient::new(&format!("http://{addr}")).unwrap();
+    let client = ApiClient::new(&format!("http://{addr}")).unwrap();
     let err = client.list_tenants().await.unwrap_err();
     assert_eq!(err.code(), "unreachable");
     assert!(err.is_retryable());
@@ -494,7 +494,7 @@ async fn slow_answers_time_out() {
         // Hold the connection open without answering until the test is over.
         let _ = done_rx.await;
     });
-    let client = ConfluxClient::new(&format!("http://{addr}"))
+    let client = ApiClient::new(&format!("http://{addr}"))
         .unwrap()
         .with_timeout(Duration::from_millis(200));
     assert_eq!(client.timeout(), Duration::from_millis(200));

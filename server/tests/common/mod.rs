@@ -7,17 +7,17 @@ use std::time::{Duration, Instant};
 use conflux_api_types::{
     CreateApp, CreateConfig, CreateEnvironment, CreateTenant, Format, QuotasPatch,
 };
-use conflux_client::{ConfluxClient, NewVersion, WriteOptions};
+use conflux_client::{ApiClient, NewVersion, WriteOptions};
 use conflux_testkit::TestNode;
 
-pub fn client(node: &TestNode) -> ConfluxClient {
-    ConfluxClient::new(&node.api_url())
+pub fn client(node: &TestNode) -> ApiClient {
+    ApiClient::new(&node.api_url())
         .expect("client")
         .with_timeout(Duration::from_secs(10))
 }
 
 /// Creates acme/shop/prod/<name> (text format, generous quotas) and returns the config id.
-pub async fn setup_config(client: &ConfluxClient, name: &str) -> u64 {
+pub async fn setup_config(client: &ApiClient, name: &str) -> u64 {
     let w = WriteOptions::default();
     let quotas = QuotasPatch {
         max_versions_per_config: Some(10_000_000),
@@ -76,7 +76,7 @@ pub async fn setup_config(client: &ConfluxClient, name: &str) -> u64 {
 
 /// Creates one version; returns its number.
 pub async fn push(
-    client: &ConfluxClient,
+    client: &ApiClient,
     id: u64,
     content: &str,
 ) -> Result<u64, conflux_client::ClientError> {
@@ -107,7 +107,7 @@ where
 }
 
 /// The applied index a node reports.
-pub async fn applied(client: &ConfluxClient) -> Option<u64> {
+pub async fn applied(client: &ApiClient) -> Option<u64> {
     client.ready().await.ok().map(|r| r.applied_index)
 }
 
