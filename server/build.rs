@@ -6,6 +6,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_protos(&["proto/conflux/raft/v1/raft.proto"], &["proto"])?;
+        // Contents are served from shared buffers without copying.
+        .bytes(".conflux.v1")
+        .compile_protos(
+            &[
+                "proto/conflux/raft/v1/raft.proto",
+                "proto/conflux/v1/conflux.proto",
+            ],
+            &["proto"],
+        )?;
     Ok(())
 }

@@ -40,6 +40,12 @@ pub struct ServerArgs {
     /// Build a snapshot (and purge the log before it) after this many applied entries.
     #[arg(long, env = "CONFLUX_SNAPSHOT_EVERY")]
     pub snapshot_every: Option<u64>,
+    /// Most concurrent watch subscriptions this node serves (all transports together).
+    #[arg(long, env = "CONFLUX_MAX_WATCHERS")]
+    pub max_watchers: Option<usize>,
+    /// Most subscriptions one WebSocket connection may hold.
+    #[arg(long, env = "CONFLUX_MAX_SUBSCRIPTIONS_PER_CONNECTION")]
+    pub max_subscriptions_per_connection: Option<usize>,
     /// A member of a statically bootstrapped cluster, `<id>=<raft-addr>,<api-addr>`; give it
     /// once per member, this node included (in CONFLUX_PEERS, separate members with ';').
     #[arg(long = "peer", env = "CONFLUX_PEERS", value_delimiter = ';', value_parser = parse_peer, value_name = "ID=RAFT,API")]
@@ -126,6 +132,8 @@ struct FileConfig {
     #[serde(default, with = "humantime_serde_opt")]
     retention_interval: Option<Duration>,
     snapshot_every: Option<u64>,
+    max_watchers: Option<usize>,
+    max_subscriptions_per_connection: Option<usize>,
     #[serde(default)]
     peers: Vec<String>,
     join: Option<String>,
@@ -157,6 +165,8 @@ pub struct NodeConfig {
     pub min_revision_wait: Duration,
     pub retention_interval: Duration,
     pub snapshot_every: u64,
+    pub max_watchers: usize,
+    pub max_subscriptions_per_connection: usize,
     /// Static members (empty: standalone or joining).
     pub peers: Vec<Peer>,
     pub join: Option<String>,
@@ -191,6 +201,8 @@ impl NodeConfig {
             min_revision_wait: Duration::from_secs(5),
             retention_interval: Duration::from_secs(60),
             snapshot_every: 10_000,
+            max_watchers: 200_000,
+            max_subscriptions_per_connection: 1000,
             peers: Vec::new(),
             join: None,
             tls: None,
@@ -265,6 +277,14 @@ impl NodeConfig {
                 .snapshot_every
                 .or(file.snapshot_every)
                 .unwrap_or(d.snapshot_every),
+            max_watchers: args
+                .max_watchers
+                .or(file.max_watchers)
+                .unwrap_or(d.max_watchers),
+            max_subscriptions_per_connection: args
+                .max_subscriptions_per_connection
+                .or(file.max_subscriptions_per_connection)
+                .unwrap_or(d.max_subscriptions_per_connection),
             join: args.join.clone().or(file.join),
             peers,
             tls,

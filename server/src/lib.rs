@@ -16,3 +16,4 @@ pub mod node;
 pub mod raft;
 pub mod serving;
 pub mod storage;
+pub mod watch;

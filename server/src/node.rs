@@ -57,6 +57,7 @@ pub async fn run(
     let api_addr = api_listener
         .local_addr()
         .context("reading the API listener address")?;
+    raise_fd_limit();
     let raft_listener = TcpListener::bind(&config.raft_addr)
         .await
         .with_context(|| format!("cannot listen on the Raft address {}", config.raft_addr))?;
@@ -73,6 +74,7 @@ pub async fn run(
     let storage = storage::open(&config.data_dir, config.node_id)
         .with_context(|| format!("opening storage in {}", config.data_dir.display()))?;
     let plane = storage.state_machine.plane();
+    plane.watch_hub().set_max_subscriptions(config.max_watchers);
     let peers = Peers::new(node_tls.as_ref().map(|t| t.client.clone()));
     let raft_cfg = Arc::new(raft_config(&config)?);
     let raft = Raft::new(
@@ -139,6 +141,7 @@ pub async fn run(
         cluster,
         metrics,
         min_revision_wait: config.min_revision_wait,
+        max_subscriptions_per_connection: config.max_subscriptions_per_connection,
     });
     let sweeper = tokio::spawn(retention_sweeper(
         raft.clone(),
@@ -174,6 +177,14 @@ pub async fn run(
     }
     tracing::info!("node stopped");
     Ok(())
+}
+
+/// Every watch connection is a file descriptor: raise the soft limit to the hard one.
+fn raise_fd_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "file descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
+    }
 }
 
 /// Resolves when the stop flag is raised.

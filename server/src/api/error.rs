@@ -43,6 +43,10 @@ pub enum ApiError {
     #[error("{message}")]
     UnsupportedMediaType { message: String },
 
+    /// A limit of this node (watchers, subscriptions per connection) is reached.
+    #[error("{message}")]
+    TooMany { code: &'static str, message: String },
+
     #[error("the request body exceeds the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
 
@@ -93,6 +97,7 @@ impl ApiError {
             | ApiError::InvalidRequest { .. }
             | ApiError::InvalidHeader { .. } => StatusCode::BAD_REQUEST,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -101,7 +106,7 @@ impl ApiError {
         }
     }
 
-    fn detail(&self) -> ErrorDetail {
+    pub fn detail(&self) -> ErrorDetail {
         let (code, field, details): (&str, Option<String>, Vec<serde_json::Value>) = match self {
             ApiError::Domain(e) => (e.code(), e.field().map(str::to_owned), domain_details(e)),
             ApiError::Cluster(e) => (cluster_code(e), None, Vec::new()),
@@ -116,6 +121,7 @@ impl ApiError {
                 Vec::new(),
             ),
             ApiError::PayloadTooLarge { .. } => ("payload_too_large", None, Vec::new()),
+            ApiError::TooMany { code, .. } => (code, None, Vec::new()),
             ApiError::RouteNotFound { .. } => ("not_found", None, Vec::new()),
             ApiError::MethodNotAllowed { .. } => ("method_not_allowed", None, Vec::new()),
             ApiError::Unavailable { code, .. } => (code, None, Vec::new()),
@@ -250,5 +256,30 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+/// The same errors on the gRPC face of the API: the status code follows the HTTP status, and
+/// the message carries the stable code (`<code>: <message>`).
+impl From<ApiError> for tonic::Status {
+    fn from(e: ApiError) -> Self {
+        let status = e.status();
+        let detail = e.detail();
+        let message = format!("{}: {}", detail.code, detail.message);
+        let code = match status {
+            StatusCode::BAD_REQUEST
+            | StatusCode::PAYLOAD_TOO_LARGE
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::UNPROCESSABLE_ENTITY => tonic::Code::InvalidArgument,
+            StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
+            StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
+            StatusCode::NOT_FOUND => tonic::Code::NotFound,
+            StatusCode::CONFLICT => tonic::Code::FailedPrecondition,
+            StatusCode::TOO_MANY_REQUESTS => tonic::Code::ResourceExhausted,
+            StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
+            StatusCode::METHOD_NOT_ALLOWED => tonic::Code::Unimplemented,
+            _ => tonic::Code::Internal,
+        };
+        tonic::Status::new(code, message)
     }
 }

@@ -5,6 +5,7 @@
 //! precomputed per version.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -12,12 +13,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use conflux_api_types::headers;
-use conflux_domain::{ConfigPath, DomainError, Entity, resolve_ordered};
+use conflux_domain::{ClientLabels, ConfigPath, DomainError, Entity, resolve_ordered};
 use percent_encoding::percent_decode_str;
 
 use super::AppState;
 use super::error::ApiError;
 use super::extract::client_labels;
+use crate::serving::{ServedConfig, ServedVersion};
 
 const PREFIX: &str = "/api/v1/fetch/config/";
 
@@ -70,6 +72,61 @@ fn parse_query(query: Option<&str>) -> Result<FetchQuery, ApiError> {
     Ok(q)
 }
 
+/// What a fetch of `path` by a client with `labels` serves, after the consistency waits
+/// asked for. Shared by the HTTP and gRPC fetch.
+pub async fn resolve_fetch(
+    app: &AppState,
+    path: &str,
+    labels: &ClientLabels,
+    min_revision: Option<u64>,
+    linearizable: bool,
+) -> Result<(Arc<ServedConfig>, Arc<ServedVersion>), ApiError> {
+    // A linearizable read waits until this node has applied everything the leader had
+    // committed when the read arrived (the leader's read index, confirmed by a quorum).
+    let read_index = match linearizable {
+        true => Some(app.cluster().read_index().await?),
+        false => None,
+    };
+    if let Some(revision) = read_index.max(min_revision) {
+        let plane = app.plane();
+        if plane.applied_index() < revision
+            && !plane.wait_applied(revision, app.0.min_revision_wait).await
+        {
+            return Err(ApiError::Unavailable {
+                code: "revision_not_reached",
+                message: format!(
+                    "this node has applied revision {} and did not reach {revision} within {:?}",
+                    plane.applied_index(),
+                    app.0.min_revision_wait
+                ),
+                retry_after_secs: 1,
+            });
+        }
+    }
+    let Some(served) = app.plane().fetch_index().get(path) else {
+        // Distinguish a malformed path (400 naming the segment) from an unknown config.
+        ConfigPath::parse(path)?;
+        return Err(DomainError::NotFound {
+            entity: Entity::Config,
+            key: path.to_owned(),
+        }
+        .into());
+    };
+    let resolution = resolve_ordered(served.config_id, &served.rules, &served.order, labels)
+        .ok_or_else(|| {
+            ApiError::from(DomainError::NotPublished {
+                path: path.to_owned(),
+            })
+        })?;
+    let version = served
+        .version(resolution.rule.version_id)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::internal("a release rule points at a version the fetch index lacks")
+        })?;
+    Ok((served, version))
+}
+
 fn etag_matches(headers: &HeaderMap, etag: &HeaderValue) -> bool {
     let Some(inm) = headers
         .get(header::IF_NONE_MATCH)
@@ -94,49 +151,10 @@ async fn serve(app: &AppState, req: &Parts) -> Result<Response, ApiError> {
         Cow::Borrowed(raw)
     };
     let query = parse_query(uri.query())?;
-    // A linearizable read waits until this node has applied everything the leader had
-    // committed when the read arrived (the leader's read index, confirmed by a quorum).
-    let read_index = match query.linearizable {
-        true => Some(app.cluster().read_index().await?),
-        false => None,
-    };
-    if let Some(revision) = read_index.max(query.min_revision) {
-        let plane = app.plane();
-        if plane.applied_index() < revision
-            && !plane.wait_applied(revision, app.0.min_revision_wait).await
-        {
-            return Err(ApiError::Unavailable {
-                code: "revision_not_reached",
-                message: format!(
-                    "this node has applied revision {} and did not reach {revision} within {:?}",
-                    plane.applied_index(),
-                    app.0.min_revision_wait
-                ),
-                retry_after_secs: 1,
-            });
-        }
-    }
-    let Some(served) = app.plane().fetch_index().get(&path) else {
-        // Distinguish a malformed path (400 naming the segment) from an unknown config.
-        ConfigPath::parse(&path)?;
-        return Err(DomainError::NotFound {
-            entity: Entity::Config,
-            key: path.into_owned(),
-        }
-        .into());
-    };
     let headers = &req.headers;
     let labels = client_labels(headers, [], None)?;
-    let not_published = || {
-        ApiError::from(DomainError::NotPublished {
-            path: path.to_string(),
-        })
-    };
-    let resolution = resolve_ordered(served.config_id, &served.rules, &served.order, &labels)
-        .ok_or_else(not_published)?;
-    let version = served.version(resolution.rule.version_id).ok_or_else(|| {
-        ApiError::internal("a release rule points at a version the fetch index lacks")
-    })?;
+    let (served, version) =
+        resolve_fetch(app, &path, &labels, query.min_revision, query.linearizable).await?;
 
     let mut builder = Response::builder()
         .header(header::ETAG, version.etag.clone())

@@ -10,8 +10,10 @@ mod cluster;
 pub mod error;
 pub mod extract;
 mod fetch;
+pub mod grpc;
 mod mgt;
 mod ops;
+mod watch;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -52,6 +54,8 @@ pub struct AppInner {
     pub metrics: Arc<Metrics>,
     /// How long `?min_revision=` waits for this node to catch up.
     pub min_revision_wait: Duration,
+    /// Subscriptions one WebSocket connection may hold.
+    pub max_subscriptions_per_connection: usize,
 }
 
 /// A command that went through Raft: its response and the revision (log index) of its entry.
@@ -201,6 +205,19 @@ pub fn router(state: AppState) -> Router {
             get(fetch::fetch),
         )
         .nest("/api/v1/mgt", mgt)
+        .route(
+            "/api/v1/watch/config/{tenant}/{app}/{env}/{name}",
+            get(watch::long_poll),
+        )
+        .route("/api/v1/watch/ws", get(watch::websocket))
+        .route_service(
+            "/conflux.v1.Config/{*method}",
+            grpc::pb::config_server::ConfigServer::new(grpc::FetchService(state.clone())),
+        )
+        .route_service(
+            "/conflux.v1.Watch/{*method}",
+            grpc::pb::watch_server::WatchServer::new(grpc::WatchService(state.clone())),
+        )
         .route("/_cluster/status", get(cluster::status))
         .route("/_cluster/members", post(cluster::add_member))
         .route(

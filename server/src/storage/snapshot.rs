@@ -33,6 +33,7 @@ use super::{StorageOpenError, cf, codec, keys};
 use crate::raft::{
     LogId, NodeInfo, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
+use crate::watch::WatchState;
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -507,6 +508,13 @@ fn reload(shared: &Shared) -> Result<()> {
     let (state, applied, membership) = load(&shared.db)?;
     *shared.state.write() = state;
     rebuild_fetch_index(shared)?;
+    let revision = applied.map_or(0, |l| l.index);
+    shared
+        .watch
+        .refresh_all(|path| match shared.fetch.get(path) {
+            Some(served) => WatchState::present(served),
+            None => WatchState::deleted(revision),
+        });
     *shared.applied.lock() = (applied, membership);
     shared
         .applied_index

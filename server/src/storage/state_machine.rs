@@ -28,6 +28,7 @@ use crate::raft::{
     Entry, EntryResult, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 use crate::serving::{FetchIndex, ServedConfig, ServedVersion};
+use crate::watch::{WatchHub, WatchState};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -40,6 +41,7 @@ pub(crate) struct Shared {
     pub(crate) applied: Mutex<(Option<LogId>, StoredMembership)>,
     pub(crate) applied_index: watch::Sender<u64>,
     pub(crate) snapshot_dir: PathBuf,
+    pub(crate) watch: Arc<WatchHub>,
 }
 
 /// Read access to the config plane for the API and the node's background tasks.
@@ -54,6 +56,10 @@ impl ConfigPlane {
 
     pub fn fetch_index(&self) -> &FetchIndex {
         &self.0.fetch
+    }
+
+    pub fn watch_hub(&self) -> &Arc<WatchHub> {
+        &self.0.watch
     }
 
     /// The content of a version, from RocksDB (management path only).
@@ -119,6 +125,7 @@ impl StateMachineStore {
             applied: Mutex::new((applied, membership)),
             applied_index: watch::Sender::new(applied_index),
             snapshot_dir,
+            watch: Arc::new(WatchHub::new(usize::MAX)),
         };
         let plane = ConfigPlane(Arc::new(shared));
         rebuild_fetch_index(&plane.0).map_err(|e| StorageOpenError::Corrupt(e.to_string()))?;
@@ -368,12 +375,16 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         for (id, deleted_path) in touched {
             match (state.config(id), deleted_path) {
                 (Some(config), _) => {
-                    let served = served_config(shared, &state, config, &fresh)?;
-                    shared
-                        .fetch
-                        .insert(config.path.to_string(), Arc::new(served));
+                    let served = Arc::new(served_config(shared, &state, config, &fresh)?);
+                    let path = config.path.to_string();
+                    shared.fetch.insert(path.clone(), served.clone());
+                    shared.watch.publish(&path, WatchState::present(served));
                 }
-                (None, Some(path)) => shared.fetch.remove(&path),
+                (None, Some(path)) => {
+                    shared.fetch.remove(&path);
+                    let revision = applied.map_or(0, |l| l.index);
+                    shared.watch.publish(&path, WatchState::deleted(revision));
+                }
                 (None, None) => {}
             }
         }

@@ -1,0 +1,239 @@
+//! Watch endpoints: HTTP long poll (`GET /api/v1/watch/config/{t}/{a}/{e}/{n}`) and a
+//! multiplexed WebSocket (`GET /api/v1/watch/ws`). Both sit on [`crate::watch`]; the gRPC
+//! stream is in `grpc.rs`.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use conflux_api_types::{
+    Subscription, WatchEvent, WatchEventKind, WatchMessage, WatchRequest, headers,
+};
+use conflux_domain::{ClientLabels, ConfigPath, DomainError, Entity};
+use futures::{SinkExt, Stream, StreamExt};
+use serde::Deserialize;
+use tokio_stream::StreamMap;
+
+use super::AppState;
+use super::error::ApiError;
+use super::extract::{ApiPath, ApiQuery, client_labels};
+use crate::watch::{WatchState, Watcher};
+
+/// Long-poll timeout when the client does not say, and the longest it may ask for.
+pub const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_secs(30);
+pub const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(300);
+/// Largest WebSocket message a client may send (a subscribe of many keys fits easily).
+pub const MAX_WS_MESSAGE_BYTES: usize = 256 * 1024;
+
+pub type EventStream = Pin<Box<dyn Stream<Item = WatchEvent> + Send>>;
+
+/// Subscribes `watcher` to its config and returns its events as a stream, which ends after a
+/// deletion event. 404 if the config does not exist, 429 over the node's limit.
+pub fn subscribe(app: &AppState, watcher: Watcher) -> Result<EventStream, ApiError> {
+    let Some(served) = app.plane().fetch_index().get(&watcher.key) else {
+        ConfigPath::parse(&watcher.key)?;
+        return Err(DomainError::NotFound {
+            entity: Entity::Config,
+            key: watcher.key.clone(),
+        }
+        .into());
+    };
+    let sub = app
+        .plane()
+        .watch_hub()
+        .subscribe(&watcher.key, WatchState::present(served))
+        .map_err(|e| ApiError::TooMany {
+            code: "too_many_watchers",
+            message: e.to_string(),
+        })?;
+    let stream = futures::stream::unfold(
+        (watcher, sub, false),
+        |(mut watcher, mut sub, done)| async move {
+            if done {
+                return None;
+            }
+            let event = watcher.next(&mut sub).await?;
+            let done = event.event == WatchEventKind::Deleted;
+            Some((event, (watcher, sub, done)))
+        },
+    );
+    Ok(Box::pin(stream))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PollQuery {
+    revision: Option<u64>,
+    version: Option<u64>,
+    timeout: Option<String>,
+}
+
+fn poll_timeout(raw: Option<&str>) -> Result<Duration, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_POLL_TIMEOUT);
+    };
+    let parsed = match raw.parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => humantime::parse_duration(raw).map_err(|_| ()),
+    };
+    match parsed {
+        Ok(d) if d <= MAX_POLL_TIMEOUT => Ok(d),
+        _ => Err(ApiError::invalid_request(
+            "invalid_query",
+            "timeout",
+            format!(
+                "timeout must be a duration such as 30s, at most {}s; got {raw:?}",
+                MAX_POLL_TIMEOUT.as_secs()
+            ),
+        )),
+    }
+}
+
+/// Long poll: answers the first event after `revision` (or, with `version`, the first change
+/// of the version this client's labels resolve to), or 304 when `timeout` passes first.
+pub async fn long_poll(
+    State(app): State<AppState>,
+    ApiPath((tenant, app_name, env, name)): ApiPath<(String, String, String, String)>,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<PollQuery>,
+) -> Result<Response, ApiError> {
+    let key = ConfigPath::parse(&format!("{tenant}/{app_name}/{env}/{name}"))?.to_string();
+    let timeout = poll_timeout(q.timeout.as_deref())?;
+    let labels = client_labels(&headers, [], None)?;
+    let watcher = Watcher {
+        key,
+        revision: q.revision.unwrap_or(0),
+        version: q.version.map(Some),
+        labels,
+        label_aware: q.version.is_some(),
+    };
+    let mut events = subscribe(&app, watcher)?;
+    match tokio::time::timeout(timeout, events.next()).await {
+        Ok(Some(event)) => {
+            let mut r = Json(&event).into_response();
+            r.headers_mut()
+                .insert(headers::REVISION, HeaderValue::from(event.revision));
+            Ok(r)
+        }
+        Ok(None) => Err(ApiError::Unavailable {
+            code: "node_stopping",
+            message: "the node is shutting down".into(),
+            retry_after_secs: 1,
+        }),
+        Err(_) => Ok(StatusCode::NOT_MODIFIED.into_response()),
+    }
+}
+
+pub async fn websocket(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(MAX_WS_MESSAGE_BYTES)
+        .on_upgrade(move |socket| ws_session(app, socket))
+}
+
+fn ws_error(error: &ApiError, key: Option<String>) -> WatchMessage {
+    WatchMessage::Error {
+        error: error.detail(),
+        key,
+    }
+}
+
+fn watcher_for(s: &Subscription) -> Result<Watcher, ApiError> {
+    let key = ConfigPath::parse(&s.key)?.to_string();
+    let labels = ClientLabels::from_pairs(&s.labels, s.client_id.as_deref())?;
+    let label_aware = s.version.is_some() || !labels.is_empty() || labels.client_id().is_some();
+    Ok(Watcher {
+        key,
+        revision: s.revision,
+        version: s.version.map(Some),
+        labels,
+        label_aware,
+    })
+}
+
+async fn send(
+    socket: &mut futures::stream::SplitSink<WebSocket, Message>,
+    msg: &WatchMessage,
+) -> bool {
+    match serde_json::to_string(msg) {
+        Ok(text) => socket.send(Message::Text(text.into())).await.is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// One WebSocket connection: any number of subscriptions (up to the per-connection limit),
+/// events sent as they happen; a slow reader sees coalesced (latest) states.
+async fn ws_session(app: AppState, socket: WebSocket) {
+    let (mut tx, mut rx) = socket.split();
+    let mut subs: StreamMap<String, EventStream> = StreamMap::new();
+    let limit = app.0.max_subscriptions_per_connection;
+    loop {
+        tokio::select! {
+            incoming = rx.next() => {
+                let Some(Ok(message)) = incoming else { break };
+                let text = match message {
+                    Message::Text(t) => t,
+                    Message::Close(_) => break,
+                    // Pings are answered by the WebSocket layer.
+                    Message::Binary(_) | Message::Ping(_) | Message::Pong(_) => continue,
+                };
+                let request: WatchRequest = match super::extract::parse_json(text.as_bytes()) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        if !send(&mut tx, &ws_error(&e, None)).await { break }
+                        continue;
+                    }
+                };
+                match request {
+                    WatchRequest::Subscribe(list) => {
+                        let mut subscribed = Vec::new();
+                        for s in list {
+                            let key = s.key.clone();
+                            if !subs.contains_key(&key) && subs.len() >= limit {
+                                let e = ApiError::TooMany {
+                                    code: "too_many_subscriptions",
+                                    message: format!("a connection holds at most {limit} subscriptions"),
+                                };
+                                if !send(&mut tx, &ws_error(&e, Some(key))).await { return }
+                                continue;
+                            }
+                            match watcher_for(&s).and_then(|w| subscribe(&app, w)) {
+                                Ok(stream) => {
+                                    subs.insert(key.clone(), stream);
+                                    subscribed.push(key);
+                                }
+                                Err(e) => {
+                                    if !send(&mut tx, &ws_error(&e, Some(key))).await { return }
+                                }
+                            }
+                        }
+                        if !subscribed.is_empty() && !send(&mut tx, &WatchMessage::Subscribed { subscribed }).await {
+                            break;
+                        }
+                    }
+                    WatchRequest::Unsubscribe(keys) => {
+                        for k in keys {
+                            subs.remove(&k);
+                        }
+                    }
+                }
+            }
+            Some((_key, event)) = subs.next(), if !subs.is_empty() => {
+                if !send(&mut tx, &WatchMessage::Event(event)).await {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Labels given as a map (gRPC, WebSocket) rather than headers.
+pub fn labels_from_map(
+    labels: &BTreeMap<String, String>,
+    client_id: Option<&str>,
+) -> Result<ClientLabels, ApiError> {
+    Ok(ClientLabels::from_pairs(labels, client_id)?)
+}
