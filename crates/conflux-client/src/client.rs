@@ -16,16 +16,18 @@ use conflux_api_types::{
     Health, JoinRequest, PublishRequest, PublishResponse, PutReleases, Readiness, ReleasesView,
     ResolveResponse, RollbackRequest, SnapshotTaken, TenantList, TenantView, TransferLeaderRequest,
     UpdateApp, UpdateConfig, UpdateEnvironment, UpdateTenant, VersionCreated, VersionList,
-    VersionView, headers,
+    VersionView, WatchEvent, headers,
 };
 use conflux_domain::ConfigPath;
-use reqwest::header::{CONTENT_TYPE, ETAG, HeaderMap, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, HeaderValue};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::ClientError;
-use crate::options::{FetchOptions, Fetched, NewVersion, WriteOptions, identity_headers};
+use crate::options::{
+    FetchOptions, Fetched, NewVersion, WatchOptions, WriteOptions, duration_param, identity_headers,
+};
 use crate::path::{ApiPath, parse_endpoint};
 
 /// Timeout of a whole request (connect, send, answer) unless changed.
@@ -35,6 +37,13 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 const MGT: &str = "/api/v1/mgt";
 const FETCH: &str = "/api/v1/fetch/config";
+const WATCH: &str = "/api/v1/watch/config";
+
+/// The long-poll timeout the server applies when the request does not say.
+pub const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(30);
+/// How much longer than the long-poll timeout a watch request may take before the client
+/// gives up on it (the server answers 304 at the timeout; this covers a slow network).
+pub const WATCH_GRACE: Duration = Duration::from_secs(10);
 
 /// Builds a [`ApiClient`]. Options that need a new HTTP client (connection settings,
 /// later tokens, TLS and several endpoints) live here; per-request settings such as the
@@ -45,6 +54,7 @@ pub struct ApiClientBuilder {
     timeout: Duration,
     connect_timeout: Duration,
     user_agent: String,
+    bearer_token: Option<String>,
 }
 
 impl ApiClientBuilder {
@@ -55,6 +65,7 @@ impl ApiClientBuilder {
             timeout: DEFAULT_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             user_agent: concat!("conflux-client/", env!("CARGO_PKG_VERSION")).to_owned(),
+            bearer_token: None,
         }
     }
 
@@ -75,11 +86,34 @@ impl ApiClientBuilder {
         self
     }
 
+    /// Sends `Authorization: Bearer <token>` with every request (the server ignores it until
+    /// authentication exists). The value is marked sensitive, so it never appears in debug
+    /// output of the request.
+    pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
+        self.bearer_token = Some(token.into());
+        self
+    }
+
     pub fn build(self) -> Result<ApiClient, ClientError> {
         let base = parse_endpoint(&self.endpoint)?;
+        let mut default_headers = HeaderMap::new();
+        if let Some(token) = &self.bearer_token {
+            let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .ok()
+                .filter(|_| !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic()))
+                .ok_or_else(|| {
+                    ClientError::invalid_argument(
+                        "token",
+                        "a bearer token is non-empty visible ASCII without spaces",
+                    )
+                })?;
+            value.set_sensitive(true);
+            default_headers.insert(AUTHORIZATION, value);
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
             .user_agent(self.user_agent)
+            .default_headers(default_headers)
             .build()
             .map_err(|e| ClientError::invalid_argument("client", e.to_string()))?;
         Ok(ApiClient {
@@ -654,6 +688,37 @@ impl ApiClient {
             content_type,
             content: answer.body,
         })
+    }
+
+    /// Long-polls a config (`GET /api/v1/watch/config/...`): the first change after
+    /// `opts.revision` (with `opts.version`, the first change of what this client's labels
+    /// resolve to, or a deletion), or `None` when the server's timeout passed first (304).
+    /// The request may take up to the poll timeout plus [`WATCH_GRACE`], whatever this
+    /// client's own timeout. Nothing is retried here; the SDK's watch reconnects.
+    pub async fn watch(
+        &self,
+        path: &ConfigPath,
+        opts: &WatchOptions,
+    ) -> Result<Option<WatchEvent>, ClientError> {
+        let p = ApiPath::new(WATCH)
+            .seg("tenant", &path.tenant)?
+            .seg("app", &path.app)?
+            .seg("env", &path.env)?
+            .seg("name", &path.name)?
+            .query("revision", opts.revision.to_string())
+            .query_opt("version", opts.version.map(|v| v.to_string()))
+            .query_opt("timeout", opts.timeout.map(duration_param));
+        let poll = opts.timeout.unwrap_or(DEFAULT_WATCH_TIMEOUT);
+        let client = self
+            .clone()
+            .with_timeout(self.timeout.max(poll + WATCH_GRACE));
+        let answer = client
+            .send(Method::GET, &p, opts.headers()?, Body::Empty)
+            .await?;
+        if answer.status == StatusCode::NOT_MODIFIED {
+            return Ok(None);
+        }
+        answer.json().map(Some)
     }
 
     // ---- operations ---------------------------------------------------------------------

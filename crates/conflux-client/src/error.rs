@@ -44,6 +44,15 @@ pub enum ClientError {
     /// Refused before sending: the argument cannot be expressed as a request.
     #[error("{field}: {message}")]
     InvalidArgument { field: String, message: String },
+
+    /// A config's content could not be deserialised into the type asked for (the SDK's
+    /// typed getters), or its format has no typed reading.
+    #[error("{key}: {message}")]
+    Content { key: String, message: String },
+
+    /// The SDK's local fallback copy of a config is missing, unreadable or corrupt.
+    #[error("fallback copy {path}: {message}")]
+    Fallback { path: String, message: String },
 }
 
 impl ClientError {
@@ -62,7 +71,8 @@ impl ClientError {
     }
 
     /// A stable snake_case code: the server's for [`ClientError::Api`]; `timeout`,
-    /// `unreachable`, `invalid_response` and `invalid_argument` for the others.
+    /// `unreachable`, `invalid_response`, `invalid_argument`, `content_undecodable` and
+    /// `fallback_unavailable` for the others.
     pub fn code(&self) -> &str {
         match self {
             ClientError::Api { code, .. } => code,
@@ -74,6 +84,8 @@ impl ClientError {
             } => "unreachable",
             ClientError::Decode { .. } => "invalid_response",
             ClientError::InvalidArgument { .. } => "invalid_argument",
+            ClientError::Content { .. } => "content_undecodable",
+            ClientError::Fallback { .. } => "fallback_unavailable",
         }
     }
 
@@ -83,7 +95,9 @@ impl ClientError {
             ClientError::Api { status, .. } => Some(*status),
             ClientError::Transport { .. }
             | ClientError::Decode { .. }
-            | ClientError::InvalidArgument { .. } => None,
+            | ClientError::InvalidArgument { .. }
+            | ClientError::Content { .. }
+            | ClientError::Fallback { .. } => None,
         }
     }
 
@@ -92,7 +106,10 @@ impl ClientError {
         match self {
             ClientError::Api { message, .. } => message.clone(),
             ClientError::InvalidArgument { message, .. } => message.clone(),
-            ClientError::Transport { .. } | ClientError::Decode { .. } => self.to_string(),
+            ClientError::Transport { .. }
+            | ClientError::Decode { .. }
+            | ClientError::Content { .. }
+            | ClientError::Fallback { .. } => self.to_string(),
         }
     }
 
@@ -101,7 +118,10 @@ impl ClientError {
         match self {
             ClientError::Api { field, .. } => field.as_deref(),
             ClientError::InvalidArgument { field, .. } => Some(field),
-            ClientError::Transport { .. } | ClientError::Decode { .. } => None,
+            ClientError::Transport { .. }
+            | ClientError::Decode { .. }
+            | ClientError::Content { .. }
+            | ClientError::Fallback { .. } => None,
         }
     }
 
@@ -130,7 +150,9 @@ impl ClientError {
             } => *retry_after_secs,
             ClientError::Transport { .. }
             | ClientError::Decode { .. }
-            | ClientError::InvalidArgument { .. } => None,
+            | ClientError::InvalidArgument { .. }
+            | ClientError::Content { .. }
+            | ClientError::Fallback { .. } => None,
         }
     }
 

@@ -34,15 +34,21 @@ mod client;
 mod error;
 mod options;
 mod path;
+pub mod sdk;
 
 #[cfg(test)]
 mod mock_tests;
 
 pub use client::{
     ApiClient, ApiClientBuilder, BackupDownload, DEFAULT_CONNECT_TIMEOUT, DEFAULT_TIMEOUT,
+    DEFAULT_WATCH_TIMEOUT, WATCH_GRACE,
 };
 pub use error::{ClientError, MAX_ERROR_TEXT_BYTES};
-pub use options::{FetchOptions, Fetched, NewVersion, WriteOptions};
+pub use options::{FetchOptions, Fetched, NewVersion, WatchOptions, WriteOptions};
+pub use sdk::{
+    Backoff, Change, ChangeKind, ConfigHandle, ConfigValue, ConfigWatch, ConfluxClient,
+    ConfluxClientBuilder, StartMode,
+};
 
 /// The path type [`ApiClient::fetch`] and [`ApiClient::get_config_by_path`] take.
 pub use conflux_domain::ConfigPath;

@@ -2,6 +2,7 @@
 //! (fetch answers raw content described by headers).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use bytes::Bytes;
 use conflux_api_types::headers;
@@ -80,6 +81,39 @@ impl FetchOptions {
             h.insert(IF_NONE_MATCH, value);
         }
         Ok(h)
+    }
+}
+
+/// Options of a long-poll watch ([`crate::ApiClient::watch`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WatchOptions {
+    /// `?revision=`: the last revision the caller saw (0: answer at once with the current
+    /// state). Reconnecting with the last revision seen can never miss a change.
+    pub revision: u64,
+    /// `?version=`: the version the caller holds. With it the watch is label-aware: only a
+    /// change of the version these labels resolve to (or a deletion) answers.
+    pub version: Option<u64>,
+    /// Sent as `X-Client-Label-<key>: <value>` headers.
+    pub labels: BTreeMap<String, String>,
+    /// Sent as `X-Client-Id`.
+    pub client_id: Option<String>,
+    /// `?timeout=`: how long the server holds the request before answering 304 (server
+    /// default 30 s, at most 300 s).
+    pub timeout: Option<Duration>,
+}
+
+impl WatchOptions {
+    pub(crate) fn headers(&self) -> Result<HeaderMap, ClientError> {
+        identity_headers(&self.labels, self.client_id.as_deref())
+    }
+}
+
+/// A duration as the server's `timeout` parameter reads it (`30s`, `1500ms`).
+pub(crate) fn duration_param(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
     }
 }
 
@@ -221,6 +255,13 @@ mod tests {
         );
         assert_eq!(h.get("x-client-id").unwrap(), "host-7");
         assert_eq!(h.get("if-none-match").unwrap(), "\"abc\"");
+    }
+
+    #[test]
+    fn watch_timeouts_are_server_durations() {
+        assert_eq!(duration_param(Duration::from_secs(30)), "30s");
+        assert_eq!(duration_param(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(duration_param(Duration::ZERO), "0s");
     }
 
     #[test]
