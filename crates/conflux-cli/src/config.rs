@@ -1,4 +1,4 @@
-//! `conflux config ...`: configs and their versions.
+//! `conflux config ...`: configs and their versions (and `watch`, in `watch.rs`).
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use conflux_api_types::{CreateConfig, Format};
@@ -24,6 +24,9 @@ pub enum ConfigCommand {
     Versions(VersionsArgs),
     /// Show a config's metadata.
     Show(ShowArgs),
+    /// Print each change of a config as it happens (one line per change; with --output
+    /// json one JSON object per line) until it is deleted or interrupted.
+    Watch(crate::watch::WatchArgs),
 }
 
 fn format_parser() -> impl TypedValueParser<Value = Format> {
@@ -184,6 +187,7 @@ pub(crate) async fn execute(ctx: &Ctx, command: ConfigCommand) -> Result<Output,
             let config = client.get_config_by_path(&a.path).await?;
             ctx.render(&config)
         }
+        ConfigCommand::Watch(a) => crate::watch::execute(ctx, a).await,
     }
 }
 

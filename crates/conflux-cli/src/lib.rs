@@ -21,6 +21,7 @@ mod input;
 pub mod parse;
 pub mod release;
 pub mod render;
+pub mod watch;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -71,7 +72,7 @@ pub struct GlobalArgs {
 // arguments are boxed so that a binary's own subcommand enum embedding this one stays small.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Configs and their versions: create, push, get, list, versions, show.
+    /// Configs and their versions: create, push, get, list, versions, show, watch.
     #[command(subcommand)]
     Config(Box<ConfigCommand>),
     /// Release rules: which clients get which version (set/apply, status, publish, rollback).

@@ -45,9 +45,9 @@ pub const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// gives up on it (the server answers 304 at the timeout; this covers a slow network).
 pub const WATCH_GRACE: Duration = Duration::from_secs(10);
 
-/// Builds a [`ApiClient`]. Options that need a new HTTP client (connection settings,
-/// later tokens, TLS and several endpoints) live here; per-request settings such as the
-/// timeout can also be changed on a built client.
+/// Builds a [`ApiClient`]. Options that need a new HTTP client (connection settings, the
+/// bearer token, later TLS) live here; per-request settings such as the timeout can also be
+/// changed on a built client. Several endpoints are the SDK's ([`crate::ConfluxClient`]).
 #[derive(Debug, Clone)]
 pub struct ApiClientBuilder {
     endpoint: String,

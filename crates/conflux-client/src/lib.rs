@@ -1,18 +1,39 @@
-//! The typed async Rust client of the Conflux HTTP API (contract section 4).
+//! The Rust client of Conflux, in two layers.
 //!
-//! This crate owns how a Rust program talks to a Conflux node: building request URLs (every
-//! name percent-encoded into its own path segment), the request headers of writes
-//! (`X-Idempotency-Key`, `If-Match`) and of fetches (`X-Client-Label-*`, `X-Client-Id`,
-//! `If-None-Match`), reading answers into the wire types, and turning every failure into one
-//! [`ClientError`] with a stable code. The CLI, the Terraform provider and the process-level
-//! tests all go through it.
+//! - **The SDK** ([`sdk`]: [`ConfluxClient`], [`ConfigHandle`], [`ConfigWatch`]) is what a
+//!   service embeds: several endpoints with failover, reads that never go back in time
+//!   (`min_revision`), watches that reconnect with jittered backoff and never miss a change,
+//!   and live handles that keep a config's latest content in memory, deserialise it
+//!   (`get::<T>()` for json, yaml and toml) and keep a local fallback copy to start from when
+//!   the cluster is unreachable. See the [`sdk`] module for its guarantees and why it watches
+//!   over HTTP long polls, and `examples/watch.rs` for a runnable program.
+//! - **The typed API client** ([`ApiClient`]) is one method per endpoint of the HTTP API
+//!   (contract section 4) against one node, used by the SDK, the CLI, the Terraform provider
+//!   and the process-level tests. It owns building request URLs (every name percent-encoded
+//!   into its own path segment), the request headers of writes (`X-Idempotency-Key`,
+//!   `If-Match`), of fetches and watches (`X-Client-Label-*`, `X-Client-Id`,
+//!   `If-None-Match`) and of authentication (`Authorization: Bearer`), reading answers into
+//!   the wire types, and turning every failure into one [`ClientError`] with a stable code.
+//!   It does not retry: [`ClientError::is_retryable`] tells a caller when a retry (with the
+//!   same idempotency key, for writes) makes sense; the SDK is the layer that retries.
 //!
-//! It does **not** own the wire shapes (they are `conflux-api-types`, re-exported here as
+//! Neither owns the wire shapes (they are `conflux-api-types`, re-exported here as
 //! [`types`], so the server and this client cannot drift), nor any semantics: validation,
-//! quotas and rule resolution are the server's and `conflux-domain`'s. It does not retry:
-//! [`ClientError::is_retryable`] tells a caller when a retry (with the same idempotency key,
-//! for writes) makes sense. Watch, tokens and several endpoints are not here yet;
-//! [`ApiClientBuilder`] is where they will be configured.
+//! quotas and rule resolution are the server's and `conflux-domain`'s.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), conflux_client::ClientError> {
+//! use conflux_client::ConfluxClient;
+//!
+//! let client = ConfluxClient::new(["http://10.0.0.1:8080", "http://10.0.0.2:8080"])
+//!     .with_labels([("canary", "true")])
+//!     .build()
+//!     .await?;
+//! let handle = client.handle("acme", "billing", "prod", "database.toml").await?;
+//! println!("version {}: {} bytes", handle.version(), handle.raw().len());
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), conflux_client::ClientError> {

@@ -205,8 +205,9 @@ impl ConfigHandle {
         callbacks.push(Arc::new(callback));
     }
 
-    /// Waits until the handle's state changes (a new content, an unpublish, a deletion, or
-    /// the cluster confirming a fallback start).
+    /// Waits until the handle's state changes after this call (a new content, an unpublish,
+    /// a deletion, or the cluster confirming a fallback start). Changes are not queued
+    /// between calls: to see every change, use [`ConfigHandle::on_change`].
     pub async fn changed(&self) {
         let mut rx = self.inner.held.subscribe();
         // The sender lives as long as `self`, so this only returns on a change.

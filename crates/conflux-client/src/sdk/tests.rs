@@ -4,6 +4,7 @@
 //! `server/tests/sdk.rs`.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::fallback::FallbackStore;
 use super::*;
 use crate::ChangeKind;
 
@@ -59,12 +61,27 @@ async fn read_head(stream: &mut TcpStream) -> Option<Seen> {
     Some(Seen { target, headers })
 }
 
+/// What a peer received.
+#[derive(Debug, Default)]
+struct Log {
+    requests: Mutex<Vec<Seen>>,
+    /// Held requests whose client went away.
+    abandoned: AtomicUsize,
+}
+
+impl Log {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Seen>> {
+        self.requests.lock().unwrap()
+    }
+}
+
 /// A peer that answers successive requests with `replies` (one per connection) and records
-/// them; once the replies run out it holds requests open.
-async fn peer(replies: Vec<Reply>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+/// them; once the replies run out it holds requests open (and counts those the client
+/// abandons).
+async fn peer(replies: Vec<Reply>) -> (String, Arc<Log>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::new(Log::default());
     let log = seen.clone();
     tokio::spawn(async move {
         let mut replies = VecDeque::from(replies);
@@ -73,7 +90,7 @@ async fn peer(replies: Vec<Reply>) -> (String, Arc<Mutex<Vec<Seen>>>) {
             let Some(request) = read_head(&mut stream).await else {
                 continue;
             };
-            log.lock().unwrap().push(request);
+            log.lock().push(request);
             match replies.pop_front() {
                 Some(Reply::Send(bytes)) => {
                     let _ = stream.write_all(&bytes).await;
@@ -81,9 +98,16 @@ async fn peer(replies: Vec<Reply>) -> (String, Arc<Mutex<Vec<Seen>>>) {
                 }
                 Some(Reply::Drop) => drop(stream),
                 None => {
+                    let log = log.clone();
                     tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_secs(60)).await;
-                        drop(stream);
+                        let mut buf = [0u8; 64];
+                        // Reads return 0 once the client closes its end.
+                        while let Ok(n) = stream.read(&mut buf).await {
+                            if n == 0 {
+                                log.abandoned.fetch_add(1, Ordering::SeqCst);
+                                return;
+                            }
+                        }
                     });
                 }
             }
@@ -158,8 +182,8 @@ async fn client(endpoints: Vec<String>) -> ConfluxClient {
         .unwrap()
 }
 
-fn count(seen: &Arc<Mutex<Vec<Seen>>>) -> usize {
-    seen.lock().unwrap().len()
+fn count(seen: &Log) -> usize {
+    seen.lock().len()
 }
 
 #[test]
@@ -186,7 +210,7 @@ async fn get_config_fails_over_in_order_and_remembers_what_worked() {
     // The first fetch sent no min_revision; the next starts at the endpoint that answered
     // and never accepts anything older than revision 40.
     assert_eq!(
-        good_seen.lock().unwrap()[0].target,
+        good_seen.lock()[0].target,
         "/api/v1/fetch/config/acme/shop/prod/app.json"
     );
     assert_eq!(c.revision_seen("acme", "shop", "prod", "app.json"), 40);
@@ -197,7 +221,7 @@ async fn get_config_fails_over_in_order_and_remembers_what_worked() {
     assert_eq!(v.revision, 41);
     assert_eq!((count(&busy_seen), count(&good_seen)), (1, 2));
     assert_eq!(
-        good_seen.lock().unwrap()[1].target,
+        good_seen.lock()[1].target,
         "/api/v1/fetch/config/acme/shop/prod/app.json?min_revision=40"
     );
 }
@@ -250,7 +274,7 @@ async fn token_labels_and_client_id_go_with_every_request() {
     c.get_config("acme", "shop", "prod", "app.json")
         .await
         .unwrap();
-    let seen = seen.lock().unwrap()[0].clone();
+    let seen = seen.lock()[0].clone();
     assert_eq!(seen.header("authorization"), Some("Bearer t0ken"));
     assert_eq!(seen.header("x-client-label-region"), Some("eu"));
     assert_eq!(seen.header("x-client-label-canary"), Some("true"));
@@ -343,7 +367,7 @@ async fn a_watch_resumes_on_the_next_endpoint_after_its_node_dies() {
     );
     assert_eq!(changes[1].content().unwrap().as_ref(), b"{\"v\": 3}");
 
-    let a_seen = a_seen.lock().unwrap().clone();
+    let a_seen = a_seen.lock().clone();
     let targets: Vec<&str> = a_seen.iter().map(|s| s.target.as_str()).collect();
     let watch_path = "/api/v1/watch/config/acme/shop/prod/app.json";
     let fetch_path = "/api/v1/fetch/config/acme/shop/prod/app.json";
@@ -361,7 +385,7 @@ async fn a_watch_resumes_on_the_next_endpoint_after_its_node_dies() {
             .iter()
             .all(|s| s.header("x-client-label-region") == Some("eu"))
     );
-    let b_seen = b_seen.lock().unwrap().clone();
+    let b_seen = b_seen.lock().clone();
     let targets: Vec<&str> = b_seen.iter().map(|s| s.target.as_str()).collect();
     assert_eq!(
         targets,
@@ -407,12 +431,7 @@ async fn a_watch_reports_a_deletion_it_learns_of_by_reconnecting() {
         .unwrap();
     assert_eq!((change.kind, change.revision), (ChangeKind::Deleted, 30));
     assert!(watch.next().await.is_none());
-    let targets: Vec<String> = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|s| s.target.clone())
-        .collect();
+    let targets: Vec<String> = seen.lock().iter().map(|s| s.target.clone()).collect();
     assert_eq!(
         targets[1],
         "/api/v1/fetch/config/acme/shop/prod/app.json?min_revision=20"
@@ -430,4 +449,136 @@ async fn a_watch_ends_with_an_error_that_retrying_cannot_fix() {
     let mut watch = c.watch_config("acme", "shop", "prod", "no/such");
     assert!(watch.next().await.is_none());
     assert_eq!(watch.error().unwrap().code(), "invalid_argument");
+}
+
+#[tokio::test]
+async fn a_handle_updates_writes_through_calls_back_and_stops_when_dropped() {
+    let (node, seen) = peer(vec![
+        content(1, 10),
+        event(11, Some(2), "updated"),
+        content(2, 11),
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let c = ConfluxClient::new([node])
+        .with_fallback_dir(dir.path())
+        .with_backoff(FAST)
+        .build()
+        .await
+        .unwrap();
+    let handle = c.handle("acme", "shop", "prod", "app.json").await.unwrap();
+    assert_eq!((handle.version(), handle.revision()), (1, 10));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    handle.on_change(move |change| {
+        assert_eq!(change.version, Some(2));
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let clone = handle.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while handle.version() != 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no update");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(handle.get::<serde_json::Value>().unwrap()["v"], 2);
+    assert_eq!(handle.revision(), 11);
+    // The copy was written before the handle changed, the callback right after.
+    let store = FallbackStore::new(dir.path());
+    let path = ConfigPath::new("acme", "shop", "prod", "app.json");
+    assert_eq!(store.load(&path).unwrap().unwrap().version, 2);
+    while calls.load(Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "no callback");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The next poll is pending: version 2 at revision 11 is the resume point.
+    while count(&seen) < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "no next poll");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        seen.lock()[3].target,
+        "/api/v1/watch/config/acme/shop/prod/app.json?revision=11&version=2&timeout=30s"
+    );
+    // Dropping one clone keeps the task; dropping the last stops it (its poll is abandoned).
+    drop(handle);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(seen.abandoned.load(Ordering::SeqCst), 0);
+    drop(clone);
+    while seen.abandoned.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the poll was not abandoned"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn handles_start_from_the_fallback_copy_only_when_fail_safe() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FallbackStore::new(dir.path());
+    let path = ConfigPath::new("acme", "shop", "prod", "app.json");
+    let copy = ConfigValue {
+        key: path.to_string(),
+        content: Bytes::from_static(b"{\"v\": 1}"),
+        version: 1,
+        revision: 10,
+        hash: "sha256:01".into(),
+        content_type: "application/json".into(),
+    };
+    store.save(&path, &copy).unwrap();
+    let dead = dead_endpoint();
+
+    let c = ConfluxClient::new([dead.clone()])
+        .with_fallback_dir(dir.path())
+        .with_backoff(FAST)
+        .build()
+        .await
+        .unwrap();
+    let handle = c.handle("acme", "shop", "prod", "app.json").await.unwrap();
+    assert!(handle.is_from_fallback());
+    assert_eq!(handle.value(), copy);
+    // No copy of another config: the error says so.
+    let e = c
+        .handle("acme", "shop", "prod", "b.json")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "fallback_unavailable");
+    assert!(e.to_string().contains("no fallback copy"), "{e}");
+
+    // Fail-fast with a node up that cannot serve (503): the error, not the copy.
+    let (busy, _) = peer(vec![
+        answer(
+            "200 OK",
+            &[("content-type", "application/json".into())],
+            r#"{"status": "ok", "node_id": 1}"#,
+        ),
+        error("503 Service Unavailable", "revision_not_reached"),
+    ])
+    .await;
+    let c = ConfluxClient::new([busy])
+        .with_fallback_dir(dir.path())
+        .start_mode(StartMode::FailFast)
+        .build()
+        .await
+        .unwrap();
+    let e = c
+        .handle("acme", "shop", "prod", "app.json")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "revision_not_reached");
+
+    // A 4xx is an answer: the copy is never used for it.
+    let (gone, _) = peer(vec![error("404 Not Found", "config_not_found")]).await;
+    let c = ConfluxClient::new([gone])
+        .with_fallback_dir(dir.path())
+        .build()
+        .await
+        .unwrap();
+    let e = c
+        .handle("acme", "shop", "prod", "app.json")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "config_not_found");
 }

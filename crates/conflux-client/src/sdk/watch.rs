@@ -349,6 +349,11 @@ impl ConfigWatch {
     pub fn error(&self) -> Option<&ClientError> {
         self.error.as_ref()
     }
+
+    /// [`ConfigWatch::error`], by value.
+    pub fn into_error(self) -> Option<ClientError> {
+        self.error
+    }
 }
 
 impl Stream for ConfigWatch {
