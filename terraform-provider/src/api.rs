@@ -22,18 +22,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 pub struct Api {
     pub client: ApiClient,
     pub max_retries: u32,
-    /// The provider's token; sent as a Bearer token once the client crate can carry one.
-    pub token: Option<String>,
 }
 
 static WRITE_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Api {
-    pub fn new(client: ApiClient, max_retries: u32, token: Option<String>) -> Api {
+    pub fn new(client: ApiClient, max_retries: u32) -> Api {
         Api {
             client,
             max_retries,
-            token,
         }
     }
 
@@ -43,10 +40,8 @@ impl Api {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let n = WRITE_COUNTER.fetch_add(1, Ordering::Relaxed);
-        WriteOptions::default().idempotency_key(format!(
-            "terraform-{}-{nanos:x}-{n}",
-            std::process::id()
-        ))
+        WriteOptions::default()
+            .idempotency_key(format!("terraform-{}-{nanos:x}-{n}", std::process::id()))
     }
 
     /// Runs `request` until it succeeds, fails for good, or the retries are used up.
@@ -101,11 +96,7 @@ mod tests {
     }
 
     fn api(max_retries: u32) -> Api {
-        Api::new(
-            ApiClient::new("http://127.0.0.1:1").unwrap(),
-            max_retries,
-            None,
-        )
+        Api::new(ApiClient::new("http://127.0.0.1:1").unwrap(), max_retries)
     }
 
     #[test]

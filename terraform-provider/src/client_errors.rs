@@ -43,7 +43,10 @@ pub fn diagnostic(action: &str, err: &ClientError, schema: &Block, renames: Rena
         detail.push_str("\n\n");
         detail.push_str(hint);
     }
-    let status = err.status().map(|s| format!(", HTTP {s}")).unwrap_or_default();
+    let status = err
+        .status()
+        .map(|s| format!(", HTTP {s}"))
+        .unwrap_or_default();
     let d = Diagnostic::error(format!("Cannot {action}: {code}{status}"), detail);
     match path {
         Some(p) => d.at(p),
@@ -86,7 +89,9 @@ fn hint(code: &str) -> Option<&'static str> {
         "has_children" => {
             "It still has children that Terraform does not manage; delete or import them first."
         }
-        "quota_exceeded" => "Raise the tenant's quota (conflux_tenant quotas block) or remove objects.",
+        "quota_exceeded" => {
+            "Raise the tenant's quota (conflux_tenant quotas block) or remove objects."
+        }
         _ => return None,
     })
 }

@@ -29,7 +29,7 @@ pub fn schema() -> Schema {
                 Attribute::optional(
                     "token",
                     Type::String,
-                    "API token, sent as a Bearer token once the server has authentication. Defaults to CONFLUX_TOKEN.",
+                    "API token, sent as `Authorization: Bearer <token>` (the server checks it once it has authentication). Defaults to CONFLUX_TOKEN.",
                 )
                 .sensitive(),
             )
@@ -98,14 +98,29 @@ pub fn configure(config: &Obj, env: impl Fn(&str) -> Option<String>) -> Result<A
         .opt_str("token")?
         .map(str::to_owned)
         .or_else(|| env(TOKEN_ENV).filter(|t| !t.is_empty()));
-    let mut builder = ApiClient::builder(&endpoint)
-        .user_agent(concat!("terraform-provider-conflux/", env!("CARGO_PKG_VERSION")));
+    let mut builder = ApiClient::builder(&endpoint).user_agent(concat!(
+        "terraform-provider-conflux/",
+        env!("CARGO_PKG_VERSION")
+    ));
+    if let Some(t) = &token {
+        builder = builder.bearer_token(t);
+    }
     if let Some(t) = config.opt_str("timeout")? {
         builder = builder.timeout(parse_timeout(t).map_err(|e| {
             Diagnostic::error("Invalid timeout", e).at(config.attr_path("timeout"))
         })?);
     }
     let client = builder.build().map_err(|e| {
+        if e.field() == Some("token") {
+            return Diagnostic::error(
+                "Invalid token",
+                format!(
+                    "the token (from the provider block or {TOKEN_ENV}): {}",
+                    e.message()
+                ),
+            )
+            .at(config.attr_path("token"));
+        }
         Diagnostic::error(
             "Invalid endpoint",
             format!("{endpoint:?} (from the provider block or {ENDPOINT_ENV}): {e}"),
@@ -114,8 +129,10 @@ pub fn configure(config: &Obj, env: impl Fn(&str) -> Option<String>) -> Result<A
     })?;
     let max_retries = config
         .opt_u64("max_retries")?
-        .map_or(DEFAULT_MAX_RETRIES, |r| u32::try_from(r).unwrap_or(u32::MAX));
-    Ok(Api::new(client, max_retries, token))
+        .map_or(DEFAULT_MAX_RETRIES, |r| {
+            u32::try_from(r).unwrap_or(u32::MAX)
+        });
+    Ok(Api::new(client, max_retries))
 }
 
 #[cfg(test)]
@@ -158,7 +175,6 @@ mod tests {
             env,
         )
         .unwrap();
-        assert_eq!(api.token.as_deref(), Some("from-env"));
         assert_eq!(api.client.timeout(), Duration::from_secs(120));
         assert_eq!(api.max_retries, 1);
         assert!(schema().block.attribute("token").unwrap().sensitive);
@@ -168,19 +184,15 @@ mod tests {
     fn bad_settings_name_their_attribute() {
         let none = |_: &str| None;
         let err = configure(&obj(&[("timeout", Value::string("soon"))]), none).unwrap_err();
-        assert_eq!(
-            err.0[0].attribute.as_ref().unwrap().to_string(),
-            "timeout"
-        );
+        assert_eq!(err.0[0].attribute.as_ref().unwrap().to_string(), "timeout");
         let err = configure(&obj(&[("max_retries", Value::int(99))]), none).unwrap_err();
         assert_eq!(
             err.0[0].attribute.as_ref().unwrap().to_string(),
             "max_retries"
         );
+        let err = configure(&obj(&[("token", Value::string("two words"))]), none).unwrap_err();
+        assert_eq!(err.0[0].attribute.as_ref().unwrap().to_string(), "token");
         let err = configure(&obj(&[("endpoint", Value::Unknown)]), none).unwrap_err();
-        assert_eq!(
-            err.0[0].attribute.as_ref().unwrap().to_string(),
-            "endpoint"
-        );
+        assert_eq!(err.0[0].attribute.as_ref().unwrap().to_string(), "endpoint");
     }
 }

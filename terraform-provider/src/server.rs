@@ -47,7 +47,10 @@ impl std::fmt::Debug for ProviderService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProviderService")
             .field("resources", &self.resources.keys().collect::<Vec<_>>())
-            .field("data_sources", &self.data_sources.keys().collect::<Vec<_>>())
+            .field(
+                "data_sources",
+                &self.data_sources.keys().collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -157,17 +160,13 @@ impl ProviderService {
     }
 
     fn api(&self) -> Result<Api, Diagnostics> {
-        self.api
-            .read()
-            .ok()
-            .and_then(|a| a.clone())
-            .ok_or_else(|| {
-                Diagnostic::error(
-                    "Provider not configured",
-                    "Terraform called the conflux provider before configuring it",
-                )
-                .into()
-            })
+        self.api.read().ok().and_then(|a| a.clone()).ok_or_else(|| {
+            Diagnostic::error(
+                "Provider not configured",
+                "Terraform called the conflux provider before configuring it",
+            )
+            .into()
+        })
     }
 
     fn configured_api(&self) -> Option<Api> {
@@ -392,7 +391,9 @@ impl pb::provider_server::Provider for ProviderService {
             }
             Err(d) => d.to_proto(),
         };
-        Ok(Response::new(pb::configure_provider::Response { diagnostics }))
+        Ok(Response::new(pb::configure_provider::Response {
+            diagnostics,
+        }))
     }
 
     async fn read_resource(

@@ -44,7 +44,10 @@ pub fn max_len(obj: &Obj, attr: &str, max: usize, diags: &mut Diagnostics) {
         diags.push(invalid(
             obj,
             attr,
-            format!("{attr} is {} bytes long; at most {max} are allowed", v.len()),
+            format!(
+                "{attr} is {} bytes long; at most {max} are allowed",
+                v.len()
+            ),
         ));
     }
 }
@@ -62,7 +65,13 @@ pub fn format(obj: &Obj, attr: &str, diags: &mut Diagnostics) -> Option<Format> 
 }
 
 /// A whole number in `min..=max`; returns it when known and valid.
-pub fn int_range(obj: &Obj, attr: &str, min: i64, max: i64, diags: &mut Diagnostics) -> Option<i64> {
+pub fn int_range(
+    obj: &Obj,
+    attr: &str,
+    min: i64,
+    max: i64,
+    diags: &mut Diagnostics,
+) -> Option<i64> {
     let n = obj.known_number(attr)?;
     match n.as_i64() {
         Some(i) if (min..=max).contains(&i) => Some(i),
@@ -114,7 +123,10 @@ pub fn labels(obj: &Obj, attr: &str, diags: &mut Diagnostics) {
         diags.push(invalid(
             obj,
             attr,
-            format!("at most {MAX_CLIENT_LABELS} labels are allowed, got {}", m.len()),
+            format!(
+                "at most {MAX_CLIENT_LABELS} labels are allowed, got {}",
+                m.len()
+            ),
         ));
     }
     for (k, v) in m {
@@ -166,10 +178,22 @@ mod tests {
     fn numbers_must_be_whole_and_in_range() {
         let mut d = Diagnostics::default();
         assert_eq!(
-            int_range(&obj(&[("percent", Value::int(10))]), "percent", 0, 100, &mut d),
+            int_range(
+                &obj(&[("percent", Value::int(10))]),
+                "percent",
+                0,
+                100,
+                &mut d
+            ),
             Some(10)
         );
-        int_range(&obj(&[("percent", Value::int(101))]), "percent", 0, 100, &mut d);
+        int_range(
+            &obj(&[("percent", Value::int(101))]),
+            "percent",
+            0,
+            100,
+            &mut d,
+        );
         int_range(
             &obj(&[(
                 "percent",

@@ -20,22 +20,38 @@ impl DataSource for ConfigData {
         Schema::new(
             Block::new("A config, by its path tenant/application/environment/name.")
                 .attr(Attribute::required("tenant", Type::String, "Tenant name."))
-                .attr(Attribute::required("application", Type::String, "App name."))
+                .attr(Attribute::required(
+                    "application",
+                    Type::String,
+                    "App name.",
+                ))
                 .attr(Attribute::required(
                     "environment",
                     Type::String,
                     "Environment name.",
                 ))
                 .attr(Attribute::required("name", Type::String, "Config name."))
-                .attr(Attribute::computed("id", Type::Number, "The numeric config id."))
-                .attr(Attribute::computed("path", Type::String, "tenant/app/env/name."))
+                .attr(Attribute::computed(
+                    "id",
+                    Type::Number,
+                    "The numeric config id.",
+                ))
+                .attr(Attribute::computed(
+                    "path",
+                    Type::String,
+                    "tenant/app/env/name.",
+                ))
                 .attr(Attribute::computed("format", Type::String, "The format."))
                 .attr(Attribute::computed(
                     "schema",
                     Type::String,
                     "The JSON Schema as JSON text, or null.",
                 ))
-                .attr(Attribute::computed("description", Type::String, "Description."))
+                .attr(Attribute::computed(
+                    "description",
+                    Type::String,
+                    "Description.",
+                ))
                 .attr(Attribute::computed(
                     "latest_version",
                     Type::Number,

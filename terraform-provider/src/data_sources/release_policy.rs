@@ -18,7 +18,11 @@ impl DataSource for ReleasePolicyData {
     fn schema(&self) -> Schema {
         Schema::new(
             Block::new("The release rules of a config, in order.")
-                .attr(Attribute::required("config_id", Type::Number, "The config id."))
+                .attr(Attribute::required(
+                    "config_id",
+                    Type::Number,
+                    "The config id.",
+                ))
                 .attr(Attribute::computed(
                     "rules",
                     Type::list(rule_type()),

@@ -22,7 +22,11 @@ impl DataSource for ResolvedVersion {
     fn schema(&self) -> Schema {
         Schema::new(
             Block::new("The version a client with these labels receives from a config.")
-                .attr(Attribute::required("config_id", Type::Number, "The config id."))
+                .attr(Attribute::required(
+                    "config_id",
+                    Type::Number,
+                    "The config id.",
+                ))
                 .attr(Attribute::optional(
                     "labels",
                     Type::map(Type::String),
@@ -43,7 +47,11 @@ impl DataSource for ResolvedVersion {
                     Type::Number,
                     "Position of the matching rule in the rule list.",
                 ))
-                .attr(Attribute::computed("rule", rule_type(), "The matching rule.")),
+                .attr(Attribute::computed(
+                    "rule",
+                    rule_type(),
+                    "The matching rule.",
+                )),
         )
     }
 

@@ -161,12 +161,16 @@ pub async fn serve(handshake: Handshake) -> Result<()> {
                 shutdown: shutdown.clone(),
             },
         ))
-        .add_service(gp::grpc_stdio_server::GrpcStdioServer::new(services::Stdio {
-            shutdown: shutdown.clone(),
-        }))
-        .add_service(gp::grpc_broker_server::GrpcBrokerServer::new(services::Broker {
-            shutdown: shutdown.clone(),
-        }))
+        .add_service(gp::grpc_stdio_server::GrpcStdioServer::new(
+            services::Stdio {
+                shutdown: shutdown.clone(),
+            },
+        ))
+        .add_service(gp::grpc_broker_server::GrpcBrokerServer::new(
+            services::Broker {
+                shutdown: shutdown.clone(),
+            },
+        ))
         .serve_with_incoming_shutdown(incoming, {
             let s = shutdown.clone();
             async move { s.wait().await }

@@ -51,8 +51,7 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 /// A stream that yields nothing and ends at shutdown.
 fn silent_until_shutdown<T: Send + 'static>(shutdown: Shutdown) -> BoxStream<T> {
     Box::pin(
-        futures::stream::once(async move { shutdown.wait().await })
-            .filter_map(|()| async { None }),
+        futures::stream::once(async move { shutdown.wait().await }).filter_map(|()| async { None }),
     )
 }
 
@@ -162,7 +161,10 @@ mod tests {
             shutdown: shutdown.clone(),
         };
         assert!(!shutdown.is_triggered());
-        controller.shutdown(Request::new(gp::Empty {})).await.unwrap();
+        controller
+            .shutdown(Request::new(gp::Empty {}))
+            .await
+            .unwrap();
         assert!(shutdown.is_triggered());
         let next = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
             .await

@@ -235,7 +235,10 @@ mod tests {
             v.supported_verify_schemes()
                 .contains(&SignatureScheme::ECDSA_NISTP521_SHA512)
         );
-        assert!(v.verify_client_cert(&expected, &[], UnixTime::now()).is_ok());
+        assert!(
+            v.verify_client_cert(&expected, &[], UnixTime::now())
+                .is_ok()
+        );
         assert!(v.verify_client_cert(&other, &[], UnixTime::now()).is_err());
     }
 

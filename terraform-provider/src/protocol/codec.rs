@@ -148,7 +148,9 @@ impl<'a> Reader<'a> {
             Marker::U8 => i64::from(self.u8()?),
             Marker::U16 => i64::from(u16::from_be_bytes(self.be()?)),
             Marker::U32 => i64::from(u32::from_be_bytes(self.be()?)),
-            Marker::U64 => i64::try_from(u64::from_be_bytes(self.be()?)).map_err(|_| out_of_range())?,
+            Marker::U64 => {
+                i64::try_from(u64::from_be_bytes(self.be()?)).map_err(|_| out_of_range())?
+            }
             Marker::I8 => i64::from(i8::from_be_bytes(self.be()?)),
             Marker::I16 => i64::from(i16::from_be_bytes(self.be()?)),
             Marker::I32 => i64::from(i32::from_be_bytes(self.be()?)),
@@ -507,7 +509,10 @@ mod tests {
         let t = Type::Number;
         // fixint, uint16, int8, float64 holding an integer, float, and a decimal string.
         assert_eq!(decode_msgpack(&[0x05], &t).unwrap(), Value::int(5));
-        assert_eq!(decode_msgpack(&[0xcd, 0x01, 0x00], &t).unwrap(), Value::int(256));
+        assert_eq!(
+            decode_msgpack(&[0xcd, 0x01, 0x00], &t).unwrap(),
+            Value::int(256)
+        );
         assert_eq!(decode_msgpack(&[0xd0, 0xfe], &t).unwrap(), Value::int(-2));
         let mut f = vec![0xcb];
         f.extend_from_slice(&3.0f64.to_be_bytes());

@@ -33,7 +33,8 @@ impl AttrPath {
     }
 
     pub fn index(mut self, i: usize) -> AttrPath {
-        self.0.push(Step::Index(i64::try_from(i).unwrap_or(i64::MAX)));
+        self.0
+            .push(Step::Index(i64::try_from(i).unwrap_or(i64::MAX)));
         self
     }
 

@@ -61,7 +61,10 @@ impl Attribute {
     }
 
     pub fn is_computed(&self) -> bool {
-        matches!(self.presence, Presence::Computed | Presence::OptionalComputed)
+        matches!(
+            self.presence,
+            Presence::Computed | Presence::OptionalComputed
+        )
     }
 }
 
@@ -113,7 +116,13 @@ impl Block {
         self
     }
 
-    pub fn list(mut self, name: &'static str, block: Block, min_items: i64, max_items: i64) -> Block {
+    pub fn list(
+        mut self,
+        name: &'static str,
+        block: Block,
+        min_items: i64,
+        max_items: i64,
+    ) -> Block {
         self.blocks.push(NestedBlock {
             name,
             block,
@@ -240,8 +249,11 @@ mod tests {
                 )
                 .list(
                     "rule",
-                    Block::new("a rule")
-                        .attr(Attribute::optional("labels", Type::map(Type::String), "labels")),
+                    Block::new("a rule").attr(Attribute::optional(
+                        "labels",
+                        Type::map(Type::String),
+                        "labels",
+                    )),
                     1,
                     64,
                 ),

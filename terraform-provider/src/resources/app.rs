@@ -17,7 +17,10 @@ pub struct App;
 impl App {
     fn state(view: &AppView) -> Obj {
         Obj::new()
-            .with("id", Value::string(format!("{}/{}", view.tenant, view.name)))
+            .with(
+                "id",
+                Value::string(format!("{}/{}", view.tenant, view.name)),
+            )
             .with("tenant", Value::string(&view.tenant))
             .with("name", Value::string(&view.name))
             .with("description", Value::string(&view.description))
@@ -55,7 +58,12 @@ impl Resource for App {
     fn validate(&self, config: &Obj, diags: &mut Diagnostics) {
         validate::name(config, "tenant", diags);
         validate::name(config, "name", diags);
-        validate::max_len(config, "description", validate::MAX_DESCRIPTION_BYTES, diags);
+        validate::max_len(
+            config,
+            "description",
+            validate::MAX_DESCRIPTION_BYTES,
+            diags,
+        );
     }
 
     fn replace_on_change(&self) -> &'static [&'static str] {

@@ -203,7 +203,12 @@ impl Resource for Config {
         validate::name(config, "environment", diags);
         validate::config_name(config, "name", diags);
         let format = validate::format(config, "format", diags);
-        validate::max_len(config, "description", validate::MAX_DESCRIPTION_BYTES, diags);
+        validate::max_len(
+            config,
+            "description",
+            validate::MAX_DESCRIPTION_BYTES,
+            diags,
+        );
         if validate::json_schema(config, "schema", diags)
             && let Some(f) = format
             && !f.supports_schema()

@@ -65,7 +65,12 @@ impl Resource for Environment {
         validate::name(config, "tenant", diags);
         validate::name(config, "app", diags);
         validate::name(config, "name", diags);
-        validate::max_len(config, "description", validate::MAX_DESCRIPTION_BYTES, diags);
+        validate::max_len(
+            config,
+            "description",
+            validate::MAX_DESCRIPTION_BYTES,
+            diags,
+        );
     }
 
     fn replace_on_change(&self) -> &'static [&'static str] {

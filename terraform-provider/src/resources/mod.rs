@@ -179,7 +179,10 @@ pub fn gone_if_not_found<T>(r: Result<T, ClientError>) -> Result<Option<T>, Clie
 /// formatting and key order never show as a change.
 pub fn same_json_or(server: &serde_json::Value, ours: Option<&str>) -> String {
     if let Some(text) = ours
-        && serde_json::from_str::<serde_json::Value>(text).ok().as_ref() == Some(server)
+        && serde_json::from_str::<serde_json::Value>(text)
+            .ok()
+            .as_ref()
+            == Some(server)
     {
         return text.to_owned();
     }
@@ -203,7 +206,11 @@ mod tests {
             Schema::new(
                 Block::new("")
                     .attr(Attribute::required("name", Type::String, ""))
-                    .attr(Attribute::optional_computed("description", Type::String, ""))
+                    .attr(Attribute::optional_computed(
+                        "description",
+                        Type::String,
+                        "",
+                    ))
                     .attr(Attribute::computed("id", Type::String, ""))
                     .attr(Attribute::computed("revision", Type::Number, ""))
                     .single(

@@ -54,7 +54,12 @@ impl Release {
             .any(|r| r.is_default() && r.version_id == version))
     }
 
-    async fn get_version(&self, api: &Api, config_id: u64, version: u64) -> Outcome<Option<VersionView>> {
+    async fn get_version(
+        &self,
+        api: &Api,
+        config_id: u64,
+        version: u64,
+    ) -> Outcome<Option<VersionView>> {
         let view = api
             .retry(|| api.client.get_version(config_id, version))
             .await;
@@ -113,7 +118,12 @@ impl Resource for Release {
 
     fn validate(&self, config: &Obj, diags: &mut Diagnostics) {
         validate::int_range(config, "config_id", 1, i64::MAX, diags);
-        validate::max_len(config, "description", validate::MAX_DESCRIPTION_BYTES, diags);
+        validate::max_len(
+            config,
+            "description",
+            validate::MAX_DESCRIPTION_BYTES,
+            diags,
+        );
         if let Some(c) = config.known_str("content") {
             let max = usize::try_from(conflux_domain::MAX_CONTENT_BYTES).unwrap_or(usize::MAX);
             if c.len() > max {
@@ -247,7 +257,9 @@ impl Resource for Release {
         let (config_part, version_part) = id.rsplit_once('/').ok_or_else(|| {
             Diagnostic::error(
                 "Invalid import ID",
-                format!("{id:?} is not of the form tenant/app/env/name/VERSION or CONFIG_ID/VERSION"),
+                format!(
+                    "{id:?} is not of the form tenant/app/env/name/VERSION or CONFIG_ID/VERSION"
+                ),
             )
         })?;
         let version_id: u64 = version_part.parse().map_err(|_| {

@@ -56,7 +56,9 @@ pub fn rules_from_obj(obj: &Obj) -> Outcome<Vec<ReleaseRule>> {
 impl ReleasePolicy {
     /// The state for `view`. Empty labels keep the form (null or `{}`) they had in `like`.
     fn state(view: &ReleasesView, like: Option<&Obj>) -> Obj {
-        let like_rules = like.and_then(|o| o.obj_list("rule").ok()).unwrap_or_default();
+        let like_rules = like
+            .and_then(|o| o.obj_list("rule").ok())
+            .unwrap_or_default();
         let rules = view
             .releases
             .iter()
@@ -72,7 +74,10 @@ impl ReleasePolicy {
                 };
                 Obj::new()
                     .with("labels", labels)
-                    .with("percent", r.percent.map_or(Value::Null, |p| Value::int(i64::from(p))))
+                    .with(
+                        "percent",
+                        r.percent.map_or(Value::Null, |p| Value::int(i64::from(p))),
+                    )
                     .with("version_id", Value::uint(r.version_id))
                     .with("priority", Value::int(i64::from(r.priority)))
                     .into_value()
@@ -209,7 +214,13 @@ impl Resource for ReleasePolicy {
             validate::labels(r, "labels", diags);
             validate::int_range(r, "percent", 0, 100, diags);
             validate::int_range(r, "version_id", 1, i64::MAX, diags);
-            validate::int_range(r, "priority", i64::from(i32::MIN), i64::from(i32::MAX), diags);
+            validate::int_range(
+                r,
+                "priority",
+                i64::from(i32::MIN),
+                i64::from(i32::MAX),
+                diags,
+            );
             let labels_empty = match r.get("labels") {
                 Value::Null => Some(true),
                 Value::Map(m) => Some(m.is_empty()),

@@ -144,7 +144,8 @@ impl Resource for Tenant {
         if let Some(name) = config.known_str("name") {
             default_if_null(planned, config, "display_name", Value::string(name));
         }
-        if let (Ok(Some(mut q)), Ok(Some(cq))) = (planned.opt_obj("quotas"), config.opt_obj("quotas"))
+        if let (Ok(Some(mut q)), Ok(Some(cq))) =
+            (planned.opt_obj("quotas"), config.opt_obj("quotas"))
         {
             for name in QUOTAS {
                 default_if_null(&mut q, &cq, name, Value::uint(default_quota(name)));
@@ -169,9 +170,7 @@ impl Resource for Tenant {
 
     async fn read(&self, api: &Api, state: &Obj) -> Outcome<Option<Obj>> {
         let name = state.str("name")?;
-        let view = api
-            .retry(|| api.client.get_tenant(name))
-            .await;
+        let view = api.retry(|| api.client.get_tenant(name)).await;
         let view = gone_if_not_found(view).map_err(|e| self.api_error("read", &e))?;
         Ok(view.map(|v| Self::state(&v, !state.get("quotas").is_null())))
     }
