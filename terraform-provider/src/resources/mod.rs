@@ -101,13 +101,24 @@ pub fn plan(
     config: &Obj,
 ) -> (Obj, Vec<AttrPath>) {
     let mut planned = proposed;
+    // A single nested block the configuration leaves out is absent from the plan too.
+    for b in &schema.block.blocks {
+        if b.nesting == Nesting::Single && config.get(b.name).is_null() {
+            planned.set(b.name, Value::Null);
+        }
+    }
     resource.defaults(&mut planned, config);
     let Some(prior) = prior else {
         unknown_computed(&schema.block, &mut planned.attrs);
         return (planned, Vec::new());
     };
-    if planned.attrs == prior.attrs {
-        return (planned, Vec::new());
+    let changed = planned
+        .attrs
+        .keys()
+        .chain(prior.attrs.keys())
+        .any(|k| planned.get(k) != prior.get(k));
+    if !changed {
+        return (prior.clone(), Vec::new());
     }
     let replace: Vec<AttrPath> = resource
         .replace_on_change()

@@ -1,6 +1,7 @@
 //! `conflux_tenant`: a tenant, its display name and its quotas.
 //!
-//! Import ID: the tenant name (`acme`). The `quotas` block, when present, states all four
+//! Import ID: the tenant name (`acme`); quotas other than the defaults import as a `quotas`
+//! block. The `quotas` block, when present, states all four
 //! quotas; the ones it leaves out are the contract defaults, so a quota changed outside
 //! Terraform shows as drift. Without the block, quotas are not managed. Destroy refuses
 //! (409 `has_children`) while the tenant has apps Terraform does not manage.
@@ -206,6 +207,8 @@ impl Resource for Tenant {
             .retry(|| api.client.get_tenant(id))
             .await
             .map_err(|e| self.api_error("import", &e))?;
-        Ok(Self::state(&view, true))
+        // Default quotas import as "not managed", so a configuration without a quotas block
+        // plans no change; other quotas import as a block.
+        Ok(Self::state(&view, view.quotas != Quotas::default()))
     }
 }
