@@ -20,14 +20,18 @@ if [[ -x "$TF" ]] && "$TF" version 2>/dev/null | grep -q '^Terraform v1\.0\.3'; 
 fi
 
 PYTHON="${PYTHON:-python3}"
-if ! "$PYTHON" -m venv --help >/dev/null 2>&1; then
-    echo "setup-terraform: $PYTHON has no venv module (apt-get install python3-venv)" >&2
-    exit 1
-fi
 mkdir -p "$TOOLS_DIR"
 rm -rf "$VENV"
 echo "setup-terraform: installing $PACKAGE into $VENV" >&2
-"$PYTHON" -m venv "$VENV"
+if ! "$PYTHON" -m venv "$VENV" >/dev/null 2>&1; then
+    # Debian's python3 needs python3-venv (ensurepip) to create venvs.
+    rm -rf "$VENV"
+    SUDO=""
+    if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    "$PYTHON" -m venv "$VENV"
+fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "$PACKAGE" >&2
 if ! "$TF" version >/dev/null 2>&1; then
     echo "setup-terraform: $TF does not run" >&2

@@ -474,7 +474,7 @@ mod tests {
             ),
             (
                 "tags".to_owned(),
-                Value::List(vec![Value::string("ü"), Value::string(&"x".repeat(40))]),
+                Value::List(vec![Value::string("ü"), Value::string("x".repeat(40))]),
             ),
         ]))
     }
