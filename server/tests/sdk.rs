@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{blocking, client, eventually, setup_config};
+use common::{applied, blocking, client, eventually, setup_config};
 use conflux_client::types::{CreateConfig, Format, PublishRequest, Strategy};
 use conflux_client::{
     ApiClient, Backoff, Change, ChangeKind, ConfluxClient, StartMode, WriteOptions,
@@ -62,6 +62,19 @@ async fn publish(c: &ApiClient, id: u64, content: String) -> (u64, u64) {
     (r.version_id, r.revision)
 }
 
+/// Waits until every node of `cluster` has applied `revision` (a write is acknowledged once
+/// the node that took it has applied it; the others follow a moment later).
+async fn settle(cluster: &Cluster, revision: u64) {
+    for id in cluster.ids() {
+        let c = client(cluster.node(id));
+        eventually(Duration::from_secs(10), "a node to catch up", || {
+            let c = c.clone();
+            async move { applied(&c).await.is_some_and(|a| a >= revision) }
+        })
+        .await;
+    }
+}
+
 fn urls(cluster: &Cluster, ids: &[u64]) -> Vec<String> {
     ids.iter().map(|id| cluster.node(*id).api_url()).collect()
 }
@@ -73,7 +86,8 @@ async fn a_handle_on_a_follower_follows_writes_on_the_leader() {
     let follower = cluster.ids().into_iter().find(|id| *id != leader).unwrap();
     let lc = client(cluster.node(leader));
     let id = create_config(&lc, "live.json", Format::Json).await;
-    let (v1, _) = publish(&lc, id, r#"{"timeout_ms": 100}"#.into()).await;
+    let (v1, rev1) = publish(&lc, id, r#"{"timeout_ms": 100}"#.into()).await;
+    settle(&cluster, rev1).await;
 
     // The SDK knows only the follower.
     let sdk = ConfluxClient::new(urls(&cluster, &[follower]))
@@ -146,8 +160,9 @@ async fn a_watcher_whose_node_is_killed_resumes_elsewhere_and_misses_nothing() {
         .collect();
     let lc = client(cluster.node(leader));
     let id = create_config(&lc, "seq.json", Format::Json).await;
-    let (v1, _) = publish(&lc, id, r#"{"n": 1}"#.into()).await;
+    let (v1, rev1) = publish(&lc, id, r#"{"n": 1}"#.into()).await;
     assert_eq!(v1, 1);
+    settle(&cluster, rev1).await;
 
     // The watcher's first endpoint is a follower: that is the node it watches on, and the
     // node that is killed. Labels make the watch label-aware (it passes its version).
@@ -243,7 +258,8 @@ async fn a_fail_safe_handle_starts_from_its_fallback_copy_and_converges() {
     let all = cluster.ids();
     let lc = client(cluster.node(leader));
     let id = create_config(&lc, "fb.yaml", Format::Yaml).await;
-    let (v1, _) = publish(&lc, id, "timeout_ms: 100\n".into()).await;
+    let (v1, rev1) = publish(&lc, id, "timeout_ms: 100\n".into()).await;
+    settle(&cluster, rev1).await;
     let dir = tempfile::tempdir().unwrap();
     let endpoints = urls(&cluster, &all);
     let fail_safe = || {

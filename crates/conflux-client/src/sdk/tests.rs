@@ -326,10 +326,11 @@ async fn a_watch_resumes_on_the_next_endpoint_after_its_node_dies() {
         Reply::Drop,
     ])
     .await;
-    // Node B: was told nothing; the resumed poll reports the change made meanwhile, a stale
-    // event (a lagging view, older than what the client holds) changes nothing, then the
-    // config is deleted.
+    // Node B: was told nothing. The watch first checks the state it holds (unchanged), the
+    // resumed poll reports the change made meanwhile, a stale event (a lagging view, older
+    // than what the client holds) changes nothing, then the config is deleted.
     let (b, b_seen) = peer(vec![
+        content(2, 11),
         event(13, Some(3), "updated"),
         content(3, 13),
         event(12, Some(2), "updated"),
@@ -390,6 +391,7 @@ async fn a_watch_resumes_on_the_next_endpoint_after_its_node_dies() {
     assert_eq!(
         targets,
         [
+            format!("{fetch_path}?min_revision=11"),
             format!("{watch_path}?revision=11&version=2&timeout=20s"),
             format!("{fetch_path}?min_revision=13"),
             format!("{watch_path}?revision=13&version=3&timeout=20s"),
@@ -581,4 +583,45 @@ async fn handles_start_from_the_fallback_copy_only_when_fail_safe() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), "config_not_found");
+}
+
+#[tokio::test]
+async fn a_reconnecting_watch_notices_a_re_created_config_with_the_same_version_number() {
+    // The client holds version 1 of a config that, while its node was down, was deleted and
+    // re-created with a new version 1. A label-aware poll would see "version 1" and wait; the
+    // fetch after the reconnect sees other content.
+    let (a, _) = peer(vec![Reply::Drop]).await;
+    let recreated = answer(
+        "200 OK",
+        &[
+            ("content-type", "application/json".into()),
+            ("x-config-version", "1".into()),
+            ("x-config-hash", "sha256:ffff".into()),
+            ("x-conflux-revision", "9".into()),
+            ("etag", "\"1\"".into()),
+        ],
+        "{\"new\": true}",
+    );
+    let (b, _) = peer(vec![recreated]).await;
+    let c = client(vec![a, b]).await;
+    let since = ConfigValue {
+        key: "acme/shop/prod/app.json".into(),
+        content: Bytes::from_static(b"{\"old\": true}"),
+        version: 1,
+        revision: 6,
+        hash: "sha256:0000".into(),
+        content_type: "application/json".into(),
+    };
+    let mut watch = c
+        .watch_config("acme", "shop", "prod", "app.json")
+        .since(&since);
+    let change = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (change.kind, change.revision, change.version),
+        (ChangeKind::Updated, 9, Some(1))
+    );
+    assert_eq!(change.content().unwrap().as_ref(), b"{\"new\": true}");
 }

@@ -12,6 +12,11 @@
 //!
 //! The resume point only advances once the fetch has succeeded, so a failure between the
 //! event and the fetch makes the next poll report the same change again.
+//!
+//! After a failed poll the loop also fetches before polling again, and compares the content
+//! hash as well as the version: whatever happened while it was disconnected (a deletion, or a
+//! deletion and re-creation whose new version has the same number as the one held, which a
+//! label-aware poll cannot tell apart) is then reported from the fetch.
 
 use std::fmt;
 use std::pin::Pin;
@@ -193,6 +198,13 @@ impl WatchLoop {
                 self.pause(&e, false).await;
             }
             Err(e) if should_fail_over(&e) || e.status() == Some(429) => {
+                // Before polling again (on the next endpoint), check the state held against a
+                // fetch: the server's label-aware comparison looks at the version number
+                // only, so a config deleted and re-created while we were away, whose new
+                // version has the same number, would never be reported by a poll.
+                if self.pending.is_none() && self.version.is_some() {
+                    self.pending = Some(Pending::Fetch(self.revision));
+                }
                 self.pause(&e, true).await;
             }
             Err(e) => {
