@@ -14,7 +14,6 @@ use tonic::{Request, Response, Status};
 
 use crate::api::Api;
 use crate::data_sources::{self, DataSource};
-use crate::plugin::Shutdown;
 use crate::proto::tfplugin6 as pb;
 use crate::protocol::codec::{decode_dynamic, decode_json, encode_dynamic};
 use crate::protocol::diag::{Diagnostic, Diagnostics};
@@ -40,7 +39,6 @@ pub struct ProviderService {
     data_sources: BTreeMap<&'static str, DataEntry>,
     provider_schema: Schema,
     api: RwLock<Option<Api>>,
-    _shutdown: Shutdown,
 }
 
 impl std::fmt::Debug for ProviderService {
@@ -98,8 +96,14 @@ fn obj_of(v: Value) -> Obj {
     Obj::root(v).unwrap_or_default()
 }
 
+impl Default for ProviderService {
+    fn default() -> Self {
+        ProviderService::new()
+    }
+}
+
 impl ProviderService {
-    pub fn new(shutdown: Shutdown) -> ProviderService {
+    pub fn new() -> ProviderService {
         let resources = resources::all()
             .into_iter()
             .map(|r| {
@@ -135,7 +139,6 @@ impl ProviderService {
             data_sources,
             provider_schema: provider::schema(),
             api: RwLock::new(None),
-            _shutdown: shutdown,
         }
     }
 
@@ -516,5 +519,154 @@ impl pb::provider_server::Provider for ProviderService {
         Ok(Response::new(pb::stop_provider::Response {
             error: String::new(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::tfplugin6::provider_server::Provider as _;
+
+    fn dv(v: &Value, ty: &Type) -> Option<pb::DynamicValue> {
+        Some(encode_dynamic(v, ty).unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_schema_lists_every_resource_and_data_source() {
+        let s = ProviderService::new();
+        let r = s
+            .get_provider_schema(Request::new(pb::get_provider_schema::Request {}))
+            .await
+            .unwrap()
+            .into_inner();
+        let mut resources: Vec<_> = r.resource_schemas.keys().cloned().collect();
+        resources.sort();
+        assert_eq!(
+            resources,
+            [
+                "conflux_app",
+                "conflux_config",
+                "conflux_environment",
+                "conflux_release",
+                "conflux_release_policy",
+                "conflux_tenant"
+            ]
+        );
+        assert_eq!(r.data_source_schemas.len(), 3);
+        // Every attribute type is valid compact JSON.
+        for schema in r
+            .resource_schemas
+            .values()
+            .chain(r.data_source_schemas.values())
+        {
+            for a in &schema.block.as_ref().unwrap().attributes {
+                serde_json::from_slice::<serde_json::Value>(&a.r#type).unwrap();
+                assert!(a.required || a.optional || a.computed, "{}", a.name);
+            }
+        }
+        let token = r.provider.unwrap().block.unwrap().attributes;
+        assert!(token.iter().any(|a| a.name == "token" && a.sensitive));
+    }
+
+    #[tokio::test]
+    async fn validation_names_the_attribute() {
+        let s = ProviderService::new();
+        let e = s.resource("conflux_app").unwrap();
+        let config = Obj::new()
+            .with("tenant", Value::string("acme"))
+            .with("name", Value::string("Bad Name"))
+            .into_value();
+        let r = s
+            .validate_resource_config(Request::new(pb::validate_resource_config::Request {
+                type_name: "conflux_app".into(),
+                config: dv(&config, &e.ty),
+                client_capabilities: None,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.diagnostics.len(), 1);
+        let path = r.diagnostics[0].attribute.as_ref().unwrap();
+        assert_eq!(
+            path.steps[0].selector,
+            Some(pb::attribute_path::step::Selector::AttributeName(
+                "name".into()
+            ))
+        );
+        let r = s
+            .validate_resource_config(Request::new(pb::validate_resource_config::Request {
+                type_name: "conflux_nothing".into(),
+                config: None,
+                client_capabilities: None,
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.diagnostics[0].summary, "Unknown resource type");
+    }
+
+    #[tokio::test]
+    async fn planning_a_create_needs_no_server() {
+        let s = ProviderService::new();
+        let e = s.resource("conflux_tenant").unwrap();
+        let config = Obj::new().with("name", Value::string("acme")).into_value();
+        let r = s
+            .plan_resource_change(Request::new(pb::plan_resource_change::Request {
+                type_name: "conflux_tenant".into(),
+                prior_state: dv(&Value::Null, &e.ty),
+                proposed_new_state: dv(&config, &e.ty),
+                config: dv(&config, &e.ty),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+        let planned = decode_dynamic(r.planned_state.as_ref(), &e.ty).unwrap();
+        let planned = Obj::root(planned).unwrap();
+        assert_eq!(planned.get("display_name"), &Value::string("acme"));
+        assert_eq!(planned.get("id"), &Value::Unknown);
+        assert_eq!(planned.get("quotas"), &Value::Null);
+    }
+
+    #[tokio::test]
+    async fn operations_before_configure_are_diagnostics() {
+        let s = ProviderService::new();
+        let e = s.resource("conflux_tenant").unwrap();
+        let state = Obj::new().with("name", Value::string("acme")).into_value();
+        let r = s
+            .read_resource(Request::new(pb::read_resource::Request {
+                type_name: "conflux_tenant".into(),
+                current_state: dv(&state, &e.ty),
+                ..Default::default()
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(r.diagnostics[0].summary, "Provider not configured");
+        // The state is kept, not dropped.
+        assert_eq!(r.new_state, dv(&state, &e.ty));
+    }
+
+    #[tokio::test]
+    async fn stored_json_states_upgrade_to_msgpack() {
+        let s = ProviderService::new();
+        let e = s.resource("conflux_app").unwrap();
+        let r = s
+            .upgrade_resource_state(Request::new(pb::upgrade_resource_state::Request {
+                type_name: "conflux_app".into(),
+                version: 0,
+                raw_state: Some(pb::RawState {
+                    json: br#"{"id":"a/b","tenant":"a","name":"b","description":"","gone":1}"#
+                        .to_vec(),
+                    flatmap: Default::default(),
+                }),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(r.diagnostics.is_empty());
+        let v = Obj::root(decode_dynamic(r.upgraded_state.as_ref(), &e.ty).unwrap()).unwrap();
+        assert_eq!(v.get("id"), &Value::string("a/b"));
     }
 }

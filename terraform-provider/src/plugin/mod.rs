@@ -152,7 +152,7 @@ pub async fn serve(handshake: Handshake) -> Result<()> {
             .poll_recv(cx)
             .map(|c| c.map(Ok::<_, std::io::Error>))
     });
-    let provider = ProviderService::new(shutdown.clone());
+    let provider = ProviderService::new();
     let server = tonic::transport::Server::builder()
         .add_service(tfplugin6::provider_server::ProviderServer::new(provider))
         .add_service(health::health_server::HealthServer::new(services::Health))
