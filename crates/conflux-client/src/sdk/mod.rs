@@ -51,9 +51,14 @@
 //!   config, not published, ...) and is returned as is: another node would say the same.
 //! - **Nothing missed.** A watch is resumed, after any failure, from the last revision and
 //!   version it reported, and the server compares them with the config's current state: a
-//!   change made while the client was reconnecting is reported at once. Changes that happen
-//!   in quick succession may be reported as one (the latest), never out of order: the
-//!   revisions a watch reports are strictly increasing.
+//!   change made while the client was reconnecting is reported at once. After a failure the
+//!   watch also re-fetches (with `min_revision`) and compares the content hash before it
+//!   polls again, which catches what a label-aware poll cannot see (a config deleted and
+//!   re-created meanwhile whose new version has the same number). Changes that happen in
+//!   quick succession may be reported as one (the latest), never out of order: the
+//!   revisions a watch reports are strictly increasing, and each change's content is
+//!   fetched with `min_revision` = the event's revision, so it is never older than the
+//!   event.
 //! - **Label-aware.** Watches send the client's labels and the version it holds, so a change
 //!   that does not alter what this client gets (a canary for other clients, a new version
 //!   not released to it) does not wake it.

@@ -178,12 +178,17 @@ impl WatchLoop {
                 self.failures = 0;
                 shared.note(&self.key, event.revision);
                 match event.event {
-                    WatchEventKind::Deleted => {
+                    WatchEventKind::Deleted if event.revision > self.revision => {
                         self.finished = true;
                         return Ok(Some(Step::Change(Change::deleted(
                             &self.key,
                             event.revision,
                         ))));
+                    }
+                    // A deletion older than the state held (a lagging node's view of a
+                    // config since re-created): check with a fetch.
+                    WatchEventKind::Deleted => {
+                        self.pending = Some(Pending::Fetch(self.revision));
                     }
                     WatchEventKind::Updated => {
                         self.pending = Some(Pending::Fetch(event.revision.max(self.revision)));
