@@ -333,3 +333,99 @@ pub fn config_path(id: &str) -> Outcome<ConfigPath> {
         .into()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Obj {
+        Obj::new()
+            .with("tenant", Value::string("acme"))
+            .with("application", Value::string("checkout"))
+            .with("environment", Value::string("prod"))
+            .with("name", Value::string("app.yaml"))
+            .with("format", Value::string("yaml"))
+    }
+
+    fn errors_at(o: &Obj) -> Vec<String> {
+        let mut d = Diagnostics::default();
+        Config.validate(o, &mut d);
+        d.0.iter()
+            .map(|x| {
+                x.attribute
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_config_passes() {
+        assert!(errors_at(&base()).is_empty());
+    }
+
+    #[test]
+    fn every_attribute_is_checked() {
+        let o = base()
+            .with("environment", Value::string("Prod"))
+            .with("name", Value::string(".hidden"))
+            .with("format", Value::string("yml"));
+        assert_eq!(errors_at(&o), ["environment", "name", "format"]);
+
+        let o = base()
+            .with("format", Value::string("text"))
+            .with("schema", Value::string(r#"{"type": "object"}"#));
+        assert_eq!(errors_at(&o), ["schema"]);
+
+        let retention = Obj::new()
+            .with("strategy", Value::string("xor"))
+            .with(
+                "rule",
+                Value::List(vec![
+                    Obj::new()
+                        .with("type", Value::string("days"))
+                        .with("keep", Value::int(40_000))
+                        .into_value(),
+                ]),
+            )
+            .into_value();
+        let o = base().with("retention_policy", retention);
+        assert_eq!(
+            errors_at(&o),
+            ["retention_policy.strategy", "retention_policy.rule[0].keep"]
+        );
+    }
+
+    #[test]
+    fn server_views_become_state() {
+        let view = ConfigView {
+            id: 7,
+            tenant: "acme".into(),
+            app: "checkout".into(),
+            env: "prod".into(),
+            name: "app.yaml".into(),
+            path: "acme/checkout/prod/app.yaml".into(),
+            format: Format::Yaml,
+            schema: Some(serde_json::json!({"type": "object"})),
+            retention: Some(RetentionPolicy {
+                strategy: RetentionStrategy::Or,
+                rules: vec![RetentionRule {
+                    kind: RetentionKind::Count,
+                    keep: 3,
+                }],
+            }),
+            description: String::new(),
+            latest_version: 0,
+            revision: 4,
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        let s = Config::state(&view, Some("{ \"type\" : \"object\" }"));
+        assert_eq!(s.get("id"), &Value::int(7));
+        assert_eq!(s.get("schema"), &Value::string("{ \"type\" : \"object\" }"));
+        assert_eq!(s.get("application"), &Value::string("checkout"));
+        let r = Config::retention(&s).unwrap().unwrap();
+        assert_eq!(Some(r), view.retention);
+    }
+}

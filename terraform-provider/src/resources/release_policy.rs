@@ -334,3 +334,98 @@ impl Resource for ReleasePolicy {
         Ok(Self::state(&view, None))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(labels: Value, percent: Value, version: i64) -> Value {
+        Obj::new()
+            .with("labels", labels)
+            .with("percent", percent)
+            .with("version_id", Value::int(version))
+            .with("priority", Value::Null)
+            .into_value()
+    }
+
+    fn config(rules: Vec<Value>) -> Obj {
+        Obj::new()
+            .with("config_id", Value::int(1))
+            .with("rule", Value::List(rules))
+    }
+
+    fn canary() -> Value {
+        Value::Map([("canary".to_owned(), Value::string("true"))].into())
+    }
+
+    #[test]
+    fn exactly_one_default_rule_is_required_at_plan_time() {
+        let mut d = Diagnostics::default();
+        ReleasePolicy.validate(
+            &config(vec![
+                rule(Value::Null, Value::Null, 1),
+                rule(canary(), Value::int(10), 2),
+            ]),
+            &mut d,
+        );
+        assert!(d.0.is_empty(), "{d:?}");
+
+        let mut d = Diagnostics::default();
+        ReleasePolicy.validate(
+            &config(vec![
+                rule(Value::Null, Value::Null, 1),
+                rule(Value::Map(Default::default()), Value::Null, 2),
+            ]),
+            &mut d,
+        );
+        assert_eq!(d.0.len(), 1);
+        assert!(d.0[0].detail.contains("found 2"));
+        assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "rule");
+
+        // Unknown selectors cannot be judged yet.
+        let mut d = Diagnostics::default();
+        ReleasePolicy.validate(&config(vec![rule(Value::Unknown, Value::Null, 1)]), &mut d);
+        assert!(d.0.is_empty());
+    }
+
+    #[test]
+    fn rule_fields_are_checked_where_they_are() {
+        let mut d = Diagnostics::default();
+        ReleasePolicy.validate(
+            &config(vec![
+                rule(Value::Null, Value::Null, 0),
+                rule(canary(), Value::int(101), 2),
+            ]),
+            &mut d,
+        );
+        let at: Vec<String> =
+            d.0.iter()
+                .map(|x| x.attribute.as_ref().unwrap().to_string())
+                .collect();
+        assert_eq!(at, ["rule[0].version_id", "rule[1].percent"]);
+    }
+
+    #[test]
+    fn empty_labels_keep_their_form() {
+        let view = ReleasesView {
+            config_id: 3,
+            revision: 9,
+            releases: vec![ReleaseRule::default_to(1), ReleaseRule::default_to(2)],
+            comment: None,
+        };
+        let like = config(vec![
+            rule(Value::Map(Default::default()), Value::Null, 1),
+            rule(Value::Null, Value::Null, 2),
+        ]);
+        let state = ReleasePolicy::state(&view, Some(&like));
+        let rules = state.obj_list("rule").unwrap();
+        assert_eq!(rules[0].get("labels"), &Value::Map(Default::default()));
+        assert_eq!(rules[1].get("labels"), &Value::Null);
+        assert_eq!(rules[0].get("priority"), &Value::int(0));
+        assert_eq!(
+            rules_from_obj(&state).unwrap(),
+            view.releases,
+            "state and rules convert both ways"
+        );
+    }
+}
