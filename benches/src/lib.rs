@@ -3,6 +3,8 @@
 //! `conflux-bench` load tool (`src/main.rs`, measurement helpers in [`stats`]); it does not
 //! own anything that ships.
 
+pub mod fdlimit;
+pub mod scenarios;
 pub mod stats;
 
 use bytes::Bytes;

@@ -61,6 +61,7 @@ pub struct Gauges {
     pub tenants: Gauge,
     pub configs: Gauge,
     pub versions: Gauge,
+    pub watch_subscriptions: Gauge,
 }
 
 #[derive(Debug)]
@@ -121,6 +122,11 @@ impl Metrics {
                 "versions",
                 "Stored versions in the config plane",
                 &g.versions,
+            ),
+            (
+                "watch_subscriptions",
+                "Open watch subscriptions on this node (all transports)",
+                &g.watch_subscriptions,
             ),
         ] {
             registry.register(name, help, gauge.clone());

@@ -179,9 +179,15 @@ pub async fn run(
     Ok(())
 }
 
-/// Every watch connection is a file descriptor: raise the soft limit to the hard one.
+/// Every watch connection is a file descriptor: raise the limit as far as allowed (a
+/// privileged process raises the hard limit too; others get their hard limit).
 fn raise_fd_limit() {
-    match rlimit::increase_nofile_limit(u64::MAX) {
+    const WANT: u64 = 1 << 20;
+    let raised = rlimit::Resource::NOFILE
+        .set(WANT, WANT)
+        .map(|()| WANT)
+        .or_else(|_| rlimit::increase_nofile_limit(u64::MAX));
+    match raised {
         Ok(n) => tracing::debug!(limit = n, "file descriptor limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the file descriptor limit"),
     }

@@ -71,6 +71,8 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
     g.tenants.set(tenants as i64);
     g.configs.set(configs as i64);
     g.versions.set(versions as i64);
+    g.watch_subscriptions
+        .set(app.plane().watch_hub().subscriptions() as i64);
     let body = app.0.metrics.encode();
     (
         [(

@@ -29,6 +29,9 @@ pub const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_POLL_TIMEOUT: Duration = Duration::from_secs(300);
 /// Largest WebSocket message a client may send (a subscribe of many keys fits easily).
 pub const MAX_WS_MESSAGE_BYTES: usize = 256 * 1024;
+const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+/// A client that stops reading is disconnected once this much is queued for it.
+const WS_MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 
 pub type EventStream = Pin<Box<dyn Stream<Item = WatchEvent> + Send>>;
 
@@ -129,8 +132,12 @@ pub async fn long_poll(
 }
 
 pub async fn websocket(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+    // Small buffers: an idle watch connection must cost little, and events are small.
     upgrade
         .max_message_size(MAX_WS_MESSAGE_BYTES)
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
+        .write_buffer_size(0)
+        .max_write_buffer_size(WS_MAX_WRITE_BUFFER_BYTES)
         .on_upgrade(move |socket| ws_session(app, socket))
 }
 

@@ -1,0 +1,3 @@
+//! The load scenarios of `conflux-bench`.
+
+pub mod watch;
