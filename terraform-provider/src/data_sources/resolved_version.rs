@@ -62,6 +62,12 @@ impl DataSource for ResolvedVersion {
     fn validate(&self, config: &Obj, diags: &mut Diagnostics) {
         validate::int_range(config, "config_id", 1, i64::MAX, diags);
         validate::labels(config, "labels", diags);
+        validate::max_len(
+            config,
+            "client_id",
+            conflux_domain::MAX_LABEL_VALUE_LEN,
+            diags,
+        );
     }
 
     async fn read(&self, api: &Api, config: &Obj) -> Result<Obj, Diagnostics> {

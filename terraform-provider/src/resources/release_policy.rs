@@ -308,12 +308,16 @@ impl Resource for ReleasePolicy {
 
     async fn delete(&self, api: &Api, state: &Obj) -> Outcome<()> {
         let config_id = state.u64("config_id")?;
-        match self.write(api, config_id, None, Vec::new()).await {
-            Ok(_) => Ok(()),
-            // The config went first (or with its rules): nothing left to remove.
-            Err(d) if d.0.iter().any(|d| d.summary.contains("config_not_found")) => Ok(()),
-            Err(d) => Err(d),
+        let current = api.retry(|| api.client.get_releases(config_id)).await;
+        // The config went first (and its rules with it): nothing left to remove.
+        if gone_if_not_found(current)
+            .map_err(|e| self.api_error("read", &e))?
+            .is_none()
+        {
+            return Ok(());
         }
+        self.write(api, config_id, None, Vec::new()).await?;
+        Ok(())
     }
 
     async fn import(&self, api: &Api, id: &str) -> Outcome<Obj> {
