@@ -32,7 +32,7 @@ struct Cli {
 enum TopCommand {
     /// Run a node. With no flags: a single node with data in ./conflux-data, API on
     /// 127.0.0.1:8080.
-    Server(ServerArgs),
+    Server(Box<ServerArgs>),
     /// Turn a backup (GET /_cluster/backup) into the data directory of the first node of a new
     /// cluster; start it with `conflux server` and let other nodes --join it.
     Restore(RestoreArgs),
@@ -53,7 +53,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        TopCommand::Server(args) => runtime.block_on(serve(args)),
+        TopCommand::Server(args) => runtime.block_on(serve(*args)),
         TopCommand::Restore(args) => restore(args),
         TopCommand::Client(command) => runtime.block_on(conflux_cli::run(cli.client, command)),
     }

@@ -142,6 +142,7 @@ pub async fn run(
         metrics,
         min_revision_wait: config.min_revision_wait,
         max_subscriptions_per_connection: config.max_subscriptions_per_connection,
+        stop: stop_rx.clone(),
     });
     let sweeper = tokio::spawn(retention_sweeper(
         raft.clone(),

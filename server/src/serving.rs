@@ -50,6 +50,8 @@ impl ServedVersion {
 pub struct ServedConfig {
     pub config_id: ConfigId,
     pub revision: Revision,
+    /// The revision that created the config.
+    pub created_revision: Revision,
     pub revision_header: HeaderValue,
     pub format: Format,
     pub content_type: HeaderValue,
@@ -64,6 +66,7 @@ impl ServedConfig {
         ServedConfig {
             config_id: config.id,
             revision: config.revision,
+            created_revision: config.created_revision,
             revision_header: HeaderValue::from(config.revision),
             format: config.format,
             content_type: HeaderValue::from_static(config.format.content_type()),

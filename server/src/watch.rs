@@ -172,14 +172,22 @@ impl Watcher {
 
     /// The event `state` is for this watcher, if it is one; advances what it has seen.
     pub fn observe(&mut self, state: &WatchState) -> Option<WatchEvent> {
+        // Nothing at or before the revision the watcher has seen is news to it (a lagging
+        // node's older state included).
+        if state.revision <= self.revision {
+            return None;
+        }
         let event = match &state.served {
-            None => (state.revision > self.revision || self.version.is_some_and(|v| v.is_some()))
-                .then_some((None, WatchEventKind::Deleted)),
+            None => Some((None, WatchEventKind::Deleted)),
             Some(served) => {
                 let resolved = self.resolved(served);
                 let changed = match (self.label_aware, self.version) {
-                    (true, Some(known)) => resolved != known,
-                    _ => served.revision > self.revision,
+                    // Label-aware: only a different version for these labels, or a config
+                    // re-created since (its version numbers start again).
+                    (true, Some(known)) => {
+                        resolved != known || served.created_revision > self.revision
+                    }
+                    _ => true,
                 };
                 changed.then_some((resolved, WatchEventKind::Updated))
             }

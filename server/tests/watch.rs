@@ -301,7 +301,10 @@ async fn watch_limits_give_documented_errors() {
 
     // Per connection: the third subscription on one WebSocket is refused by key.
     let mut ws = ws_connect(&base).await;
-    let sub = r#"{"subscribe": [{"key": "acme/shop/prod/w.txt", "revision": 999999}, {"key": "acme/shop/prod/x.txt", "revision": 999999}, {"key": "acme/shop/prod/y.txt", "revision": 999999}]}"#;
+    // At the latest revision: no event is due, the subscriptions just stay open.
+    let sub = format!(
+        r#"{{"subscribe": [{{"key": "acme/shop/prod/w.txt", "revision": {rev}}}, {{"key": "acme/shop/prod/x.txt", "revision": {rev}}}, {{"key": "acme/shop/prod/y.txt", "revision": {rev}}}]}}"#
+    );
     ws.send(Message::Text(sub.into())).await.unwrap();
     let mut refused = None;
     let mut subscribed = Vec::new();
@@ -381,4 +384,75 @@ async fn watch_limits_give_documented_errors() {
         WatchMessage::Error { error, .. } => assert_eq!(error.code, "invalid_json"),
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reconnecting_after_a_delete_or_a_recreate_is_told() {
+    let mut node = TestNode::start(NodeSpec::new(1)).expect("node starts");
+    let c = client(&node);
+    let base = node.api_url();
+    let id = setup_config(&c, "w.txt").await;
+    let v1 = push(&c, id, "one").await.unwrap();
+    let seen = set_rules(&c, id, vec![ReleaseRule::default_to(v1)]).await;
+
+    // While the client was away the config was deleted: told at once, with a revision after
+    // the one it saw. A watch that never saw the config is 404.
+    let deleted = c
+        .delete_config(id, &WriteOptions::default())
+        .await
+        .unwrap()
+        .revision;
+    let e = long_poll(&base, seen, Some(v1), &[], "5s")
+        .await
+        .expect("a deletion event");
+    assert_eq!(e.event, WatchEventKind::Deleted);
+    assert!(e.revision >= deleted && e.revision > seen, "{e:?}");
+    let resp = reqwest::get(format!("{base}/api/v1/watch/config/{KEY}?timeout=1s"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+
+    // Re-created with the same version number: a label-aware watch holding "version 1" of
+    // the old config must still be told.
+    let id2 = setup_config(&c, "w.txt").await;
+    let v = push(&c, id2, "new one").await.unwrap();
+    assert_eq!(v, 1);
+    let recreated = set_rules(&c, id2, vec![ReleaseRule::default_to(v)]).await;
+    let e = long_poll(&base, seen, Some(v1), &[], "5s")
+        .await
+        .expect("the re-created config is news");
+    assert_eq!(
+        (e.event, e.revision, e.version_id),
+        (WatchEventKind::Updated, recreated, Some(1))
+    );
+
+    // A node shutting down ends pending watches at once instead of waiting for them.
+    let poll_base = base.clone();
+    let pending = tokio::spawn(async move {
+        reqwest::get(format!(
+            "{poll_base}/api/v1/watch/config/{KEY}?revision={recreated}&timeout=120s"
+        ))
+        .await
+        .map(|r| r.status().as_u16())
+    });
+    let mut ws = ws_connect(&base).await;
+    ws.send(Message::Text(
+        format!(r#"{{"subscribe": [{{"key": "{KEY}", "revision": {recreated}}}]}}"#).into(),
+    ))
+    .await
+    .unwrap();
+    assert!(matches!(
+        ws_next(&mut ws).await,
+        WatchMessage::Subscribed { .. }
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let status = node.terminate().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "shutdown waited {:?} for watchers",
+        started.elapsed()
+    );
+    assert_eq!(pending.await.unwrap().unwrap(), 503);
 }

@@ -261,6 +261,10 @@ pub struct Config {
     pub release_comment: Option<String>,
     /// Log index of the last change to this config, its versions or its rules.
     pub revision: Revision,
+    /// Log index of the entry that created this config (tells a re-created config from the
+    /// one that had the same path before).
+    #[serde(default)]
+    pub created_revision: Revision,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
 }

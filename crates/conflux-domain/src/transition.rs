@@ -659,6 +659,7 @@ impl Tx<'_> {
             rules: Vec::new(),
             release_comment: None,
             revision: self.revision,
+            created_revision: self.revision,
             created_at: self.now,
             updated_at: self.now,
         };

@@ -80,7 +80,7 @@ impl pb::watch_server::Watch for WatchService {
             labels,
             label_aware,
         };
-        let events = subscribe(&self.0, watcher)?;
+        let events = subscribe(&self.0, watcher).await?;
         let stream = events.map(|e| {
             Ok(pb::WatchEvent {
                 key: e.key,

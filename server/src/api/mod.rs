@@ -56,6 +56,8 @@ pub struct AppInner {
     pub min_revision_wait: Duration,
     /// Subscriptions one WebSocket connection may hold.
     pub max_subscriptions_per_connection: usize,
+    /// Raised when the node begins to shut down: long-lived requests (watches) end at once.
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 /// A command that went through Raft: its response and the revision (log index) of its entry.
@@ -87,6 +89,14 @@ impl AppState {
 
     pub fn cluster(&self) -> &Cluster {
         &self.0.cluster
+    }
+
+    /// Resolves when the node begins to shut down.
+    pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut stop = self.0.stop.clone();
+        async move {
+            let _ = stop.wait_for(|s| *s).await;
+        }
     }
 
     /// Proposes a command through the leader (wherever it is) and waits until it is applied

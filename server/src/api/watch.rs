@@ -36,18 +36,49 @@ const WS_MAX_WRITE_BUFFER_BYTES: usize = 1024 * 1024;
 pub type EventStream = Pin<Box<dyn Stream<Item = WatchEvent> + Send>>;
 
 /// Subscribes `watcher` to its config and returns its events as a stream, which ends after a
-/// deletion event. 404 if the config does not exist, 429 over the node's limit.
-pub fn subscribe(app: &AppState, watcher: Watcher) -> Result<EventStream, ApiError> {
-    let Some(served) = app.plane().fetch_index().get(&watcher.key) else {
-        ConfigPath::parse(&watcher.key)?;
-        return Err(DomainError::NotFound {
-            entity: Entity::Config,
-            key: watcher.key.clone(),
+/// deletion event or when the node shuts down.
+///
+/// A node behind the revision the watcher has seen first catches up with it (bounded, like
+/// `?min_revision=`), so it never reports an older state or a config it has not created yet.
+/// A config that existed at that revision and is gone now answers one deletion event (at
+/// this node's applied revision); a config the watcher never saw is 404. Over the node's
+/// limit: 429.
+pub async fn subscribe(app: &AppState, watcher: Watcher) -> Result<EventStream, ApiError> {
+    ConfigPath::parse(&watcher.key)?;
+    let plane = app.plane();
+    if plane.applied_index() < watcher.revision
+        && !plane
+            .wait_applied(watcher.revision, app.0.min_revision_wait)
+            .await
+    {
+        return Err(ApiError::Unavailable {
+            code: "revision_not_reached",
+            message: format!(
+                "this node has applied revision {} and did not reach the watched revision {} within {:?}",
+                plane.applied_index(),
+                watcher.revision,
+                app.0.min_revision_wait
+            ),
+            retry_after_secs: 1,
+        });
+    }
+    let Some(served) = plane.fetch_index().get(&watcher.key) else {
+        if watcher.revision == 0 {
+            return Err(DomainError::NotFound {
+                entity: Entity::Config,
+                key: watcher.key.clone(),
+            }
+            .into());
         }
-        .into());
+        let deleted = WatchEvent {
+            key: watcher.key.clone(),
+            revision: plane.applied_index(),
+            version_id: None,
+            event: WatchEventKind::Deleted,
+        };
+        return Ok(Box::pin(futures::stream::iter([deleted])));
     };
-    let sub = app
-        .plane()
+    let sub = plane
         .watch_hub()
         .subscribe(&watcher.key, WatchState::present(served))
         .map_err(|e| ApiError::TooMany {
@@ -65,7 +96,7 @@ pub fn subscribe(app: &AppState, watcher: Watcher) -> Result<EventStream, ApiErr
             Some((event, (watcher, sub, done)))
         },
     );
-    Ok(Box::pin(stream))
+    Ok(Box::pin(stream.take_until(app.stopping())))
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,7 +145,7 @@ pub async fn long_poll(
         labels,
         label_aware: q.version.is_some(),
     };
-    let mut events = subscribe(&app, watcher)?;
+    let mut events = subscribe(&app, watcher).await?;
     match tokio::time::timeout(timeout, events.next()).await {
         Ok(Some(event)) => {
             let mut r = Json(&event).into_response();
@@ -177,8 +208,14 @@ async fn ws_session(app: AppState, socket: WebSocket) {
     let (mut tx, mut rx) = socket.split();
     let mut subs: StreamMap<String, EventStream> = StreamMap::new();
     let limit = app.0.max_subscriptions_per_connection;
+    let stopping = app.stopping();
+    tokio::pin!(stopping);
     loop {
         tokio::select! {
+            _ = &mut stopping => {
+                let _ = tx.send(Message::Close(None)).await;
+                break;
+            }
             incoming = rx.next() => {
                 let Some(Ok(message)) = incoming else { break };
                 let text = match message {
@@ -207,7 +244,11 @@ async fn ws_session(app: AppState, socket: WebSocket) {
                                 if !send(&mut tx, &ws_error(&e, Some(key))).await { return }
                                 continue;
                             }
-                            match watcher_for(&s).and_then(|w| subscribe(&app, w)) {
+                            let subscribed_stream = match watcher_for(&s) {
+                                Ok(w) => subscribe(&app, w).await,
+                                Err(e) => Err(e),
+                            };
+                            match subscribed_stream {
                                 Ok(stream) => {
                                     subs.insert(key.clone(), stream);
                                     subscribed.push(key);
