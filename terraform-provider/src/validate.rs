@@ -10,10 +10,10 @@ use conflux_domain::{Format, MAX_CLIENT_LABELS, MAX_LABEL_VALUE_LEN};
 use crate::protocol::diag::{Diagnostic, Diagnostics};
 use crate::protocol::value::{Obj, Value};
 
-/// Descriptions and comments: the server's limit (`MAX_DESCRIPTION_LEN` in the domain).
-pub const MAX_DESCRIPTION_BYTES: usize = 1024;
+/// Descriptions and comments.
+pub const MAX_DESCRIPTION_BYTES: usize = conflux_domain::MAX_DESCRIPTION_LEN;
 /// Tenant display names.
-pub const MAX_DISPLAY_NAME_BYTES: usize = 256;
+pub const MAX_DISPLAY_NAME_BYTES: usize = conflux_domain::MAX_DISPLAY_NAME_LEN;
 
 fn invalid(obj: &Obj, name: &str, detail: impl Into<String>) -> Diagnostic {
     Diagnostic::error(format!("Invalid {name}"), detail).at(obj.attr_path(name))

@@ -39,8 +39,10 @@ pub use model::{
 pub use names::{validate_config_name, validate_label_key, validate_name};
 pub use resolve::{Resolution, bucket, order_rules, resolve, resolve_ordered};
 pub use retention::versions_to_purge;
+pub use retention::{MAX_RETENTION_RULES, validate_policy as validate_retention_policy};
 pub use schema::CompiledSchema;
 pub use state::{Change, Counters, IDEMPOTENCY_TTL_MS, IdempotencyRecord, State};
 pub use transition::{
     Decision, MAX_CONTENT_BYTES, MAX_RULES_PER_CONFIG, check_new_version, retention_sweep_needed,
 };
+pub use transition::{MAX_DESCRIPTION_LEN, MAX_DISPLAY_NAME_LEN};
