@@ -1,13 +1,13 @@
 //! No acknowledged write is ever lost: `kill -9` a node in the middle of a stream of
 //! concurrent writes, restart it, and find every write that was answered with a 2xx.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use conflux_api_types::{
-    CreateApp, CreateConfig, CreateEnvironment, CreateTenant, Format, QuotasPatch,
-};
+use common::setup_config;
 use conflux_client::{ApiClient, NewVersion, WriteOptions};
 use conflux_testkit::{NodeSpec, TestNode};
 use sha2::{Digest, Sha256};
@@ -18,61 +18,6 @@ const WRITERS: usize = 8;
 struct Acked {
     version: u64,
     content: String,
-}
-
-async fn setup(client: &ApiClient) -> u64 {
-    let w = WriteOptions::default();
-    let quotas = QuotasPatch {
-        max_versions_per_config: Some(10_000_000),
-        ..Default::default()
-    };
-    client
-        .create_tenant(
-            &CreateTenant {
-                name: "acme".into(),
-                display_name: None,
-                quotas: Some(quotas),
-            },
-            &w,
-        )
-        .await
-        .unwrap();
-    client
-        .create_app(
-            "acme",
-            &CreateApp {
-                name: "shop".into(),
-                description: None,
-            },
-            &w,
-        )
-        .await
-        .unwrap();
-    client
-        .create_env(
-            "acme",
-            "shop",
-            &CreateEnvironment {
-                name: "prod".into(),
-                description: None,
-                approval: None,
-            },
-            &w,
-        )
-        .await
-        .unwrap();
-    let config = CreateConfig {
-        name: "stream.txt".into(),
-        format: Format::Text,
-        schema: None,
-        retention: None,
-        description: None,
-    };
-    client
-        .create_config("acme", "shop", "prod", &config, &w)
-        .await
-        .unwrap()
-        .id
 }
 
 async fn writer(client: ApiClient, id: u64, writer: usize, stop: Arc<AtomicBool>) -> Vec<Acked> {
@@ -107,7 +52,7 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_write() {
     let client = ApiClient::new(&node.api_url())
         .unwrap()
         .with_timeout(Duration::from_secs(5));
-    let id = setup(&client).await;
+    let id = setup_config(&client, "stream.txt").await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let tasks: Vec<_> = (0..WRITERS)

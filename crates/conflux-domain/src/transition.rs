@@ -415,13 +415,7 @@ impl Tx<'_> {
         let tenant = self.tenant(name)?;
         self.check_revision(tenant.revision)?;
         let apps: Vec<App> = self.state.apps(name).cloned().collect();
-        if !apps.is_empty() && !cascade {
-            return Err(DomainError::HasChildren {
-                entity: Entity::Tenant,
-                key: name.to_owned(),
-                children: format!("{} app(s)", apps.len()),
-            });
-        }
+        refuse_children(Entity::Tenant, name, apps.len(), "app(s)", cascade)?;
         for app in &apps {
             self.delete_app_tree(app);
         }
@@ -482,13 +476,13 @@ impl Tx<'_> {
         let app = self.app(tenant, name)?.clone();
         self.check_revision(app.revision)?;
         let envs = self.state.environments(tenant, name).count();
-        if envs > 0 && !cascade {
-            return Err(DomainError::HasChildren {
-                entity: Entity::App,
-                key: format!("{tenant}/{name}"),
-                children: format!("{envs} environment(s)"),
-            });
-        }
+        refuse_children(
+            Entity::App,
+            &format!("{tenant}/{name}"),
+            envs,
+            "environment(s)",
+            cascade,
+        )?;
         self.delete_app_tree(&app);
         Ok(Response::Deleted {
             revision: self.revision,
@@ -579,13 +573,8 @@ impl Tx<'_> {
             .state
             .configs_under(tenant, Some(app), Some(name))
             .count();
-        if configs > 0 && !cascade {
-            return Err(DomainError::HasChildren {
-                entity: Entity::Environment,
-                key: format!("{tenant}/{app}/{name}"),
-                children: format!("{configs} config(s)"),
-            });
-        }
+        let key = format!("{tenant}/{app}/{name}");
+        refuse_children(Entity::Environment, &key, configs, "config(s)", cascade)?;
         self.delete_env_tree(&env);
         Ok(Response::Deleted {
             revision: self.revision,
@@ -829,6 +818,24 @@ impl Tx<'_> {
         }
         Ok(Response::Swept { purged })
     }
+}
+
+/// A parent with children is only deleted with `cascade`.
+fn refuse_children(
+    entity: Entity,
+    key: &str,
+    children: usize,
+    what: &str,
+    cascade: bool,
+) -> Result<(), DomainError> {
+    if children > 0 && !cascade {
+        return Err(DomainError::HasChildren {
+            entity,
+            key: key.to_owned(),
+            children: format!("{children} {what}"),
+        });
+    }
+    Ok(())
 }
 
 /// Whether the leader has anything to sweep: lets it skip proposing empty sweeps.
