@@ -330,6 +330,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         // Configs whose served view may have changed, by id, with their path if deleted.
         let mut touched: BTreeMap<ConfigId, Option<String>> = BTreeMap::new();
         let mut fresh: HashMap<(ConfigId, VersionId), Bytes> = HashMap::new();
+        let mut membership_changed = false;
 
         let mut state = shared.state.write();
         for entry in entries {
@@ -339,6 +340,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 EntryPayload::Blank => {}
                 EntryPayload::Membership(m) => {
                     membership = StoredMembership::new(Some(entry.log_id), m);
+                    membership_changed = true;
                 }
                 EntryPayload::Normal(entry_batch) => {
                     for proposal in &entry_batch.proposals {
@@ -367,7 +369,9 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         }
         let sm_meta = cf(db, cf::SM_META);
         batch.put_cf(sm_meta, keys::SM_APPLIED, codec::encode(&applied));
-        batch.put_cf(sm_meta, keys::SM_MEMBERSHIP, codec::encode(&membership));
+        if membership_changed {
+            batch.put_cf(sm_meta, keys::SM_MEMBERSHIP, codec::encode(&membership));
+        }
         batch.put_cf(sm_meta, keys::SM_COUNTERS, codec::encode(&state.counters()));
         db.write(batch)
             .map_err(|e| StorageIOError::write_state_machine(&e))?;
