@@ -23,3 +23,4 @@ if ((${#missing[@]})); then
 fi
 
 "$(dirname "$0")/setup-terraform.sh" >/dev/null   # terraform for the provider tests
+"$(dirname "$0")/setup-etcd.sh"                    # etcd, the baseline of conflux-bench compare

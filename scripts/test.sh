@@ -7,3 +7,8 @@ cd "$(dirname "$0")/.."
 # compiled twice; the tests then run without rebuilding. Benchmarks run once each, as tests.
 cargo build --locked --workspace --all-targets
 cargo test --locked --workspace --all-targets
+# Smoke run of the benchmark tool (never a timed test): every scenario for a second against
+# one debug-build node, light load, thresholds off; fails only if the tool itself fails.
+TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+CONFLUX_BIN="$TARGET_DIR/debug/conflux" "$TARGET_DIR/debug/conflux-bench" check --quick \
+    --results "$(mktemp -d -t conflux-bench-smoke.XXXXXX)"

@@ -1,11 +1,23 @@
 //! Benchmarks of Conflux. This crate owns the criterion micro-benchmarks under `benches/`
 //! (resolution, format validation and apply) and the fixtures they share, and the
-//! `conflux-bench` load tool (`src/main.rs`, measurement helpers in [`stats`]); it does not
-//! own anything that ships.
+//! `conflux-bench` load tool that answers "is this build fast enough, and how does it compare
+//! with etcd?": it does not own anything that ships.
+//!
+//! The tool, bottom up: [`stats`] (HDR histograms, CPU and memory from `/proc`),
+//! [`openloop`] (when each open-loop arrival is due), [`load`] (the closed/open-loop request
+//! driver), [`targets`] (Conflux and etcd: start, prepare, workers, watchers), [`scenarios`]
+//! (fetch, write, mixed, watch, connections), [`check`] (the targets table), [`report`]
+//! (Markdown, JSON, PNG) and [`machine`]; `src/main.rs` is the command line.
 
+pub mod check;
 pub mod fdlimit;
+pub mod load;
+pub mod machine;
+pub mod openloop;
+pub mod report;
 pub mod scenarios;
 pub mod stats;
+pub mod targets;
 
 use bytes::Bytes;
 use conflux_domain::{Command, ConfigPath, Format, Proposal, QuotasPatch, State};

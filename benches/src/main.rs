@@ -1,518 +1,561 @@
-//! `conflux-bench`: starts a cluster of release-build nodes on loopback (data on disk, fsync
-//! on) and measures it. Scenarios so far: `write` (1 KiB version creations from N concurrent
-//! clients, closed loop).
+//! `conflux-bench`: is this build fast enough, and how does it compare?
+//!
+//! - `conflux-bench check [--duration SECS] [--quick]` runs a short version of every scenario
+//!   against a cluster it starts (release build, data on disk, fsync on) or `--target URL`,
+//!   prints the targets table and exits non-zero naming each target missed. `--quick` is the
+//!   CI smoke run: short, light, thresholds off (it fails only if the tool itself fails).
+//! - `conflux-bench compare --against etcd [--nodes 1|3]` runs every scenario against Conflux
+//!   and against an etcd cluster of the same size on the same machine, alternating runs.
+//! - `conflux-bench fetch|write|mixed|watch|connections` runs one scenario.
+//!
+//! Every command prints Markdown and writes `results.json` and PNG charts into a folder
+//! under `--results` (default `benches/results`). This file only parses flags and sequences
+//! runs; the measuring is in the library.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use conflux_api_types::{
-    CreateApp, CreateConfig, CreateEnvironment, CreateTenant, Format, QuotasPatch, RetentionPolicy,
-};
-use conflux_benches::json_doc;
-use conflux_benches::scenarios::watch as watchers;
-use conflux_benches::stats::{Latencies, cpu_seconds, rss_bytes};
-use conflux_client::{ApiClient, NewVersion, WriteOptions};
-use conflux_domain::{RetentionKind, RetentionRule, RetentionStrategy};
-use conflux_testkit::{Cluster, NodeSpec, TestNode};
+use conflux_benches::check;
+use conflux_benches::load::Loop;
+use conflux_benches::machine::Machine;
+use conflux_benches::report::{Report, markdown_compare, markdown_runs};
+use conflux_benches::scenarios::{self, RunRecord, Scenario, Settings};
+use conflux_benches::targets::conflux::Conflux;
+use conflux_benches::targets::conflux_watch::Transport;
+use conflux_benches::targets::etcd::Etcd;
+use conflux_benches::targets::{System, Target};
+
+/// Descriptors this process keeps for itself beyond watch connections.
+const SPARE_FDS: u64 = 1_500;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "conflux-bench",
-    about = "Load tests of a Conflux cluster started on this machine"
+    about = "Load scenarios, target checks and the etcd comparison for Conflux"
 )]
 struct Cli {
     #[command(subcommand)]
-    scenario: Scenario,
+    command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-enum Scenario {
-    /// Version creations of a 1 KiB JSON document from concurrent clients.
-    Write(WriteArgs),
-    /// Latency from a write's acknowledgement to each watcher's receipt, with many watchers
-    /// of one config on one node, and the memory per idle watcher.
-    Watch(WatchArgs),
-    /// How many idle watch connections one node holds within a memory budget.
-    Connections(ConnectionsArgs),
+enum Command {
+    /// Runs every scenario briefly and checks the targets; exits 1 naming any target missed.
+    Check(CheckArgs),
+    /// Runs every scenario against Conflux and etcd side by side.
+    Compare(CompareArgs),
+    /// N keep-alive connections fetching a 1 KiB config through 3 release rules.
+    Fetch(ScenarioArgs),
+    /// 1 KiB version creations (every 10th a publish) from N concurrent clients.
+    Write(ScenarioArgs),
+    /// 95 % fetches, 5 % writes.
+    Mixed(ScenarioArgs),
+    /// W watchers of one config and one writer: write-to-receipt latency.
+    Watch(ScenarioArgs),
+    /// How many idle watch connections one node holds, and its memory.
+    Connections(ScenarioArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct LoadArgs {
+    /// Connections of fetch, write and mixed.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Open-loop rate of fetch (requests/s).
+    #[arg(long)]
+    fetch_rate: Option<f64>,
+    /// Open-loop rate of write (writes/s).
+    #[arg(long)]
+    write_rate: Option<f64>,
+    /// Open-loop rate of mixed (requests/s).
+    #[arg(long)]
+    mixed_rate: Option<f64>,
+    /// Open-loop rate of the watch writer (writes/s).
+    #[arg(long)]
+    watch_rate: Option<f64>,
+    /// Open-loop rate of new connections (connections/s).
+    #[arg(long)]
+    connect_rate: Option<f64>,
+    /// Watchers of the watch scenario.
+    #[arg(long)]
+    watchers: Option<usize>,
+    /// Connections the connections scenario opens (capped by the open-file limit).
+    #[arg(long)]
+    connections: Option<usize>,
+    /// Seconds of warm-up before each measured window.
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Seconds of each measured window.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Folder under which results are written.
+    #[arg(long, default_value = "benches/results")]
+    results: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
-struct WatchArgs {
-    /// Concurrent long-poll watchers of one config.
-    #[arg(long, default_value_t = 10_000)]
-    watchers: usize,
-    /// Writes to measure (each notifies every watcher).
-    #[arg(long, default_value_t = 5)]
-    writes: usize,
-    #[arg(long, value_enum, default_value = "web-socket")]
-    transport: watchers::Transport,
+struct CheckArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Nodes of the cluster to start (default 3; 1 with --quick).
+    #[arg(long)]
+    nodes: Option<usize>,
+    /// API URLs of an existing deployment instead of starting one (repeat per node).
+    #[arg(long)]
+    target: Vec<String>,
+    /// CI smoke run: short durations, low load, thresholds off.
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(Debug, clap::Args)]
-struct ConnectionsArgs {
-    /// Stop when the node's resident memory reaches this many MiB.
-    #[arg(long, default_value_t = 1024)]
-    max_rss_mib: u64,
-    /// Stop at this many connections in any case.
-    #[arg(long, default_value_t = 60_000)]
-    max_connections: usize,
-    /// Connections opened per step.
-    #[arg(long, default_value_t = 5_000)]
-    step: usize,
-    #[arg(long, value_enum, default_value = "web-socket")]
-    transport: watchers::Transport,
-}
-
-#[derive(Debug, clap::Args)]
-struct WriteArgs {
-    /// Cluster size.
-    #[arg(long, default_value_t = 3)]
+struct CompareArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// The baseline.
+    #[arg(long, value_enum)]
+    against: Against,
+    /// Nodes of each cluster.
+    #[arg(long, default_value_t = 1)]
     nodes: usize,
-    /// Concurrent clients; give several to measure each (e.g. --clients 64 --clients 256).
-    #[arg(long, default_values_t = [64usize, 256])]
-    clients: Vec<usize>,
-    /// Seconds of measurement per run (after a 2 s warm-up).
-    #[arg(long, default_value_t = 10)]
-    duration: u64,
-    /// Which nodes the clients talk to: all (spread, followers forward) or the leader.
-    #[arg(long, default_value = "all")]
-    target: String,
+    /// Runs per scenario, loop and system (alternating which system goes first).
+    #[arg(long, default_value_t = 2)]
+    rounds: usize,
+    /// Only these scenarios (repeat); default all.
+    #[arg(long, value_enum)]
+    scenario: Vec<Scenario>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Against {
+    Etcd,
+}
+
+#[derive(Debug, clap::Args)]
+struct ScenarioArgs {
+    #[command(flatten)]
+    load: LoadArgs,
+    /// Nodes of the cluster to start.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// API URLs of an existing Conflux deployment instead of starting one.
+    #[arg(long)]
+    target: Vec<String>,
+    /// Which system to start and load.
+    #[arg(long, value_enum, default_value = "conflux")]
+    system: System,
+    /// Closed loop, open loop or both.
+    #[arg(long = "loop", value_enum, default_value = "both")]
+    mode: LoopArg,
+    /// How Conflux watchers connect.
+    #[arg(long, value_enum, default_value = "web-socket")]
+    transport: Transport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
+enum LoopArg {
+    Closed,
+    Open,
+    Both,
+}
+
+/// Full-size defaults (`compare` and single scenarios).
+fn settings(load: &LoadArgs, duration_s: f64, warmup_s: f64, fds: u64) -> Settings {
+    Settings {
+        concurrency: load.concurrency.unwrap_or(64),
+        fetch_rate: load.fetch_rate.unwrap_or(check::READ_QPS_MIN),
+        write_rate: load.write_rate.unwrap_or(check::WRITE_QPS_MIN),
+        mixed_rate: load.mixed_rate.unwrap_or(check::READ_QPS_MIN),
+        watch_rate: load.watch_rate.unwrap_or(2.0),
+        connect_rate: load.connect_rate.unwrap_or(1_000.0),
+        watchers: load.watchers.unwrap_or(10_000),
+        connections: load
+            .connections
+            .unwrap_or(10_000)
+            .min(fds.saturating_sub(SPARE_FDS) as usize),
+        connect_step: 1_000,
+        warmup: Duration::from_secs_f64(load.warmup.unwrap_or(warmup_s)),
+        duration: Duration::from_secs_f64(load.duration.unwrap_or(duration_s)),
+    }
+}
+
+/// The CI smoke run's settings: every scenario, a second each, light load.
+fn quick_settings(load: &LoadArgs) -> Settings {
+    Settings {
+        concurrency: load.concurrency.unwrap_or(4),
+        fetch_rate: load.fetch_rate.unwrap_or(200.0),
+        write_rate: load.write_rate.unwrap_or(50.0),
+        mixed_rate: load.mixed_rate.unwrap_or(200.0),
+        watch_rate: load.watch_rate.unwrap_or(5.0),
+        connect_rate: load.connect_rate.unwrap_or(500.0),
+        watchers: load.watchers.unwrap_or(20),
+        connections: load.connections.unwrap_or(50),
+        connect_step: 25,
+        warmup: Duration::from_secs_f64(load.warmup.unwrap_or(0.3)),
+        duration: Duration::from_secs_f64(load.duration.unwrap_or(1.0)),
+    }
 }
 
 fn main() -> Result<()> {
-    let cli = Cli::parse();
-    match cli.scenario {
-        Scenario::Write(args) => write(args),
-        Scenario::Watch(args) => watch(args),
-        Scenario::Connections(args) => connections(args),
+    // The testkit starts `$CONFLUX_BIN`; default to the `conflux` built beside this binary
+    // (target/release/conflux for target/release/conflux-bench) by re-running ourselves with
+    // the variable set (this process cannot safely change its own environment).
+    if std::env::var_os("CONFLUX_BIN").is_none() {
+        let exe = std::env::current_exe()?;
+        let sibling = exe.with_file_name("conflux");
+        if sibling.exists() {
+            let status = std::process::Command::new(&exe)
+                .args(std::env::args_os().skip(1))
+                .env("CONFLUX_BIN", &sibling)
+                .status()?;
+            std::process::exit(status.code().unwrap_or(1));
+        }
     }
-}
-
-struct RunResult {
-    clients: usize,
-    ok: u64,
-    errors: u64,
-    elapsed: Duration,
-    latencies: Latencies,
-    server_cpu: f64,
-    client_cpu: f64,
-}
-
-fn write(args: WriteArgs) -> Result<()> {
-    let cluster = Cluster::start(args.nodes)
-        .context("starting the cluster (is CONFLUX_BIN a release build?)")?;
-    let leader = cluster.wait_for_leader(Duration::from_secs(30))?;
-    let endpoints: Vec<String> = match args.target.as_str() {
-        "leader" => vec![cluster.node(leader).api_url()],
-        _ => cluster.nodes().iter().map(|n| n.api_url()).collect(),
-    };
-    let pids: Vec<String> = cluster
-        .nodes()
-        .iter()
-        .filter_map(|n| n.pid())
-        .map(|p| p.to_string())
-        .collect();
+    let cli = Cli::parse();
+    let fds = conflux_benches::fdlimit::raise(1 << 20);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let mut results = Vec::new();
-    for (run, &clients) in args.clients.iter().enumerate() {
-        let r = rt.block_on(write_run(
-            &endpoints,
-            &pids,
-            clients,
-            run,
-            Duration::from_secs(args.duration),
-        ))?;
-        results.push(r);
+    let command_line = std::iter::once("conflux-bench".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    match cli.command {
+        Command::Check(args) => check_cmd(&rt, args, fds, command_line),
+        Command::Compare(args) => compare_cmd(&rt, args, fds, command_line),
+        Command::Fetch(a) => scenario_cmd(&rt, Scenario::Fetch, a, fds, command_line),
+        Command::Write(a) => scenario_cmd(&rt, Scenario::Write, a, fds, command_line),
+        Command::Mixed(a) => scenario_cmd(&rt, Scenario::Mixed, a, fds, command_line),
+        Command::Watch(a) => scenario_cmd(&rt, Scenario::Watch, a, fds, command_line),
+        Command::Connections(a) => scenario_cmd(&rt, Scenario::Connections, a, fds, command_line),
     }
-    println!(
-        "write: {} nodes, 1 KiB JSON versions, closed loop, target={}, fsync on; {} cores",
-        args.nodes,
-        args.target,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+}
+
+fn warn_if_debug_build(quick: bool) {
+    let bin = std::env::var("CONFLUX_BIN").unwrap_or_default();
+    if !quick && bin.contains("/debug/") {
+        eprintln!("warning: CONFLUX_BIN={bin} is a debug build; figures will be meaningless");
+    }
+}
+
+/// A prepared target of `system`: started here with `nodes` nodes, or attached to `urls`.
+fn start_target(
+    rt: &tokio::runtime::Runtime,
+    system: System,
+    nodes: usize,
+    urls: &[String],
+    writers: usize,
+) -> Result<Target> {
+    match system {
+        System::Conflux => {
+            let mut c = if urls.is_empty() {
+                Conflux::start(nodes)?
+            } else {
+                Conflux::attach(urls)?
+            };
+            rt.block_on(c.prepare(writers))
+                .context("preparing Conflux")?;
+            Ok(Target::Conflux(c))
+        }
+        System::Etcd => {
+            if !urls.is_empty() {
+                bail!("--target is for Conflux deployments; etcd is always started here");
+            }
+            rt.block_on(async {
+                let e = Etcd::start(nodes).await?;
+                e.prepare().await?;
+                anyhow::Ok(Target::Etcd(e))
+            })
+        }
+    }
+}
+
+/// Runs `scenario` once in `mode` against `target`. `baseline_rss` is the node's memory
+/// before any load (connections).
+async fn run_one(
+    target: &Target,
+    scenario: Scenario,
+    mode: Loop,
+    settings: &Settings,
+    baseline_rss: Option<u64>,
+    round: usize,
+) -> Result<RunRecord> {
+    let record = match scenario {
+        Scenario::Fetch | Scenario::Write | Scenario::Mixed => {
+            scenarios::requests::run(target, scenario, mode, settings, round).await?
+        }
+        Scenario::Connections => {
+            scenarios::connections::run(target, mode, settings, baseline_rss, round).await?
+        }
+        Scenario::Watch => {
+            let mut session = scenarios::watch::open(target, settings.watchers).await?;
+            scenarios::watch::run(target, &mut session, mode, settings, round).await?
+        }
+    };
+    eprintln!(
+        "  {} {} {}: {} {}, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        record.system,
+        record.scenario.name(),
+        record.mode,
+        scenarios::fmt_count(record.throughput),
+        record.unit,
+        record.latency.p50_ms,
+        record.latency.p99_ms,
+        record.errors
     );
-    println!("| clients | writes/s | p50 | p99 | max | errors | server CPU s | load-gen CPU s |");
-    println!("|---|---|---|---|---|---|---|---|");
-    for r in results {
-        println!(
-            "| {} | {:.0} | {:.1} ms | {:.1} ms | {:.1} ms | {} | {:.1} | {:.1} |",
-            r.clients,
-            r.ok as f64 / r.elapsed.as_secs_f64(),
-            r.latencies.quantile(0.5).as_secs_f64() * 1e3,
-            r.latencies.quantile(0.99).as_secs_f64() * 1e3,
-            r.latencies.max().as_secs_f64() * 1e3,
-            r.errors,
-            r.server_cpu,
-            r.client_cpu
+    Ok(record)
+}
+
+/// Both loops of the watch scenario on one set of watchers (opening 10,000 is slow).
+async fn run_watch(
+    target: &Target,
+    modes: &[Loop],
+    settings: &Settings,
+    round: usize,
+) -> Result<Vec<RunRecord>> {
+    let mut session = scenarios::watch::open(target, settings.watchers).await?;
+    let mut out = Vec::new();
+    for &mode in modes {
+        let r = scenarios::watch::run(target, &mut session, mode, settings, round).await?;
+        eprintln!(
+            "  {} watch {}: {} notifications/s, p50 {:.2} ms, p99 {:.2} ms, {} missed",
+            r.system,
+            r.mode,
+            scenarios::fmt_count(r.throughput),
+            r.latency.p50_ms,
+            r.latency.p99_ms,
+            r.errors
         );
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn save(report: &Report, dir: PathBuf) -> Result<()> {
+    let files = report.save(&dir)?;
+    println!();
+    for f in files {
+        println!("wrote {}", f.display());
     }
     Ok(())
 }
 
-async fn write_run(
-    endpoints: &[String],
-    pids: &[String],
-    clients: usize,
-    run: usize,
-    duration: Duration,
-) -> Result<RunResult> {
-    let admin = ApiClient::new(&endpoints[0])?;
-    let w = WriteOptions::default();
-    if run == 0 {
-        let quotas = QuotasPatch {
-            max_versions_per_config: Some(1_000_000),
-            max_configs: Some(100_000),
-            ..Default::default()
-        };
-        admin
-            .create_tenant(
-                &CreateTenant {
-                    name: "bench".into(),
-                    display_name: None,
-                    quotas: Some(quotas),
-                },
-                &w,
-            )
-            .await?;
-        admin
-            .create_app(
-                "bench",
-                &CreateApp {
-                    name: "svc".into(),
-                    description: None,
-                },
-                &w,
-            )
-            .await?;
-        admin
-            .create_env(
-                "bench",
-                "svc",
-                &CreateEnvironment {
-                    name: "prod".into(),
-                    description: None,
-                    approval: None,
-                },
-                &w,
-            )
-            .await?;
-    }
-    // One config per client, as many services would have; retention keeps the last 100.
-    let retention = RetentionPolicy {
-        strategy: RetentionStrategy::Or,
-        rules: vec![RetentionRule {
-            kind: RetentionKind::Count,
-            keep: 100,
-        }],
+fn check_cmd(
+    rt: &tokio::runtime::Runtime,
+    args: CheckArgs,
+    fds: u64,
+    command: String,
+) -> Result<()> {
+    let s = if args.quick {
+        quick_settings(&args.load)
+    } else {
+        settings(&args.load, 5.0, 1.0, fds)
     };
-    let mut ids = Vec::new();
-    for c in 0..clients {
-        let cfg = CreateConfig {
-            name: format!("run{run}-c{c}.json"),
-            format: Format::Json,
-            schema: None,
-            retention: Some(retention.clone()),
-            description: None,
-        };
-        ids.push(
-            admin
-                .create_config("bench", "svc", "prod", &cfg, &w)
-                .await?
-                .id,
-        );
-    }
-    let body = bytes::Bytes::from(json_doc(1024));
-    let stop = Arc::new(AtomicBool::new(false));
-    let measuring = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for (c, id) in ids.into_iter().enumerate() {
-        let client =
-            ApiClient::new(&endpoints[c % endpoints.len()])?.with_timeout(Duration::from_secs(10));
-        let (stop, measuring, body) = (stop.clone(), measuring.clone(), body.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Latencies::default();
-            let (mut ok, mut errors) = (0u64, 0u64);
-            while !stop.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                let res = client
-                    .create_version(
-                        id,
-                        NewVersion::new(body.clone(), "application/json"),
-                        &WriteOptions::default(),
-                    )
-                    .await;
-                if measuring.load(Ordering::Relaxed) {
-                    match res {
-                        Ok(_) => {
-                            ok += 1;
-                            lat.record(started.elapsed());
-                        }
-                        Err(_) => errors += 1,
-                    }
-                }
+    warn_if_debug_build(args.quick);
+    let nodes = args.nodes.unwrap_or(if args.quick { 1 } else { 3 });
+    let thresholds = !args.quick;
+    let mut report = Report::new(command, Machine::describe(fds), s.clone());
+    eprintln!(
+        "check: {} ({} node(s)), {:.0} s windows",
+        if args.target.is_empty() {
+            "starting Conflux"
+        } else {
+            "Conflux at --target"
+        },
+        nodes,
+        s.duration.as_secs_f64()
+    );
+    let target = start_target(rt, System::Conflux, nodes, &args.target, s.concurrency)?;
+    let baseline = target.first_node_rss();
+    let both = |sc| [Loop::Closed, s.open(sc)];
+    rt.block_on(async {
+        for sc in [
+            Scenario::Connections,
+            Scenario::Fetch,
+            Scenario::Write,
+            Scenario::Mixed,
+        ] {
+            for mode in both(sc) {
+                report
+                    .runs
+                    .push(run_one(&target, sc, mode, &s, baseline, 0).await?);
             }
-            (ok, errors, lat)
-        }));
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let cpu0: f64 = pids.iter().filter_map(|p| cpu_seconds(p)).sum();
-    let self0 = cpu_seconds("self").unwrap_or(0.0);
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(duration).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    let cpu1: f64 = pids.iter().filter_map(|p| cpu_seconds(p)).sum();
-    let self1 = cpu_seconds("self").unwrap_or(0.0);
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies = Latencies::default();
-    let (mut ok, mut errors) = (0, 0);
-    for t in tasks {
-        let (o, e, l) = t.await?;
-        ok += o;
-        errors += e;
-        latencies.merge(&l);
-    }
-    Ok(RunResult {
-        clients,
-        ok,
-        errors,
-        elapsed,
-        latencies,
-        server_cpu: cpu1 - cpu0,
-        client_cpu: self1 - self0,
-    })
-}
-
-/// Starts one release-build node with a published text config; answers the node, the config
-/// id and the config's revision.
-fn watch_node(rt: &tokio::runtime::Runtime) -> Result<(TestNode, u64, u64)> {
-    let node = TestNode::start(NodeSpec::new(1))
-        .context("starting the node (is CONFLUX_BIN a release build?)")?;
-    let admin = ApiClient::new(&node.api_url())?;
-    let (id, revision) = rt.block_on(async {
-        let w = WriteOptions::default();
-        admin
-            .create_tenant(
-                &CreateTenant {
-                    name: "bench".into(),
-                    display_name: None,
-                    quotas: None,
-                },
-                &w,
-            )
-            .await?;
-        admin
-            .create_app(
-                "bench",
-                &CreateApp {
-                    name: "svc".into(),
-                    description: None,
-                },
-                &w,
-            )
-            .await?;
-        admin
-            .create_env(
-                "bench",
-                "svc",
-                &CreateEnvironment {
-                    name: "prod".into(),
-                    description: None,
-                    approval: None,
-                },
-                &w,
-            )
-            .await?;
-        let cfg = CreateConfig {
-            name: "watched.txt".into(),
-            format: Format::Text,
-            schema: None,
-            retention: None,
-            description: None,
-        };
-        let id = admin
-            .create_config("bench", "svc", "prod", &cfg, &w)
-            .await?
-            .id;
-        let published = admin.publish(id, &publish_body("v0"), &w).await?;
-        anyhow::Ok((id, published.revision))
+        }
+        report
+            .runs
+            .extend(run_watch(&target, &both(Scenario::Watch), &s, 0).await?);
+        anyhow::Ok(())
     })?;
-    Ok((node, id, revision))
-}
-
-fn publish_body(content: &str) -> conflux_api_types::PublishRequest {
-    conflux_api_types::PublishRequest {
-        content: content.to_owned(),
-        description: None,
-        strategy: conflux_api_types::Strategy::Stable,
+    drop(target);
+    report.summarize();
+    report.checks = check::evaluate(&report.summary, s.watchers);
+    if !thresholds {
+        report
+            .notes
+            .push("--quick: short and light, thresholds off".into());
     }
+    println!("# conflux-bench check\n");
+    println!(
+        "{}, {nodes} node(s); `{}`\n",
+        report.machine.line(),
+        report.command
+    );
+    print!("{}", check::markdown(&report.checks, thresholds));
+    println!();
+    print!("{}", markdown_runs(&report.summary));
+    let dir = args.load.results.join(if args.quick {
+        "check-quick".to_owned()
+    } else {
+        format!("check-{nodes}node")
+    });
+    save(&report, dir)?;
+    let idle: Vec<&RunRecord> = report.summary.iter().filter(|r| r.ok == 0).collect();
+    if !idle.is_empty() {
+        for r in &idle {
+            eprintln!(
+                "error: {} {} measured nothing ({} errors)",
+                r.scenario.name(),
+                r.mode,
+                r.errors
+            );
+        }
+        std::process::exit(2);
+    }
+    let missed = check::misses(&report.checks);
+    if thresholds && !missed.is_empty() {
+        for m in &missed {
+            eprintln!("MISSED {m}");
+        }
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
-fn watch(args: WatchArgs) -> Result<()> {
-    let fds = conflux_benches::fdlimit::raise(args.watchers as u64 + 1024);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let (node, id, revision) = watch_node(&rt)?;
-    let pid = node.pid().map(|p| p.to_string()).unwrap_or_default();
-    let server = node.api_addr();
-    let url = node.api_url();
-    let rss_before = rss_bytes(&pid).unwrap_or(0);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let result = rt.block_on(async {
-        watchers::spawn_watchers(
-            args.transport,
-            server,
-            "bench/svc/prod/watched.txt".into(),
-            revision,
-            0,
-            args.watchers,
-            tx,
-            failures.clone(),
-        )
-        .await;
-        watchers::wait_subscriptions(&url, args.watchers, Duration::from_secs(120)).await?;
-        let rss_idle = rss_bytes(&pid).unwrap_or(0);
-        let admin = ApiClient::new(&url)?;
-        let mut latencies = Latencies::default();
-        let (cpu0, self0) = (
-            cpu_seconds(&pid).unwrap_or(0.0),
-            cpu_seconds("self").unwrap_or(0.0),
-        );
-        for k in 0..args.writes {
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            let published = admin
-                .publish(
-                    id,
-                    &publish_body(&format!("v{}", k + 1)),
-                    &WriteOptions::default(),
-                )
-                .await?;
-            let acked = Instant::now();
-            let mut received = 0;
-            let deadline = acked + Duration::from_secs(60);
-            while received < args.watchers {
-                let Ok(Some((rev, at))) = tokio::time::timeout_at(deadline.into(), rx.recv()).await
-                else {
-                    bail!(
-                        "write {k}: only {received} of {} watchers were notified within 60 s",
-                        args.watchers
-                    );
-                };
-                if rev >= published.revision {
-                    // A watcher can be told before the writer reads its own acknowledgement.
-                    latencies.record(at.saturating_duration_since(acked));
-                    received += 1;
+fn compare_cmd(
+    rt: &tokio::runtime::Runtime,
+    args: CompareArgs,
+    fds: u64,
+    command: String,
+) -> Result<()> {
+    let Against::Etcd = args.against;
+    let s = settings(&args.load, 10.0, 2.0, fds);
+    warn_if_debug_build(false);
+    let wanted = |sc: Scenario| args.scenario.is_empty() || args.scenario.contains(&sc);
+    let mut report = Report::new(command, Machine::describe(fds), s.clone());
+    eprintln!(
+        "compare: starting Conflux and etcd, {} node(s) each",
+        args.nodes
+    );
+    let conflux = start_target(rt, System::Conflux, args.nodes, &[], s.concurrency)?;
+    let etcd = start_target(rt, System::Etcd, args.nodes, &[], s.concurrency)?;
+    let baselines = [conflux.first_node_rss(), etcd.first_node_rss()];
+    let targets = [&conflux, &etcd];
+    // Alternate which system goes first so drift (other tenants, disk, thermals) hits both.
+    let order = |round: usize| if round % 2 == 0 { [0, 1] } else { [1, 0] };
+    let rounds = args.rounds.max(1);
+    rt.block_on(async {
+        if wanted(Scenario::Connections) {
+            for (n, i) in order(0).into_iter().enumerate() {
+                for mode in [Loop::Closed, s.open(Scenario::Connections)] {
+                    let r = run_one(targets[i], Scenario::Connections, mode, &s, baselines[i], n)
+                        .await?;
+                    report.runs.push(r);
                 }
             }
         }
-        let (cpu1, self1) = (
-            cpu_seconds(&pid).unwrap_or(0.0),
-            cpu_seconds("self").unwrap_or(0.0),
-        );
-        anyhow::Ok((latencies, rss_idle, cpu1 - cpu0, self1 - self0))
-    });
-    let (latencies, rss_idle, server_cpu, client_cpu) = result?;
-    println!(
-        "watch: {} {:?} watchers of one config on one node, {} writes; open-file limit {fds}; {} cores",
-        args.watchers,
-        args.transport,
-        args.writes,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
-    println!(
-        "| notification latency p50 | p99 | max | memory per idle watcher | server CPU s | load-gen CPU s |"
-    );
-    println!("|---|---|---|---|---|---|");
-    println!(
-        "| {:.1} ms | {:.1} ms | {:.1} ms | {:.1} KiB | {:.2} | {:.2} |",
-        latencies.quantile(0.5).as_secs_f64() * 1e3,
-        latencies.quantile(0.99).as_secs_f64() * 1e3,
-        latencies.max().as_secs_f64() * 1e3,
-        rss_idle.saturating_sub(rss_before) as f64 / args.watchers as f64 / 1024.0,
-        server_cpu,
-        client_cpu
-    );
-    Ok(())
-}
-
-fn connections(args: ConnectionsArgs) -> Result<()> {
-    let fds = conflux_benches::fdlimit::raise(args.max_connections as u64 + 4096);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let (node, _id, revision) = watch_node(&rt)?;
-    let pid = node.pid().map(|p| p.to_string()).unwrap_or_default();
-    let server = node.api_addr();
-    let url = node.api_url();
-    let rss_before = rss_bytes(&pid).unwrap_or(0);
-    let limit = args.max_rss_mib * 1024 * 1024;
-    // Each connection costs a descriptor in this process and in the node.
-    let max_connections = args.max_connections.min((fds as usize).saturating_sub(512));
-    println!(
-        "connections: idle {:?} watchers on one node until {} MiB RSS or {max_connections} connections (open-file limit {fds})",
-        args.transport, args.max_rss_mib
-    );
-    println!("| connections | node RSS MiB | bytes per connection |");
-    println!("|---|---|---|");
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut open = 0;
-    let mut last = (0usize, rss_before);
-    rt.block_on(async {
-        while open < max_connections {
-            let n = args.step.min(max_connections - open);
-            watchers::spawn_watchers(
-                args.transport,
-                server,
-                "bench/svc/prod/watched.txt".into(),
-                revision,
-                open,
-                n,
-                tx.clone(),
-                failures.clone(),
-            )
-            .await;
-            open += n;
-            let registered =
-                watchers::wait_subscriptions(&url, open, Duration::from_secs(120)).await;
-            let rss = rss_bytes(&pid).unwrap_or(0);
-            let failed = failures.load(std::sync::atomic::Ordering::Relaxed);
-            match registered {
-                Ok(have) => {
-                    println!(
-                        "| {have} | {:.0} | {:.0} |",
-                        rss as f64 / 1048576.0,
-                        rss.saturating_sub(rss_before) as f64 / have as f64
-                    );
-                    last = (have, rss);
-                }
-                Err(e) => {
-                    println!("stopped: {e} ({failed} connections failed)");
-                    break;
+        for sc in [Scenario::Fetch, Scenario::Write, Scenario::Mixed] {
+            if !wanted(sc) {
+                continue;
+            }
+            for mode in [Loop::Closed, s.open(sc)] {
+                for round in 0..rounds {
+                    for i in order(round) {
+                        let r = run_one(targets[i], sc, mode, &s, None, round).await?;
+                        report.runs.push(r);
+                    }
                 }
             }
-            if rss >= limit {
-                println!("stopped: the node reached {} MiB", rss / 1048576);
-                break;
+        }
+        if wanted(Scenario::Watch) {
+            for round in 0..rounds {
+                for i in order(round) {
+                    let modes = [Loop::Closed, s.open(Scenario::Watch)];
+                    report
+                        .runs
+                        .extend(run_watch(targets[i], &modes, &s, round).await?);
+                }
             }
         }
         anyhow::Ok(())
     })?;
-    let (count, rss) = last;
-    if count > 0 {
-        let per = rss.saturating_sub(rss_before) as f64 / count as f64;
-        println!(
-            "{count} idle watch connections held at {:.0} MiB RSS ({per:.0} bytes each): about {:.0} connections per GiB",
-            rss as f64 / 1048576.0,
-            (limit.saturating_sub(rss_before)) as f64 / per
-        );
+    drop(conflux);
+    drop(etcd);
+    report.summarize();
+    report.notes.push(format!(
+        "{rounds} round(s) per scenario and loop, alternating which system runs first; \
+         etcd reads are serializable (local, like a Conflux fetch), writes linearizable puts"
+    ));
+    println!(
+        "# conflux-bench compare --against etcd --nodes {}\n",
+        args.nodes
+    );
+    println!("{}; `{}`\n", report.machine.line(), report.command);
+    print!("{}", markdown_compare(&report.summary));
+    let dir = args
+        .load
+        .results
+        .join(format!("compare-{}node", args.nodes));
+    save(&report, dir)
+}
+
+fn scenario_cmd(
+    rt: &tokio::runtime::Runtime,
+    scenario: Scenario,
+    args: ScenarioArgs,
+    fds: u64,
+    command: String,
+) -> Result<()> {
+    let s = settings(&args.load, 10.0, 2.0, fds);
+    warn_if_debug_build(false);
+    let mut report = Report::new(command, Machine::describe(fds), s.clone());
+    let mut target = start_target(rt, args.system, args.nodes, &args.target, s.concurrency)?;
+    if let Target::Conflux(c) = &mut target {
+        c.transport = args.transport;
     }
-    Ok(())
+    let baseline = target.first_node_rss();
+    let modes: Vec<Loop> = match args.mode {
+        LoopArg::Closed => vec![Loop::Closed],
+        LoopArg::Open => vec![s.open(scenario)],
+        LoopArg::Both => vec![Loop::Closed, s.open(scenario)],
+    };
+    rt.block_on(async {
+        if scenario == Scenario::Watch {
+            report.runs = run_watch(&target, &modes, &s, 0).await?;
+            return anyhow::Ok(());
+        }
+        for &mode in &modes {
+            report
+                .runs
+                .push(run_one(&target, scenario, mode, &s, baseline, 0).await?);
+        }
+        anyhow::Ok(())
+    })?;
+    let nodes = target.nodes();
+    drop(target);
+    report.summarize();
+    println!("# conflux-bench {}\n", scenario.name());
+    println!(
+        "{}, {nodes} node(s); `{}`\n",
+        report.machine.line(),
+        report.command
+    );
+    print!("{}", markdown_runs(&report.summary));
+    let dir = args.load.results.join(format!(
+        "{}-{}-{nodes}node",
+        scenario.name(),
+        args.system.name()
+    ));
+    save(&report, dir)
 }

@@ -1,8 +1,30 @@
-//! Measurement helpers of the load tool: latency histograms and CPU accounting.
+//! Measurement helpers of the load tool: latency histograms, their summaries, and the CPU
+//! and memory of processes read from `/proc`.
+//!
+//! Every latency the tool reports goes through [`Latencies`] (an HDR histogram in
+//! microseconds, 3 significant digits), so quantiles of merged runs are exact to that
+//! precision instead of averages of averages.
 
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// The quantiles every report shows, with their labels.
+pub const QUANTILES: [(&str, f64); 4] =
+    [("p50", 0.5), ("p90", 0.9), ("p99", 0.99), ("p99.9", 0.999)];
+
+/// A latency distribution in milliseconds, as reports and JSON carry it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub count: u64,
+    pub mean_ms: f64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
 
 /// A latency histogram in microseconds, 1 µs to 60 s, 3 significant digits.
 #[derive(Debug, Clone)]
@@ -39,6 +61,36 @@ impl Latencies {
 
     pub fn max(&self) -> Duration {
         Duration::from_micros(self.0.max())
+    }
+
+    /// Count, mean and the report quantiles in milliseconds (all zero when empty).
+    pub fn summary(&self) -> Summary {
+        if self.count() == 0 {
+            return Summary::default();
+        }
+        let ms = |q: f64| self.0.value_at_quantile(q) as f64 / 1e3;
+        Summary {
+            count: self.count(),
+            mean_ms: self.0.mean() / 1e3,
+            p50_ms: ms(0.5),
+            p90_ms: ms(0.9),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            max_ms: self.0.max() as f64 / 1e3,
+        }
+    }
+}
+
+impl Summary {
+    /// The value of a quantile label of [`QUANTILES`], or `"max"`.
+    pub fn at(&self, label: &str) -> f64 {
+        match label {
+            "p50" => self.p50_ms,
+            "p90" => self.p90_ms,
+            "p99" => self.p99_ms,
+            "p99.9" => self.p999_ms,
+            _ => self.max_ms,
+        }
     }
 }
 
@@ -78,6 +130,40 @@ mod tests {
         assert!((49..=51).contains(&p50), "{p50}");
         assert!((98..=100).contains(&p99), "{p99}");
         assert_eq!(h.max().as_millis(), 100);
+    }
+
+    #[test]
+    fn merged_histograms_keep_every_value_and_summaries_are_in_ms() {
+        let (mut fast, mut slow) = (Latencies::default(), Latencies::default());
+        for _ in 0..990 {
+            fast.record(Duration::from_micros(500));
+        }
+        for _ in 0..10 {
+            slow.record(Duration::from_millis(200));
+        }
+        fast.merge(&slow);
+        let s = fast.summary();
+        assert_eq!(s.count, 1000);
+        assert!((s.p50_ms - 0.5).abs() < 0.01, "{s:?}");
+        // 99 % of the values are fast: p99 is the last fast one, p99.9 a slow one.
+        assert!((s.p99_ms - 0.5).abs() < 0.01, "{s:?}");
+        assert!((s.p999_ms - 200.0).abs() < 0.5, "{s:?}");
+        assert!(
+            (s.mean_ms - (0.99 * 0.5 + 0.01 * 200.0)).abs() < 0.05,
+            "{s:?}"
+        );
+        assert_eq!(s.at("max"), s.max_ms);
+        assert_eq!(Latencies::default().summary(), Summary::default());
+    }
+
+    #[test]
+    fn out_of_range_values_are_clamped_not_lost() {
+        let mut h = Latencies::default();
+        h.record(Duration::ZERO);
+        h.record(Duration::from_secs(3600));
+        assert_eq!(h.count(), 2);
+        assert_eq!(h.quantile(0.0), Duration::from_micros(1));
+        assert!(h.max() >= Duration::from_secs(59));
     }
 
     #[test]

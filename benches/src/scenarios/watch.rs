@@ -1,215 +1,272 @@
-//! Watch scenarios: notification latency with many watchers of one config, and how many idle
-//! watch connections one node holds within a memory budget.
+//! `watch`: W watchers of one config (or etcd key), spread over all nodes, and one writer on
+//! the first node. Each write's latency is measured to every watcher's first receipt of a
+//! revision at least as new as the write's:
 //!
-//! Each watcher is one connection with one subscription: a WebSocket (the default: an event
-//! is one small frame, with no request to re-issue) or an HTTP/1.1 long poll driven by a bare
-//! hyper client connection. A client address only has ~28,000 ephemeral ports towards one
-//! server port, so connections are spread over several loopback source addresses
-//! (127.0.0.2, 127.0.0.3, ...).
+//! - closed loop: the writer writes, then waits until every watcher has it (or 10 s) before
+//!   the next write; latency from the write's acknowledgement;
+//! - open loop: the writer writes at a fixed rate whatever the watchers do; latency from the
+//!   write's intended time, so a stalled writer or a backlog of notifications both count.
+//!
+//! A watcher that never receives a write (within 10 s of the last write) counts as an error.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpSocket;
+use anyhow::Result;
 use tokio::sync::mpsc;
 
-/// Connections per loopback source address (below the ephemeral port range's ~28,000).
-const PER_SOURCE_ADDR: usize = 20_000;
+use super::{RunRecord, Scenario, Settings};
+use crate::load::{Cpu, Loop};
+use crate::openloop::Schedule;
+use crate::stats::Latencies;
+use crate::targets::{Receipt, Target, WatchSet};
 
-/// How watchers talk to the node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Transport {
-    WebSocket,
-    LongPoll,
+/// How long every watcher has to receive a write before it counts as missed.
+const RECEIPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the watchers may take to connect and subscribe.
+const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Open watchers of one target; they are closed when the session is dropped.
+#[derive(Debug)]
+pub struct Session {
+    set: WatchSet,
+    receipts: mpsc::UnboundedReceiver<Receipt>,
+    /// The newest revision each watcher has received.
+    seen: Vec<u64>,
+    /// Writes made so far (numbers the written contents).
+    writes: u64,
 }
 
-/// A TCP connection to `server` from the `i`-th source address.
-async fn tcp(server: SocketAddr, i: usize) -> Result<tokio::net::TcpStream> {
-    let source = Ipv4Addr::new(127, 0, 0, 2 + (i / PER_SOURCE_ADDR) as u8);
-    let socket = TcpSocket::new_v4()?;
-    socket.bind(SocketAddr::from((source, 0)))?;
-    let stream = socket
-        .connect(server)
-        .await
-        .with_context(|| format!("connecting watcher {i}"))?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
-/// Opens a long-poll connection to `server` from the `i`-th source address.
-async fn connect(
-    server: SocketAddr,
-    i: usize,
-) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>> {
-    let stream = tcp(server, i).await?;
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    Ok(sender)
-}
-
-/// One long poll; answers the event's revision, or `None` on 304.
-async fn poll(
-    sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
-    server: SocketAddr,
-    path: &str,
-    revision: u64,
-    timeout_s: u64,
-) -> Result<Option<u64>> {
-    let req = hyper::Request::get(format!(
-        "/api/v1/watch/config/{path}?revision={revision}&timeout={timeout_s}s"
-    ))
-    .header(hyper::header::HOST, server.to_string())
-    .body(Empty::<Bytes>::new())?;
-    sender.ready().await?;
-    let resp = sender.send_request(req).await?;
-    let status = resp.status();
-    let body = resp.into_body().collect().await?.to_bytes();
-    match status.as_u16() {
-        304 => Ok(None),
-        200 => {
-            let v: serde_json::Value = serde_json::from_slice(&body)?;
-            Ok(v["revision"].as_u64())
-        }
-        other => bail!("watch answered {other}: {}", String::from_utf8_lossy(&body)),
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.set.close();
     }
 }
 
-/// One WebSocket watcher: subscribes to `path` from `revision` and reports every event.
-async fn ws_watcher(
-    server: SocketAddr,
-    i: usize,
-    path: &str,
-    revision: u64,
-    receipts: &mpsc::UnboundedSender<(u64, Instant)>,
-) -> Result<()> {
-    use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-    let stream = tcp(server, i).await?;
-    let config = WebSocketConfig::default()
-        .read_buffer_size(4096)
-        .write_buffer_size(0);
-    let url = format!("ws://{server}/api/v1/watch/ws");
-    let (mut ws, _) =
-        tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
-    let sub = format!(r#"{{"subscribe": [{{"key": "{path}", "revision": {revision}}}]}}"#);
-    ws.send(Message::Text(sub.into())).await?;
-    while let Some(msg) = ws.next().await {
-        if let Message::Text(t) = msg? {
-            let v: serde_json::Value = serde_json::from_str(&t)?;
-            if let Some(r) = v["revision"].as_u64() {
-                let _ = receipts.send((r, Instant::now()));
-            } else if v.get("error").is_some() {
-                bail!("watch error: {t}");
-            }
-        }
-    }
-    Ok(())
+/// Opens `watchers` watchers and waits until every subscription is confirmed.
+pub async fn open(target: &Target, watchers: usize) -> Result<Session> {
+    let (set, receipts) = WatchSet::new();
+    target.open_watchers(0, watchers, false, None, &set).await?;
+    set.wait_ready(watchers, SUBSCRIBE_TIMEOUT).await?;
+    Ok(Session {
+        set,
+        receipts,
+        seen: vec![0; watchers],
+        writes: 1_000_000,
+    })
 }
 
-/// Keeps `count` watchers of `path` open from revision `revision` (long polls re-poll after
-/// each event); every receipt is sent on `receipts` as (revision, instant).
-#[allow(clippy::too_many_arguments)]
-pub async fn spawn_watchers(
-    transport: Transport,
-    server: SocketAddr,
-    path: String,
-    revision: u64,
-    first_index: usize,
-    count: usize,
-    receipts: mpsc::UnboundedSender<(u64, Instant)>,
-    failures: Arc<AtomicUsize>,
-) {
-    let path = Arc::new(path);
-    for i in first_index..first_index + count {
-        let (path, receipts, failures) = (path.clone(), receipts.clone(), failures.clone());
-        if transport == Transport::WebSocket {
-            tokio::spawn(async move {
-                if ws_watcher(server, i, &path, revision, &receipts)
-                    .await
-                    .is_err()
-                {
-                    failures.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-            if i % 1000 == 999 {
-                tokio::task::yield_now().await;
-            }
-            continue;
-        }
-        tokio::spawn(async move {
-            let mut sender = match connect(server, i).await {
-                Ok(s) => s,
-                Err(_) => {
-                    failures.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            };
-            let mut seen = revision;
-            loop {
-                match poll(&mut sender, server, &path, seen, 300).await {
-                    Ok(Some(r)) => {
-                        let _ = receipts.send((r, Instant::now()));
-                        seen = r;
-                    }
-                    Ok(None) => {}
-                    Err(_) => {
-                        failures.fetch_add(1, Ordering::Relaxed);
-                        return;
-                    }
-                }
-            }
-        });
-        // Let the accept queue drain.
-        if i % 1000 == 999 {
-            tokio::task::yield_now().await;
-        }
+/// One run of the watch scenario on an open session.
+pub async fn run(
+    target: &Target,
+    session: &mut Session,
+    mode: Loop,
+    settings: &Settings,
+    round: usize,
+) -> Result<RunRecord> {
+    // Anything received before this run (e.g. the current state at subscription) is old news.
+    while let Ok(r) = session.receipts.try_recv() {
+        let seen = &mut session.seen[r.watcher as usize];
+        *seen = (*seen).max(r.revision);
     }
+    let (histogram, missed, window, cpu) = match mode {
+        Loop::Closed => closed(target, session, settings).await?,
+        Loop::Open { rate_per_s } => open_loop(target, session, settings, rate_per_s).await?,
+    };
+    Ok(RunRecord {
+        scenario: Scenario::Watch,
+        system: target.system().name(),
+        mode: mode.name(),
+        rate_per_s: match mode {
+            Loop::Open { rate_per_s } => Some(rate_per_s),
+            Loop::Closed => None,
+        },
+        nodes: target.nodes(),
+        round,
+        load: settings.describe(Scenario::Watch, mode),
+        window_s: window.as_secs_f64(),
+        ok: histogram.count(),
+        errors: missed,
+        throughput: histogram.count() as f64 / window.as_secs_f64(),
+        unit: Scenario::Watch.unit(),
+        latency: histogram.summary(),
+        reads: None,
+        writes: None,
+        cpu,
+        rss_bytes: None,
+        bytes_per_connection: None,
+        histogram,
+    })
 }
 
-/// Waits until the node reports at least `want` open subscriptions; answers how many.
-pub async fn wait_subscriptions(api_url: &str, want: usize, timeout: Duration) -> Result<usize> {
-    let deadline = Instant::now() + timeout;
+/// Writes, each after every watcher got the previous one; answers the latencies from each
+/// acknowledgement, the misses, the window and its CPU.
+async fn closed(
+    target: &Target,
+    s: &mut Session,
+    settings: &Settings,
+) -> Result<(Latencies, u64, Duration, Cpu)> {
+    let warm_end = Instant::now() + settings.warmup;
     loop {
-        let have = metric(api_url, "conflux_watch_subscriptions")
-            .await
-            .unwrap_or(0.0) as usize;
-        if have >= want {
-            return Ok(have);
+        closed_write(target, s, &mut Latencies::default()).await?;
+        if Instant::now() >= warm_end {
+            break;
         }
-        if Instant::now() > deadline {
-            bail!("only {have} of {want} watch subscriptions registered within {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let cpu0 = target.cpu();
+    let start = Instant::now();
+    let (mut histogram, mut missed) = (Latencies::default(), 0);
+    while start.elapsed() < settings.duration {
+        missed += closed_write(target, s, &mut histogram).await?;
+    }
+    let window = start.elapsed();
+    Ok((histogram, missed, window, target.cpu() - cpu0))
 }
 
-/// One value of the node's `/metrics`.
-pub async fn metric(api_url: &str, name: &str) -> Option<f64> {
-    let uri: hyper::Uri = format!("{api_url}/metrics").parse().ok()?;
-    let addr: SocketAddr = format!("{}:{}", uri.host()?, uri.port_u16()?)
-        .parse()
-        .ok()?;
-    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .ok()?;
-    tokio::spawn(conn);
-    let req = hyper::Request::get(uri.path())
-        .header(hyper::header::HOST, addr.to_string())
-        .body(Empty::<Bytes>::new())
-        .ok()?;
-    let resp = sender.send_request(req).await.ok()?;
-    let body = resp.into_body().collect().await.ok()?.to_bytes();
-    let text = String::from_utf8(body.to_vec()).ok()?;
-    text.lines()
-        .find(|l| l.split_whitespace().next() == Some(name))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
+/// One write and its receipts; answers how many watchers missed it.
+async fn closed_write(target: &Target, s: &mut Session, into: &mut Latencies) -> Result<u64> {
+    s.writes += 1;
+    let rev = target.write_watched(s.writes).await?;
+    let acked = Instant::now();
+    let mut have = s.seen.iter().filter(|&&r| r >= rev).count();
+    let deadline = tokio::time::Instant::from_std(acked + RECEIPT_TIMEOUT);
+    while have < s.seen.len() {
+        let Ok(Some(r)) = tokio::time::timeout_at(deadline, s.receipts.recv()).await else {
+            break;
+        };
+        let seen = &mut s.seen[r.watcher as usize];
+        if r.revision >= rev && *seen < rev {
+            // A watcher can be told before the writer reads its own acknowledgement: 0.
+            into.record(r.at.saturating_duration_since(acked));
+            have += 1;
+        }
+        *seen = (*seen).max(r.revision);
+    }
+    Ok((s.seen.len() - have) as u64)
+}
+
+/// Writes at `rate_per_s` for warm-up and window; answers the latencies of the window's
+/// writes from their intended times.
+async fn open_loop(
+    target: &Target,
+    s: &mut Session,
+    settings: &Settings,
+    rate_per_s: f64,
+) -> Result<(Latencies, u64, Duration, Cpu)> {
+    let schedule = Schedule::new(rate_per_s, 1);
+    let start = tokio::time::Instant::now() + Duration::from_millis(10);
+    let measure_from = start + settings.warmup;
+    let end = measure_from + settings.duration;
+    let last_rev = AtomicU64::new(0);
+    let watchers = s.seen.len();
+    let first_write = s.writes;
+    let writer = async {
+        let mut writes = Vec::new();
+        let mut cpu = (None, Cpu::default());
+        let mut j = 0;
+        let result = async {
+            loop {
+                let intended = start + schedule.offset(0, j);
+                if intended >= end {
+                    break;
+                }
+                tokio::time::sleep_until(intended).await;
+                if intended >= measure_from && cpu.0.is_none() {
+                    cpu.0 = Some(target.cpu());
+                }
+                let rev = target.write_watched(first_write + j + 1).await?;
+                writes.push((intended.into_std(), rev, intended >= measure_from));
+                j += 1;
+            }
+            tokio::time::sleep_until(end).await;
+            cpu.1 = target.cpu();
+            anyhow::Ok(())
+        }
+        .await;
+        let rev = writes.last().map_or(u64::MAX, |w| w.1);
+        last_rev.store(rev.max(1), Ordering::SeqCst);
+        (result, writes, cpu, j)
+    };
+    let receipts = &mut s.receipts;
+    let seen = &mut s.seen;
+    let collector = async {
+        let mut per_watcher: Vec<Vec<(u64, Instant)>> = vec![Vec::new(); watchers];
+        let mut done_at = None;
+        loop {
+            let last = last_rev.load(Ordering::SeqCst);
+            if last != 0 {
+                let done = *done_at.get_or_insert_with(Instant::now);
+                if seen.iter().all(|&r| r >= last) || done.elapsed() > RECEIPT_TIMEOUT {
+                    break;
+                }
+            }
+            if let Ok(Some(r)) =
+                tokio::time::timeout(Duration::from_millis(50), receipts.recv()).await
+            {
+                let w = r.watcher as usize;
+                seen[w] = seen[w].max(r.revision);
+                per_watcher[w].push((r.revision, r.at));
+            }
+        }
+        per_watcher
+    };
+    let ((result, writes, cpu, count), per_watcher) = tokio::join!(writer, collector);
+    result?;
+    s.writes += count;
+    let measured: Vec<(Instant, u64)> = writes.iter().filter(|w| w.2).map(|w| (w.0, w.1)).collect();
+    let (histogram, missed) = match_receipts(&measured, &per_watcher);
+    let cpu = cpu.1 - cpu.0.unwrap_or(cpu.1);
+    Ok((histogram, missed, settings.duration, cpu))
+}
+
+/// For each write (intended time, revision) and each watcher, the latency from the intended
+/// time to the watcher's first receipt of that revision or a newer one; answers the
+/// histogram and how many (write, watcher) pairs had no receipt. Receipts of one watcher are
+/// in arrival order, so their revisions never decrease.
+pub fn match_receipts(
+    writes: &[(Instant, u64)],
+    per_watcher: &[Vec<(u64, Instant)>],
+) -> (Latencies, u64) {
+    let mut histogram = Latencies::default();
+    let mut missed = 0;
+    for receipts in per_watcher {
+        let mut i = 0;
+        for &(intended, rev) in writes {
+            while i < receipts.len() && receipts[i].0 < rev {
+                i += 1;
+            }
+            match receipts.get(i) {
+                Some(&(_, at)) => histogram.record(at.saturating_duration_since(intended)),
+                None => missed += 1,
+            }
+        }
+    }
+    (histogram, missed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_write_is_matched_to_the_first_receipt_at_least_as_new() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        let writes = [(ms(0), 10), (ms(100), 11), (ms(200), 12)];
+        let watchers = vec![
+            // Got every write, 5 ms after each was due.
+            vec![(10, ms(5)), (11, ms(105)), (12, ms(205))],
+            // Coalesced: 11 and 12 arrived as one receipt of 12 at 250 ms.
+            vec![(10, ms(3)), (12, ms(250))],
+            // Missed the last write.
+            vec![(10, ms(7)), (11, ms(107))],
+        ];
+        let (h, missed) = match_receipts(&writes, &watchers);
+        assert_eq!(missed, 1);
+        assert_eq!(h.count(), 8);
+        // The coalesced receipt counts for write 11 (150 ms late) and write 12 (50 ms).
+        // (HDR buckets at 3 significant digits.)
+        assert!(h.max().abs_diff(Duration::from_millis(150)) < Duration::from_micros(200));
+        assert_eq!(h.quantile(0.0), Duration::from_millis(3));
+    }
 }

@@ -1,0 +1,447 @@
+//! Conflux as a load target: a release-build cluster started through `conflux-testkit` (data
+//! on disk in temp dirs, fsync on, as every node runs) or an existing deployment given by URL,
+//! the data every scenario needs, and the request workers.
+//!
+//! Workers speak HTTP/1.1 over one keep-alive connection each, written and parsed by hand
+//! ([`HttpConn`]), so the load generator spends as little CPU per request as it can: on two
+//! shared cores every cycle it spends is one the server does not get. Management setup goes
+//! through the typed `ApiClient`.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use conflux_api_types::{
+    CreateApp, CreateConfig, CreateEnvironment, CreateTenant, Format, PublishRequest, PutReleases,
+    QuotasPatch, ReleaseRule, RetentionPolicy, Strategy,
+};
+use conflux_client::{ApiClient, NewVersion, WriteOptions};
+use conflux_domain::{RetentionKind, RetentionRule, RetentionStrategy};
+use conflux_testkit::Cluster;
+
+use super::conflux_watch::{Transport, spawn_watchers};
+use super::{WatchSet, Workload};
+use crate::load::OpKind;
+
+const APP: &str = "svc";
+const ENV: &str = "prod";
+/// The config fetches read: 3 versions, 3 release rules.
+const FETCHED: &str = "app.json";
+/// The config watchers watch.
+const WATCHED: &str = "watched.txt";
+/// Versions kept per write config (count retention), as a service's config would.
+const KEEP_VERSIONS: u64 = 100;
+/// One write in this many is a publish (a version and a rule change in one command).
+const PUBLISH_EVERY: u64 = 10;
+/// Region labels fetches cycle through (none of them is in a rule: the default matches).
+const REGIONS: [&str; 4] = ["eu-west", "us-east", "ap-south", "eu-central"];
+
+/// A Conflux cluster prepared for the scenarios.
+#[derive(Debug)]
+pub struct Conflux {
+    /// Nodes this tool started (stopped when dropped); `None` for `--target`.
+    cluster: Option<Cluster>,
+    pub addrs: Vec<SocketAddr>,
+    tenant: String,
+    /// Config ids, one per writer.
+    write_ids: Vec<u64>,
+    watched_id: u64,
+    /// The watched config's latest revision: new watchers subscribe from it.
+    watched_revision: AtomicU64,
+    pub transport: Transport,
+    content: Bytes,
+    publish_body: Bytes,
+}
+
+impl Conflux {
+    /// Starts `nodes` release-build nodes on loopback (`CONFLUX_BIN` selects the binary).
+    pub fn start(nodes: usize) -> Result<Conflux> {
+        let cluster =
+            Cluster::start(nodes).context("starting Conflux (is CONFLUX_BIN a release build?)")?;
+        cluster.wait_for_leader(Duration::from_secs(30))?;
+        let addrs = cluster.nodes().iter().map(|n| n.api_addr()).collect();
+        Ok(Conflux::new(Some(cluster), addrs, "bench".into()))
+    }
+
+    /// An existing deployment: its nodes' API URLs (`http://host:port`). Data goes into a new
+    /// tenant named after the current time, so runs never collide.
+    pub fn attach(urls: &[String]) -> Result<Conflux> {
+        let mut addrs = Vec::new();
+        for u in urls {
+            let hostport = u
+                .strip_prefix("http://")
+                .ok_or_else(|| anyhow!("--target {u}: only http:// URLs are supported"))?
+                .trim_end_matches('/');
+            addrs.push(
+                hostport
+                    .to_socket_addrs()?
+                    .next()
+                    .ok_or_else(|| anyhow!("--target {u}: no address"))?,
+            );
+        }
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        Ok(Conflux::new(None, addrs, format!("bench-{secs}")))
+    }
+
+    fn new(cluster: Option<Cluster>, addrs: Vec<SocketAddr>, tenant: String) -> Conflux {
+        let content = Bytes::from(crate::json_doc(1024));
+        let publish = PublishRequest {
+            content: String::from_utf8(content.to_vec()).expect("json_doc is UTF-8"),
+            description: None,
+            strategy: Strategy::Stable,
+        };
+        let publish_body = Bytes::from(serde_json::to_vec(&publish).expect("serialisable"));
+        Conflux {
+            cluster,
+            addrs,
+            tenant,
+            write_ids: Vec::new(),
+            watched_id: 0,
+            watched_revision: AtomicU64::new(0),
+            transport: Transport::WebSocket,
+            content,
+            publish_body,
+        }
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.cluster
+            .as_ref()
+            .map(|c| c.nodes().iter().filter_map(|n| n.pid()).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn max_writers(&self) -> usize {
+        self.write_ids.len()
+    }
+
+    fn url(&self, node: usize) -> String {
+        format!("http://{}", self.addrs[node % self.addrs.len()])
+    }
+
+    /// Creates the tenant, the fetched config (3 versions, 3 rules), `writers` write configs
+    /// and the watched config, then waits until every node serves the fetched config.
+    pub async fn prepare(&mut self, writers: usize) -> Result<()> {
+        let admin = ApiClient::new(&self.url(0))?;
+        let w = WriteOptions::default();
+        let t = self.tenant.clone();
+        let quotas = QuotasPatch {
+            max_configs: Some(100_000),
+            ..Default::default()
+        };
+        admin
+            .create_tenant(
+                &CreateTenant {
+                    name: t.clone(),
+                    display_name: None,
+                    quotas: Some(quotas),
+                },
+                &w,
+            )
+            .await?;
+        let app = CreateApp {
+            name: APP.into(),
+            description: None,
+        };
+        admin.create_app(&t, &app, &w).await?;
+        let env = CreateEnvironment {
+            name: ENV.into(),
+            description: None,
+            approval: None,
+        };
+        admin.create_env(&t, APP, &env, &w).await?;
+        let config = |name: &str, format, retention| CreateConfig {
+            name: name.into(),
+            format,
+            schema: None,
+            retention,
+            description: None,
+        };
+        // The fetched config: everyone gets v1, canaries v2, 10 % of client ids v3.
+        let fetched = admin
+            .create_config(&t, APP, ENV, &config(FETCHED, Format::Json, None), &w)
+            .await?
+            .id;
+        for _ in 0..3 {
+            let v = NewVersion::new(self.content.clone(), "application/json");
+            admin.create_version(fetched, v, &w).await?;
+        }
+        let rule = |labels: &[(&str, &str)], percent, version_id, priority| ReleaseRule {
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            percent,
+            version_id,
+            priority,
+        };
+        let rules = PutReleases {
+            releases: vec![
+                rule(&[], None, 1, 0),
+                rule(&[("canary", "true")], None, 2, 100),
+                rule(&[], Some(10), 3, 50),
+            ],
+            comment: None,
+        };
+        let released = admin.put_releases(fetched, &rules, &w).await?;
+        // One config per writer, as many services would have; retention keeps the last 100.
+        let retention = RetentionPolicy {
+            strategy: RetentionStrategy::Or,
+            rules: vec![RetentionRule {
+                kind: RetentionKind::Count,
+                keep: KEEP_VERSIONS,
+            }],
+        };
+        for c in 0..writers {
+            let cfg = config(&format!("w{c}.json"), Format::Json, Some(retention.clone()));
+            self.write_ids
+                .push(admin.create_config(&t, APP, ENV, &cfg, &w).await?.id);
+        }
+        let watched = config(WATCHED, Format::Text, Some(retention));
+        self.watched_id = admin.create_config(&t, APP, ENV, &watched, &w).await?.id;
+        let watched_revision = self.write_watched(0).await?;
+        // Followers serve what they have applied: wait until each one has the rules.
+        let min_revision = released.revision.max(watched_revision);
+        for node in 0..self.addrs.len() {
+            let client = ApiClient::new(&self.url(node))?;
+            let opts = conflux_client::FetchOptions {
+                min_revision: Some(min_revision),
+                ..Default::default()
+            };
+            let path = conflux_client::ConfigPath::new(&t, APP, ENV, FETCHED);
+            client
+                .fetch(&path, &opts)
+                .await
+                .with_context(|| format!("node {} serves the fetched config", node + 1))?;
+        }
+        Ok(())
+    }
+
+    /// Worker `k`: a connection to node `k mod n`; writes go to config `k`.
+    pub async fn worker(&self, k: usize, workload: Workload) -> Result<ConfluxWorker> {
+        let addr = self.addrs[k % self.addrs.len()];
+        let write_id = match workload {
+            Workload::Fetch => 0,
+            _ => *self.write_ids.get(k).ok_or_else(|| {
+                anyhow!("only {} write configs were prepared", self.write_ids.len())
+            })?,
+        };
+        let mut conn = HttpConn::new(addr);
+        conn.connect().await?;
+        Ok(ConfluxWorker {
+            conn,
+            workload,
+            fetch_path: format!("/api/v1/fetch/config/{}/{APP}/{ENV}/{FETCHED}", self.tenant),
+            versions_path: format!("/api/v1/mgt/configs/{write_id}/versions"),
+            publish_path: format!("/api/v1/mgt/configs/{write_id}/publish"),
+            content: self.content.clone(),
+            publish_body: self.publish_body.clone(),
+            writes: 0,
+        })
+    }
+
+    pub async fn open_watchers(
+        &self,
+        first: usize,
+        count: usize,
+        first_node_only: bool,
+        due: Option<std::time::Instant>,
+        set: &WatchSet,
+    ) {
+        let servers = if first_node_only {
+            &self.addrs[..1]
+        } else {
+            &self.addrs[..]
+        };
+        let key = format!("{}/{APP}/{ENV}/{WATCHED}", self.tenant);
+        spawn_watchers(
+            self.transport,
+            servers,
+            &key,
+            self.watched_revision.load(Ordering::Relaxed),
+            first,
+            count,
+            due,
+            set,
+        )
+        .await;
+    }
+
+    /// Publishes 1 KiB of text as the watched config's new version (on the first node).
+    pub async fn write_watched(&self, k: u64) -> Result<u64> {
+        let admin = ApiClient::new(&self.url(0))?.with_timeout(Duration::from_secs(10));
+        let content = format!("{k:08}\n{}\n", "x".repeat(1014));
+        let body = PublishRequest {
+            content,
+            description: None,
+            strategy: Strategy::Stable,
+        };
+        let published = admin
+            .publish(self.watched_id, &body, &WriteOptions::default())
+            .await?;
+        self.watched_revision
+            .fetch_max(published.revision, Ordering::Relaxed);
+        Ok(published.revision)
+    }
+}
+
+/// Longest response head accepted.
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// One keep-alive HTTP/1.1 connection driven by hand: the request head is written from a
+/// reused buffer and the response parsed in place with `httparse` (what hyper uses inside),
+/// so a request costs the load generator two syscalls and no allocation. Re-opened after
+/// an error.
+#[derive(Debug)]
+pub struct HttpConn {
+    addr: SocketAddr,
+    stream: Option<tokio::net::TcpStream>,
+    out: Vec<u8>,
+    buf: Vec<u8>,
+}
+
+impl HttpConn {
+    pub fn new(addr: SocketAddr) -> HttpConn {
+        HttpConn {
+            addr,
+            stream: None,
+            out: Vec::with_capacity(2048),
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    async fn connect(&mut self) -> Result<()> {
+        let stream = tokio::net::TcpStream::connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        self.stream = Some(stream);
+        Ok(())
+    }
+
+    /// Sends `METHOD path` with `headers` (each a full `Name: value` line without CRLF) and
+    /// `body`; answers the status and the body's length.
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[&str],
+        body: &[u8],
+    ) -> Result<(u16, usize)> {
+        use std::io::Write;
+        self.out.clear();
+        write!(
+            self.out,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n",
+            self.addr
+        )?;
+        for h in headers {
+            self.out.extend_from_slice(h.as_bytes());
+            self.out.extend_from_slice(b"\r\n");
+        }
+        write!(self.out, "Content-Length: {}\r\n\r\n", body.len())?;
+        self.out.extend_from_slice(body);
+        if self.stream.is_none() {
+            self.connect().await?;
+        }
+        let result = self.exchange().await;
+        if result.is_err() {
+            self.stream = None;
+        }
+        result
+    }
+
+    async fn exchange(&mut self) -> Result<(u16, usize)> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let stream = self.stream.as_mut().expect("connected");
+        stream.write_all(&self.out).await?;
+        self.buf.clear();
+        let (status, head_len, body_len) = loop {
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut resp = httparse::Response::new(&mut headers);
+            if let httparse::Status::Complete(n) = resp.parse(&self.buf)? {
+                let length = resp
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+                    .ok_or_else(|| anyhow!("response without Content-Length"))?;
+                break (resp.code.unwrap_or(0), n, length);
+            }
+            if self.buf.len() > MAX_HEAD_BYTES {
+                bail!("response head over {MAX_HEAD_BYTES} bytes");
+            }
+            if stream.read_buf(&mut self.buf).await? == 0 {
+                bail!("connection closed");
+            }
+        };
+        while self.buf.len() < head_len + body_len {
+            self.buf.reserve(head_len + body_len - self.buf.len());
+            if stream.read_buf(&mut self.buf).await? == 0 {
+                bail!("connection closed mid-body");
+            }
+        }
+        Ok((status, body_len))
+    }
+}
+
+/// A Conflux request worker.
+#[derive(Debug)]
+pub struct ConfluxWorker {
+    conn: HttpConn,
+    workload: Workload,
+    fetch_path: String,
+    versions_path: String,
+    publish_path: String,
+    content: Bytes,
+    publish_body: Bytes,
+    writes: u64,
+}
+
+impl ConfluxWorker {
+    /// A fetch with labels and client id varied by `seq`: 1 in 4 is a canary, every request
+    /// has its own client id (so the 10 % rule's bucket varies).
+    async fn fetch(&mut self, seq: u64) -> Result<()> {
+        let region = format!("X-Client-Label-Region: {}", REGIONS[(seq % 4) as usize]);
+        let id = format!("X-Client-Id: host-{seq}");
+        let canary = "X-Client-Label-Canary: true";
+        let headers = [region.as_str(), id.as_str(), canary];
+        let n = if seq % 4 == 3 { 3 } else { 2 };
+        let (status, len) = self
+            .conn
+            .send("GET", &self.fetch_path, &headers[..n], b"")
+            .await?;
+        if status != 200 || len != self.content.len() {
+            bail!("fetch answered {status} with {len} bytes");
+        }
+        Ok(())
+    }
+
+    /// A version creation, or every [`PUBLISH_EVERY`]-th write a publish.
+    async fn write(&mut self) -> Result<()> {
+        self.writes += 1;
+        let (path, body) = if self.writes % PUBLISH_EVERY == 0 {
+            (&self.publish_path, &self.publish_body)
+        } else {
+            (&self.versions_path, &self.content)
+        };
+        let headers = ["Content-Type: application/json"];
+        let (status, _) = self.conn.send("POST", path, &headers, body).await?;
+        if !(200..300).contains(&status) {
+            bail!("write answered {status}");
+        }
+        Ok(())
+    }
+}
+
+impl crate::load::Worker for ConfluxWorker {
+    async fn call(&mut self, seq: u64) -> (OpKind, bool) {
+        if self.workload.is_write(seq) {
+            (OpKind::Write, self.write().await.is_ok())
+        } else {
+            (OpKind::Read, self.fetch(seq).await.is_ok())
+        }
+    }
+}
