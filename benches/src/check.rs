@@ -111,21 +111,17 @@ pub fn evaluate(summary: &[RunRecord], watchers: usize) -> Vec<CheckRow> {
             f.latency.p99_ms <= OUR_FETCH_P99_MAX_MS && w.latency.p99_ms <= OUR_WRITE_P99_MAX_MS
         }),
     });
-    let watch: Vec<&RunRecord> = summary
-        .iter()
-        .filter(|r| r.scenario == Scenario::Watch && r.system == "conflux")
-        .collect();
-    let worst_watch = watch
-        .iter()
-        .max_by(|a, b| a.latency.p99_ms.total_cmp(&b.latency.p99_ms));
+    // Notification latency is measured from the write's acknowledgement (closed loop); the
+    // open loop's figure also holds the write itself (from its intended time) and is printed
+    // in the runs table.
+    let worst_watch = find(summary, Scenario::Watch, "closed");
     rows.push(CheckRow {
-        target: "change notification p99 (watch, both loops)",
+        target: "change notification p99 (watch, from the write's acknowledgement)",
         seed: "< 100 ms",
         measured: worst_watch.map_or("-".into(), |r| {
             format!(
-                "worst {} ({}, {} watchers)",
+                "{} ({} watchers)",
                 fmt_ms(r.latency.p99_ms),
-                r.mode,
                 fmt_count(watchers as f64)
             )
         }),

@@ -20,7 +20,7 @@ use clap::{Parser, Subcommand};
 use conflux_benches::check;
 use conflux_benches::load::Loop;
 use conflux_benches::machine::Machine;
-use conflux_benches::report::{Report, markdown_compare, markdown_runs};
+use conflux_benches::report::{Report, markdown_compare, markdown_runs, markdown_watch_writers};
 use conflux_benches::scenarios::{self, RunRecord, Scenario, Settings};
 use conflux_benches::targets::conflux::Conflux;
 use conflux_benches::targets::conflux_watch::Transport;
@@ -264,7 +264,7 @@ fn start_target(
                 bail!("--target is for Conflux deployments; etcd is always started here");
             }
             rt.block_on(async {
-                let e = Etcd::start(nodes).await?;
+                let mut e = Etcd::start(nodes).await?;
                 e.prepare().await?;
                 anyhow::Ok(Target::Etcd(e))
             })
@@ -405,6 +405,8 @@ fn check_cmd(
     print!("{}", check::markdown(&report.checks, thresholds));
     println!();
     print!("{}", markdown_runs(&report.summary));
+    println!();
+    print!("{}", markdown_watch_writers(&report.summary));
     let dir = args.load.results.join(if args.quick {
         "check-quick".to_owned()
     } else {
@@ -503,6 +505,8 @@ fn compare_cmd(
     );
     println!("{}; `{}`\n", report.machine.line(), report.command);
     print!("{}", markdown_compare(&report.summary));
+    println!();
+    print!("{}", markdown_watch_writers(&report.summary));
     let dir = args
         .load
         .results

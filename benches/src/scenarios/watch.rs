@@ -8,6 +8,10 @@
 //!   write's intended time, so a stalled writer or a backlog of notifications both count.
 //!
 //! A watcher that never receives a write (within 10 s of the last write) counts as an error.
+//! The writer's own latency is reported beside (`writes`): systems differ in whether they
+//! acknowledge a write before or after notifying its watchers (etcd notifies first, so its
+//! latency from the acknowledgement is about zero), which the open loop, measured from the
+//! write's intended time, does not depend on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -35,6 +39,8 @@ pub struct Session {
     seen: Vec<u64>,
     /// Writes made so far (numbers the written contents).
     writes: u64,
+    /// The writer's own latency (sent to acknowledged) in the current run's window.
+    write_latencies: Latencies,
 }
 
 impl Drop for Session {
@@ -53,6 +59,7 @@ pub async fn open(target: &Target, watchers: usize) -> Result<Session> {
         receipts,
         seen: vec![0; watchers],
         writes: 1_000_000,
+        write_latencies: Latencies::default(),
     })
 }
 
@@ -69,6 +76,7 @@ pub async fn run(
         let seen = &mut session.seen[r.watcher as usize];
         *seen = (*seen).max(r.revision);
     }
+    session.write_latencies = Latencies::default();
     let (histogram, missed, window, cpu) = match mode {
         Loop::Closed => closed(target, session, settings).await?,
         Loop::Open { rate_per_s } => open_loop(target, session, settings, rate_per_s).await?,
@@ -91,7 +99,7 @@ pub async fn run(
         unit: Scenario::Watch.unit(),
         latency: histogram.summary(),
         reads: None,
-        writes: None,
+        writes: Some(session.write_latencies.summary()),
         cpu,
         rss_bytes: None,
         bytes_per_connection: None,
@@ -113,6 +121,7 @@ async fn closed(
             break;
         }
     }
+    s.write_latencies = Latencies::default();
     let cpu0 = target.cpu();
     let start = Instant::now();
     let (mut histogram, mut missed) = (Latencies::default(), 0);
@@ -126,8 +135,10 @@ async fn closed(
 /// One write and its receipts; answers how many watchers missed it.
 async fn closed_write(target: &Target, s: &mut Session, into: &mut Latencies) -> Result<u64> {
     s.writes += 1;
+    let sent = Instant::now();
     let rev = target.write_watched(s.writes).await?;
     let acked = Instant::now();
+    s.write_latencies.record(acked - sent);
     let mut have = s.seen.iter().filter(|&&r| r >= rev).count();
     let deadline = tokio::time::Instant::from_std(acked + RECEIPT_TIMEOUT);
     while have < s.seen.len() {
@@ -159,6 +170,7 @@ async fn open_loop(
     let end = measure_from + settings.duration;
     let last_rev = AtomicU64::new(0);
     let watchers = s.seen.len();
+    let mut write_latencies = Latencies::default();
     let first_write = s.writes;
     let writer = async {
         let mut writes = Vec::new();
@@ -176,6 +188,9 @@ async fn open_loop(
                 }
                 let rev = target.write_watched(first_write + j + 1).await?;
                 writes.push((intended.into_std(), rev, intended >= measure_from));
+                if intended >= measure_from {
+                    write_latencies.record(intended.elapsed());
+                }
                 j += 1;
             }
             tokio::time::sleep_until(end).await;
@@ -213,6 +228,7 @@ async fn open_loop(
     let ((result, writes, cpu, count), per_watcher) = tokio::join!(writer, collector);
     result?;
     s.writes += count;
+    s.write_latencies = write_latencies;
     let measured: Vec<(Instant, u64)> = writes.iter().filter(|w| w.2).map(|w| (w.0, w.1)).collect();
     let (histogram, missed) = match_receipts(&measured, &per_watcher);
     let cpu = cpu.1 - cpu.0.unwrap_or(cpu.1);

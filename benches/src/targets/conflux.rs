@@ -53,6 +53,8 @@ pub struct Conflux {
     pub transport: Transport,
     content: Bytes,
     publish_body: Bytes,
+    /// The watch scenario's writer (a pooled connection to the first node), once prepared.
+    writer: Option<ApiClient>,
 }
 
 impl Conflux {
@@ -105,6 +107,7 @@ impl Conflux {
             transport: Transport::WebSocket,
             content,
             publish_body,
+            writer: None,
         }
     }
 
@@ -127,6 +130,7 @@ impl Conflux {
     /// and the watched config, then waits until every node serves the fetched config.
     pub async fn prepare(&mut self, writers: usize) -> Result<()> {
         let admin = ApiClient::new(&self.url(0))?;
+        self.writer = Some(admin.clone().with_timeout(Duration::from_secs(10)));
         let w = WriteOptions::default();
         let t = self.tenant.clone();
         let quotas = QuotasPatch {
@@ -273,7 +277,10 @@ impl Conflux {
 
     /// Publishes 1 KiB of text as the watched config's new version (on the first node).
     pub async fn write_watched(&self, k: u64) -> Result<u64> {
-        let admin = ApiClient::new(&self.url(0))?.with_timeout(Duration::from_secs(10));
+        let admin = self
+            .writer
+            .as_ref()
+            .ok_or_else(|| anyhow!("not prepared"))?;
         let content = format!("{k:08}\n{}\n", "x".repeat(1014));
         let body = PublishRequest {
             content,

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use etcd_client::{Client, GetOptions, KvClient};
 
-use super::{Receipt, WatchSet, Workload, source_addr};
+use super::{Receipt, WatchSet, Workload, next_source_addr};
 use crate::load::OpKind;
 
 /// Key fetch workers read.
@@ -28,7 +28,6 @@ const WATCHED: &str = "bench/watched.txt";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running etcd cluster.
-#[derive(Debug)]
 pub struct Etcd {
     /// Members this tool started, killed when dropped.
     children: Vec<Child>,
@@ -36,6 +35,8 @@ pub struct Etcd {
     dir: tempfile::TempDir,
     pub client_urls: Vec<String>,
     value: Vec<u8>,
+    /// The watch scenario's writer (one connection to the first member), once prepared.
+    writer: Option<Client>,
 }
 
 /// `etcd --version`'s first line, or `None` when etcd is not installed.
@@ -75,6 +76,7 @@ impl Etcd {
                 .collect(),
             dir,
             value: crate::json_doc(1024),
+            writer: None,
         };
         for (i, (client, peer)) in ports.iter().enumerate() {
             let child = spawn_member(etcd.dir.path(), i + 1, *client, *peer, &initial_cluster)
@@ -131,8 +133,9 @@ impl Etcd {
     }
 
     /// Writes the fetched and the watched keys (1 KiB each).
-    pub async fn prepare(&self) -> Result<()> {
+    pub async fn prepare(&mut self) -> Result<()> {
         let mut c = connect(&self.client_urls[0], None).await?;
+        self.writer = Some(c.clone());
         c.put(FETCHED, self.value.clone(), None).await?;
         c.put(WATCHED, self.value.clone(), None).await?;
         // Members serve serializable reads from what they have applied: wait for the key.
@@ -167,7 +170,7 @@ impl Etcd {
     }
 
     /// Opens watchers `first..first + count` of the watched key, each on its own connection
-    /// from [`source_addr`], spread over the members (or all on the first).
+    /// from [`next_source_addr`], spread over the members (or all on the first).
     pub async fn open_watchers(
         &self,
         first: usize,
@@ -199,7 +202,7 @@ impl Etcd {
 
     /// Puts 1 KiB into the watched key (on the first member); answers the revision.
     pub async fn write_watched(&self, k: u64) -> Result<u64> {
-        let mut c = connect(&self.client_urls[0], None).await?;
+        let mut c = self.writer.clone().ok_or_else(|| anyhow!("not prepared"))?;
         let mut value = self.value.clone();
         value[..8].copy_from_slice(format!("{:08}", k % 100_000_000).as_bytes());
         let put = c.put(WATCHED, value, None).await?;
@@ -207,6 +210,15 @@ impl Etcd {
             .header()
             .ok_or_else(|| anyhow!("put answered no header"))?;
         Ok(header.revision() as u64)
+    }
+}
+
+impl std::fmt::Debug for Etcd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Etcd")
+            .field("pids", &self.pids())
+            .field("client_urls", &self.client_urls)
+            .finish_non_exhaustive()
     }
 }
 
@@ -267,7 +279,7 @@ async fn connect(url: &str, source: Option<IpAddr>) -> Result<Client> {
 /// One watcher on its own connection: ready when etcd confirms the watch, then one receipt
 /// per response carrying events.
 async fn watcher(url: &str, i: usize, due: Instant, set: &WatchSet) -> Result<()> {
-    let mut client = connect(url, Some(IpAddr::V4(source_addr(i)))).await?;
+    let mut client = connect(url, Some(IpAddr::V4(next_source_addr()))).await?;
     let mut stream = client.watch(WATCHED, None).await?;
     while let Some(resp) = stream.message().await? {
         if resp.created() {

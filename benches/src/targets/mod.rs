@@ -291,14 +291,25 @@ impl WatchSet {
     }
 }
 
-/// The `i`-th loopback source address for client connections: one address only has ~28,000
-/// ephemeral ports, so large connection counts are spread over 127.0.0.2, 127.0.0.3, ...
-pub fn source_addr(i: usize) -> std::net::Ipv4Addr {
-    std::net::Ipv4Addr::new(127, 0, 0, 2 + (i / PER_SOURCE_ADDR) as u8)
+/// Connections per loopback source address. An address has ~28,000 ephemeral ports, but
+/// `bind` to a port chosen by the kernel gets slow (and burns the load generator's CPU in
+/// the kernel) as the range fills, so each address takes only a few thousand.
+pub const PER_SOURCE_ADDR: usize = 5_000;
+
+static CONNECTIONS_OPENED: AtomicUsize = AtomicUsize::new(0);
+
+/// The source address of the `n`-th watch connection this process opens: one address only
+/// has ~28,000 ephemeral ports, and the ports of closed connections stay in TIME_WAIT for a
+/// minute, so connections move on to the next address (127.0.0.2, 127.0.0.3, ...) every
+/// [`PER_SOURCE_ADDR`] and do not come back to one an earlier run used.
+pub fn source_addr(n: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(127, 0, 0, 2 + ((n / PER_SOURCE_ADDR) % 250) as u8)
 }
 
-/// Connections per loopback source address (below the ephemeral port range's ~28,000).
-pub const PER_SOURCE_ADDR: usize = 20_000;
+/// The source address for the next watch connection.
+pub fn next_source_addr() -> std::net::Ipv4Addr {
+    source_addr(CONNECTIONS_OPENED.fetch_add(1, Ordering::Relaxed))
+}
 
 #[cfg(test)]
 mod tests {
@@ -314,9 +325,13 @@ mod tests {
     }
 
     #[test]
-    fn source_addresses_change_every_20000_connections() {
+    fn source_addresses_move_on_every_5000_connections() {
         assert_eq!(source_addr(0), std::net::Ipv4Addr::new(127, 0, 0, 2));
-        assert_eq!(source_addr(19_999), std::net::Ipv4Addr::new(127, 0, 0, 2));
-        assert_eq!(source_addr(20_000), std::net::Ipv4Addr::new(127, 0, 0, 3));
+        assert_eq!(source_addr(4_999), std::net::Ipv4Addr::new(127, 0, 0, 2));
+        assert_eq!(source_addr(5_000), std::net::Ipv4Addr::new(127, 0, 0, 3));
+        assert_eq!(
+            source_addr(250 * 5_000),
+            std::net::Ipv4Addr::new(127, 0, 0, 2)
+        );
     }
 }
