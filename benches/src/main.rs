@@ -455,7 +455,13 @@ fn compare_cmd(
     let baselines = [conflux.first_node_rss(), etcd.first_node_rss()];
     let targets = [&conflux, &etcd];
     // Alternate which system goes first so drift (other tenants, disk, thermals) hits both.
-    let order = |round: usize| if round % 2 == 0 { [0, 1] } else { [1, 0] };
+    let order = |round: usize| {
+        if round.is_multiple_of(2) {
+            [0, 1]
+        } else {
+            [1, 0]
+        }
+    };
     let rounds = args.rounds.max(1);
     rt.block_on(async {
         if wanted(Scenario::Connections) {

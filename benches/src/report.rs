@@ -283,7 +283,7 @@ pub fn chart(path: &Path, scenario: Scenario, rows: &[&RunRecord]) -> Result<()>
             .iter()
             .map(|r| r.rss_bytes.unwrap_or(0) as f64 / 1048576.0)
             .collect();
-        (v, format!("node RSS, MiB (with the connections open)"))
+        (v, "node RSS, MiB (with the connections open)".to_owned())
     } else {
         (
             rows.iter().map(|r| r.throughput).collect(),

@@ -429,7 +429,7 @@ impl ConfluxWorker {
     /// A version creation, or every [`PUBLISH_EVERY`]-th write a publish.
     async fn write(&mut self) -> Result<()> {
         self.writes += 1;
-        let (path, body) = if self.writes % PUBLISH_EVERY == 0 {
+        let (path, body) = if self.writes.is_multiple_of(PUBLISH_EVERY) {
             (&self.publish_path, &self.publish_body)
         } else {
             (&self.versions_path, &self.content)

@@ -36,7 +36,7 @@ pub struct Etcd {
     pub client_urls: Vec<String>,
     value: Vec<u8>,
     /// The watch scenario's writer (one connection to the first member), once prepared.
-    writer: Option<Client>,
+    writer: Option<Box<Client>>,
 }
 
 /// `etcd --version`'s first line, or `None` when etcd is not installed.
@@ -135,7 +135,7 @@ impl Etcd {
     /// Writes the fetched and the watched keys (1 KiB each).
     pub async fn prepare(&mut self) -> Result<()> {
         let mut c = connect(&self.client_urls[0], None).await?;
-        self.writer = Some(c.clone());
+        self.writer = Some(Box::new(c.clone()));
         c.put(FETCHED, self.value.clone(), None).await?;
         c.put(WATCHED, self.value.clone(), None).await?;
         // Members serve serializable reads from what they have applied: wait for the key.
@@ -202,7 +202,7 @@ impl Etcd {
 
     /// Puts 1 KiB into the watched key (on the first member); answers the revision.
     pub async fn write_watched(&self, k: u64) -> Result<u64> {
-        let mut c = self.writer.clone().ok_or_else(|| anyhow!("not prepared"))?;
+        let mut c = *self.writer.clone().ok_or_else(|| anyhow!("not prepared"))?;
         let mut value = self.value.clone();
         value[..8].copy_from_slice(format!("{:08}", k % 100_000_000).as_bytes());
         let put = c.put(WATCHED, value, None).await?;
