@@ -74,7 +74,7 @@ async fn serve(args: ServerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let listener = match tokio::net::TcpListener::bind(&config.api_addr).await {
+    let listener = match conflux_server::node::listen(&config.api_addr).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("error: cannot listen on {}: {e}", config.api_addr);

@@ -58,7 +58,7 @@ pub async fn run(
         .local_addr()
         .context("reading the API listener address")?;
     raise_fd_limit();
-    let raft_listener = TcpListener::bind(&config.raft_addr)
+    let raft_listener = listen(&config.raft_addr)
         .await
         .with_context(|| format!("cannot listen on the Raft address {}", config.raft_addr))?;
     let raft_addr = raft_listener
@@ -178,6 +178,29 @@ pub async fn run(
     }
     tracing::info!("node stopped");
     Ok(())
+}
+
+/// Pending connections a listener queues before accepting them. The kernel default (128)
+/// overflows when thousands of watchers reconnect at once, and each dropped attempt costs the
+/// client a one-second SYN retry.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds a listener on `addr` (`host:port`, port 0 picks one) with [`LISTEN_BACKLOG`].
+pub async fn listen(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for candidate in tokio::net::lookup_host(addr).await? {
+        let socket = if candidate.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(candidate) {
+            Ok(()) => return socket.listen(LISTEN_BACKLOG),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other(format!("{addr} resolves to no address"))))
 }
 
 /// Every watch connection is a file descriptor: raise the limit as far as allowed (a
