@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{ChangeMembers, ServerState};
+use openraft::{ChangeMembers, Membership, ServerState};
 
 use crate::batcher::{Batcher, SubmitError};
 use crate::metrics::Metrics;
@@ -129,15 +129,17 @@ impl Cluster {
         &self.0.raft
     }
 
-    /// Members of the applied membership with their addresses.
+    /// Members of the effective membership (the latest one in the log, committed or not)
+    /// with their addresses: whom this node may have to talk to right now.
     pub fn members(&self) -> Vec<(NodeId, NodeInfo, bool)> {
         let metrics = self.0.raft.metrics().borrow().clone();
-        let membership = metrics.membership_config.membership();
-        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-        membership
-            .nodes()
-            .map(|(id, n)| (*id, n.clone(), voters.contains(id)))
-            .collect()
+        member_list(metrics.membership_config.membership())
+    }
+
+    /// Members as of the last applied entry: the membership the cluster has agreed on.
+    fn applied_members(&self) -> Vec<(NodeId, NodeInfo, bool)> {
+        let (_, stored) = self.0.plane.applied_state();
+        member_list(stored.membership())
     }
 
     fn node_info(&self, id: NodeId) -> Option<NodeInfo> {
@@ -624,9 +626,12 @@ impl Cluster {
         }
     }
 
-    /// Every member's own view (`None` when it does not answer within a second).
+    /// Every member of the agreed membership with its own view (`None` when it does not
+    /// answer within a second). This node first catches up with the leader, so that a status
+    /// read here right after a membership change acknowledged by the leader reflects it.
     pub async fn member_views(&self) -> Vec<(NodeId, NodeInfo, bool, Option<NodeView>)> {
-        let members = self.members();
+        self.catch_up_with_leader(STATUS_TIMEOUT).await;
+        let members = self.applied_members();
         let queries = members.into_iter().map(|(id, node, voter)| async move {
             let view = if id == self.0.node_id {
                 Some(self.local_view())
@@ -643,6 +648,26 @@ impl Cluster {
         });
         futures::future::join_all(queries).await
     }
+
+    /// Waits, at most `timeout`, until this node has applied what the leader had committed
+    /// when asked. Best effort: without a reachable leader the local state is all there is.
+    async fn catch_up_with_leader(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        if let Ok(ForwardReply::ReadIndex(index)) =
+            self.on_leader(ForwardRequest::ReadIndex, deadline).await
+        {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            self.0.plane.wait_applied(index, remaining).await;
+        }
+    }
+}
+
+fn member_list(membership: &Membership<NodeId, NodeInfo>) -> Vec<(NodeId, NodeInfo, bool)> {
+    let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+    membership
+        .nodes()
+        .map(|(id, n)| (*id, n.clone(), voters.contains(id)))
+        .collect()
 }
 
 fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> ForwardReply {
