@@ -156,20 +156,16 @@ async fn fetch(c: &ApiClient, path: &ConfigPath, opts: &FetchOptions) -> Got {
 }
 
 async fn scaffold(c: &ApiClient, tenant: &str, app: &str, env: &str) {
-    let t = CreateTenant {
-        name: tenant.into(),
-        ..CreateTenant::default()
-    };
+    let t = CreateTenant::named(tenant);
     c.create_tenant(&t, &w()).await.expect("create tenant");
-    let a = CreateApp {
-        name: app.into(),
-        description: None,
-    };
+    app_and_env(c, tenant, app, env).await;
+}
+
+/// Creates `app` in an existing tenant, and `env` in it.
+async fn app_and_env(c: &ApiClient, tenant: &str, app: &str, env: &str) {
+    let a = CreateApp::named(app);
     c.create_app(tenant, &a, &w()).await.expect("create app");
-    let e = CreateEnvironment {
-        name: env.into(),
-        ..CreateEnvironment::default()
-    };
+    let e = CreateEnvironment::named(env);
     c.create_env(tenant, app, &e, &w())
         .await
         .expect("create env");
@@ -301,13 +297,7 @@ async fn tenants_apps_and_envs_support_crud_patch_list_and_cascading_deletes() {
         assert!(shape_ok, "timestamp {ts:?}");
     }
     let beta = c
-        .create_tenant(
-            &CreateTenant {
-                name: "beta-2".into(),
-                ..CreateTenant::default()
-            },
-            &w(),
-        )
+        .create_tenant(&CreateTenant::named("beta-2"), &w())
         .await
         .unwrap();
     assert!(beta.revision > acme.revision, "revisions only grow");
@@ -325,10 +315,7 @@ async fn tenants_apps_and_envs_support_crud_patch_list_and_cascading_deletes() {
         BTreeSet::from(["acme".to_owned(), "beta-2".to_owned()])
     );
 
-    let dup = CreateTenant {
-        name: "acme".into(),
-        ..CreateTenant::default()
-    };
+    let dup = CreateTenant::named("acme");
     api_err(
         c.create_tenant(&dup, &w()).await,
         409,
@@ -336,10 +323,7 @@ async fn tenants_apps_and_envs_support_crud_patch_list_and_cascading_deletes() {
     );
     let too_long = "a".repeat(64);
     for bad in ["Acme", "acme_corp", "-acme", "", too_long.as_str()] {
-        let body = CreateTenant {
-            name: bad.into(),
-            ..CreateTenant::default()
-        };
+        let body = CreateTenant::named(bad);
         let e = api_err(c.create_tenant(&body, &w()).await, 400, "invalid_name");
         assert_eq!(e.field(), Some("name"), "{bad:?}");
     }
@@ -416,10 +400,7 @@ async fn tenants_apps_and_envs_support_crud_patch_list_and_cascading_deletes() {
         .await
         .unwrap();
     assert_eq!(suspended.status, TenantStatus::Suspended);
-    let app = CreateApp {
-        name: "web".into(),
-        description: None,
-    };
+    let app = CreateApp::named("web");
     api_err(
         c.create_app("beta-2", &app, &w()).await,
         403,
@@ -452,14 +433,7 @@ async fn tenants_apps_and_envs_support_crud_patch_list_and_cascading_deletes() {
     assert_eq!((shop.tenant.as_str(), shop.name.as_str()), ("acme", "shop"));
     assert_eq!(shop.description, "The web shop");
     let api_app = c
-        .create_app(
-            "acme",
-            &CreateApp {
-                name: "api".into(),
-                description: None,
-            },
-            &w(),
-        )
+        .create_app("acme", &CreateApp::named("api"), &w())
         .await
         .unwrap();
     assert_eq!(api_app.description, "");
@@ -490,15 +464,7 @@ async fn tenants_apps_and_envs_support_crud_patch_list_and_cascading_deletes() {
     assert!(shop2.revision > shop.revision);
     assert_eq!(c.get_app("acme", "shop").await.unwrap(), shop2);
     api_err(
-        c.create_app(
-            "acme",
-            &CreateApp {
-                name: "shop".into(),
-                description: None,
-            },
-            &w(),
-        )
-        .await,
+        c.create_app("acme", &CreateApp::named("shop"), &w()).await,
         409,
         "app_already_exists",
     );
@@ -510,15 +476,7 @@ async fn tenants_apps_and_envs_support_crud_patch_list_and_cascading_deletes() {
         "tenant_not_found",
     );
     let e = api_err(
-        c.create_app(
-            "acme",
-            &CreateApp {
-                name: "Shop!".into(),
-                description: None,
-            },
-            &w(),
-        )
-        .await,
+        c.create_app("acme", &CreateApp::named("Shop!"), &w()).await,
         400,
         "invalid_name",
     );
@@ -546,15 +504,7 @@ async fn tenants_apps_and_envs_support_crud_patch_list_and_cascading_deletes() {
     assert_eq!(prod.approval, approval);
     assert_eq!(prod.description, "Production");
     let dev = c
-        .create_env(
-            "acme",
-            "shop",
-            &CreateEnvironment {
-                name: "dev".into(),
-                ..CreateEnvironment::default()
-            },
-            &w(),
-        )
+        .create_env("acme", "shop", &CreateEnvironment::named("dev"), &w())
         .await
         .unwrap();
     assert_eq!(dev.approval, ApprovalSettings::default());
@@ -593,16 +543,8 @@ async fn tenants_apps_and_envs_support_crud_patch_list_and_cascading_deletes() {
     );
     assert_eq!(c.get_env("acme", "shop", "prod").await.unwrap(), prod2);
     api_err(
-        c.create_env(
-            "acme",
-            "shop",
-            &CreateEnvironment {
-                name: "prod".into(),
-                ..CreateEnvironment::default()
-            },
-            &w(),
-        )
-        .await,
+        c.create_env("acme", "shop", &CreateEnvironment::named("prod"), &w())
+            .await,
         409,
         "environment_already_exists",
     );
@@ -694,17 +636,9 @@ async fn tenants_apps_and_envs_support_crud_patch_list_and_cascading_deletes() {
     );
 
     // Cascade from the app.
-    c.create_env(
-        "acme",
-        "shop",
-        &CreateEnvironment {
-            name: "prod".into(),
-            ..CreateEnvironment::default()
-        },
-        &w(),
-    )
-    .await
-    .unwrap();
+    c.create_env("acme", "shop", &CreateEnvironment::named("prod"), &w())
+        .await
+        .unwrap();
     let config = new_config(&c, &path, Format::Toml).await;
     c.publish(config.id, &publish_body("a = 2\n", Strategy::Stable), &w())
         .await
@@ -725,27 +659,7 @@ async fn tenants_apps_and_envs_support_crud_patch_list_and_cascading_deletes() {
     api_err(c.get_app("acme", "shop").await, 404, "app_not_found");
 
     // Cascade from the tenant removes the whole tree.
-    c.create_app(
-        "acme",
-        &CreateApp {
-            name: "shop".into(),
-            description: None,
-        },
-        &w(),
-    )
-    .await
-    .unwrap();
-    c.create_env(
-        "acme",
-        "shop",
-        &CreateEnvironment {
-            name: "prod".into(),
-            ..CreateEnvironment::default()
-        },
-        &w(),
-    )
-    .await
-    .unwrap();
+    app_and_env(&c, "acme", "shop", "prod").await;
     let config = new_config(&c, &path, Format::Toml).await;
     api_err(
         c.fetch(&path, &FetchOptions::default()).await,
@@ -772,15 +686,9 @@ async fn tenants_apps_and_envs_support_crud_patch_list_and_cascading_deletes() {
         .collect();
     assert_eq!(names, ["beta-2"]);
     // The name is free again, and the new tenant starts empty.
-    c.create_tenant(
-        &CreateTenant {
-            name: "acme".into(),
-            ..CreateTenant::default()
-        },
-        &w(),
-    )
-    .await
-    .unwrap();
+    c.create_tenant(&CreateTenant::named("acme"), &w())
+        .await
+        .unwrap();
     assert!(c.list_apps("acme").await.unwrap().apps.is_empty());
 }
 
@@ -859,16 +767,10 @@ async fn tenant_quotas_are_enforced_and_can_be_raised() {
 
     // max_apps: 429 naming the quota.
     for name in ["a1", "a2"] {
-        let body = CreateApp {
-            name: name.into(),
-            description: None,
-        };
+        let body = CreateApp::named(name);
         c.create_app("tiny", &body, &w()).await.unwrap();
     }
-    let a3 = CreateApp {
-        name: "a3".into(),
-        description: None,
-    };
+    let a3 = CreateApp::named("a3");
     let e = api_err(c.create_app("tiny", &a3, &w()).await, 429, "quota_exceeded");
     assert_eq!(e.field(), Some("max_apps"));
     assert!(e.message().contains("max_apps"), "{e}");
@@ -879,10 +781,7 @@ async fn tenant_quotas_are_enforced_and_can_be_raised() {
     api_err(c.get_app("tiny", "a3").await, 404, "app_not_found");
 
     // max_configs: 429.
-    let env = CreateEnvironment {
-        name: "prod".into(),
-        ..CreateEnvironment::default()
-    };
+    let env = CreateEnvironment::named("prod");
     c.create_env("tiny", "a1", &env, &w()).await.unwrap();
     let p1 = ConfigPath::new("tiny", "a1", "prod", "one.txt");
     let cfg = new_config(&c, &p1, Format::Text).await;
@@ -2444,10 +2343,7 @@ fn json_version(content: &'static [u8]) -> NewVersion {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idempotency_keys_apply_once_and_refuse_reuse() {
     let (_node, c) = start_node().await;
-    let body = CreateTenant {
-        name: "acme".into(),
-        ..CreateTenant::default()
-    };
+    let body = CreateTenant::named("acme");
     let first = c.create_tenant(&body, &key("tenant-1")).await.unwrap();
     let again = c.create_tenant(&body, &key("tenant-1")).await.unwrap();
     assert_eq!(again, first, "a replay returns the first result");
@@ -2456,27 +2352,7 @@ async fn idempotency_keys_apply_once_and_refuse_reuse() {
         409,
         "tenant_already_exists",
     );
-    c.create_app(
-        "acme",
-        &CreateApp {
-            name: "shop".into(),
-            description: None,
-        },
-        &w(),
-    )
-    .await
-    .unwrap();
-    c.create_env(
-        "acme",
-        "shop",
-        &CreateEnvironment {
-            name: "prod".into(),
-            ..CreateEnvironment::default()
-        },
-        &w(),
-    )
-    .await
-    .unwrap();
+    app_and_env(&c, "acme", "shop", "prod").await;
     let config = new_config(
         &c,
         &ConfigPath::new("acme", "shop", "prod", "a.json"),
@@ -3205,15 +3081,7 @@ async fn everything_survives_a_clean_restart() {
     assert_eq!(c.get_config(cfg.id).await.unwrap().latest_version, 4);
     // Quotas and suspension survived, and revisions keep growing.
     api_err(
-        c.create_app(
-            "beta",
-            &CreateApp {
-                name: "x".into(),
-                description: None,
-            },
-            &w(),
-        )
-        .await,
+        c.create_app("beta", &CreateApp::named("x"), &w()).await,
         403,
         "tenant_suspended",
     );

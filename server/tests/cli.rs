@@ -886,36 +886,15 @@ async fn release_commands_set_status_publish_and_rollback() {
     let (_node, cli, client) = start().await;
     let w = WriteOptions::default();
     client
-        .create_tenant(
-            &CreateTenant {
-                name: "acme".into(),
-                ..CreateTenant::default()
-            },
-            &w,
-        )
+        .create_tenant(&CreateTenant::named("acme"), &w)
         .await
         .unwrap();
     client
-        .create_app(
-            "acme",
-            &CreateApp {
-                name: "shop".into(),
-                description: None,
-            },
-            &w,
-        )
+        .create_app("acme", &CreateApp::named("shop"), &w)
         .await
         .unwrap();
     client
-        .create_env(
-            "acme",
-            "shop",
-            &CreateEnvironment {
-                name: "prod".into(),
-                ..CreateEnvironment::default()
-            },
-            &w,
-        )
+        .create_env("acme", "shop", &CreateEnvironment::named("prod"), &w)
         .await
         .unwrap();
     let body = CreateConfig {

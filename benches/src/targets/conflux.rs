@@ -147,16 +147,9 @@ impl Conflux {
                 &w,
             )
             .await?;
-        let app = CreateApp {
-            name: APP.into(),
-            description: None,
-        };
+        let app = CreateApp::named(APP);
         admin.create_app(&t, &app, &w).await?;
-        let env = CreateEnvironment {
-            name: ENV.into(),
-            description: None,
-            approval: None,
-        };
+        let env = CreateEnvironment::named(ENV);
         admin.create_env(&t, APP, &env, &w).await?;
         let config = |name: &str, format, retention| CreateConfig {
             name: name.into(),

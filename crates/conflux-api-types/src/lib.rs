@@ -70,6 +70,16 @@ pub struct CreateTenant {
     pub quotas: Option<QuotasPatch>,
 }
 
+impl CreateTenant {
+    /// A tenant with this name and the default display name and quotas.
+    pub fn named(name: impl Into<String>) -> Self {
+        CreateTenant {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTenant {
@@ -121,6 +131,16 @@ pub struct CreateApp {
     pub description: Option<String>,
 }
 
+impl CreateApp {
+    /// An app with this name and no description.
+    pub fn named(name: impl Into<String>) -> Self {
+        CreateApp {
+            name: name.into(),
+            description: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateApp {
@@ -166,6 +186,16 @@ pub struct CreateEnvironment {
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalSettings>,
+}
+
+impl CreateEnvironment {
+    /// An environment with this name, no description and no approval requirement.
+    pub fn named(name: impl Into<String>) -> Self {
+        CreateEnvironment {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

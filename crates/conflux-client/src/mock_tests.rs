@@ -319,13 +319,7 @@ async fn unavailable_is_distinguishable() {
     ))
     .await;
     let err = client
-        .create_tenant(
-            &CreateTenant {
-                name: "acme".into(),
-                ..CreateTenant::default()
-            },
-            &WriteOptions::default(),
-        )
+        .create_tenant(&CreateTenant::named("acme"), &WriteOptions::default())
         .await
         .unwrap_err();
     assert!(err.is_unavailable());

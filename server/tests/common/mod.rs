@@ -36,27 +36,11 @@ pub async fn setup_config(client: &ApiClient, name: &str) -> u64 {
             .await
             .unwrap();
         client
-            .create_app(
-                "acme",
-                &CreateApp {
-                    name: "shop".into(),
-                    description: None,
-                },
-                &w,
-            )
+            .create_app("acme", &CreateApp::named("shop"), &w)
             .await
             .unwrap();
         client
-            .create_env(
-                "acme",
-                "shop",
-                &CreateEnvironment {
-                    name: "prod".into(),
-                    description: None,
-                    approval: None,
-                },
-                &w,
-            )
+            .create_env("acme", "shop", &CreateEnvironment::named("prod"), &w)
             .await
             .unwrap();
     }
