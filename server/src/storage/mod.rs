@@ -141,17 +141,32 @@ fn open_db(path: &Path) -> Result<DB, StorageOpenError> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
-    // Writes are small and frequent; a larger write buffer reduces flush churn.
-    opts.set_write_buffer_size(32 * 1024 * 1024);
     opts.set_max_background_jobs(2);
     opts.set_keep_log_file_num(4);
+    // Bounds the memtables of all column families together; the largest is flushed first.
+    opts.set_db_write_buffer_size(DB_WRITE_BUFFER_BYTES);
     let cfs = cf::ALL
         .iter()
-        .map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        .map(|name| ColumnFamilyDescriptor::new(*name, column_family_options()));
     DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| StorageOpenError::Rocks {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Memtable size of one column family. With RocksDB's default (64 MiB) every insert walks a
+/// large, cache-cold skip list: skip-list searches took 17 % of a 3-node cluster's CPU under
+/// 256 writers, 12 % with 16 MiB (write throughput moved within the noise). Above all, ten
+/// families at the default could hold over 1 GiB of memtables; this keeps them to
+/// [`DB_WRITE_BUFFER_BYTES`].
+const CF_WRITE_BUFFER_BYTES: usize = 16 * 1024 * 1024;
+/// Memtable memory of all column families together.
+const DB_WRITE_BUFFER_BYTES: usize = 96 * 1024 * 1024;
+
+fn column_family_options() -> Options {
+    let mut opts = Options::default();
+    opts.set_write_buffer_size(CF_WRITE_BUFFER_BYTES);
+    opts
 }
 
 /// Records the format version and node id on first open; checks them afterwards.
