@@ -8,6 +8,15 @@ use serde_json::Value;
 
 use crate::{NodeSpec, TestNode, free_port};
 
+/// How often [`Cluster::start`] tries with fresh ports when a reserved one was taken.
+const PORT_ATTEMPTS: u32 = 3;
+
+/// Whether a start failed because another process bound a port reserved for a node between
+/// its reservation and the node's own bind.
+fn lost_port_race(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("Address already in use")
+}
+
 /// How long [`Cluster::wait_for_leader`] waits by default.
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -81,8 +90,20 @@ impl Cluster {
 
     /// Like [`Cluster::start`], with extra `conflux server` arguments for every node.
     pub fn start_with(n: usize, common_args: Vec<String>) -> Result<Cluster> {
+        let mut attempt = 1;
+        loop {
+            match Cluster::start_once(n, &common_args) {
+                Err(e) if attempt < PORT_ATTEMPTS && lost_port_race(&e) => {
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    fn start_once(n: usize, common_args: &[String]) -> Result<Cluster> {
         let members: Vec<Member> = (1..=n as u64).map(Member::reserve).collect::<Result<_>>()?;
-        let mut args = common_args.clone();
+        let mut args = common_args.to_vec();
         for m in &members {
             args.push("--peer".into());
             args.push(m.peer_arg());
@@ -94,7 +115,10 @@ impl Cluster {
                     .with_context(|| format!("starting node {}", m.node_id))?,
             );
         }
-        let cluster = Cluster { nodes, common_args };
+        let cluster = Cluster {
+            nodes,
+            common_args: common_args.to_vec(),
+        };
         cluster.wait_for_leader(LEADER_TIMEOUT)?;
         Ok(cluster)
     }
@@ -220,5 +244,20 @@ impl Cluster {
         let mut node = self.nodes.remove(pos);
         let _ = node.terminate();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_taken_port_is_recognised_through_the_context_chain() {
+        let bind = anyhow!(
+            "node 2 exited with exit status: 1 before serving:\nerror: cannot listen on 127.0.0.1:4000: Address already in use (os error 98)"
+        );
+        assert!(lost_port_race(&bind.context("starting node 2")));
+        let other = anyhow!("node 2 did not start within 60s").context("starting node 2");
+        assert!(!lost_port_race(&other));
     }
 }

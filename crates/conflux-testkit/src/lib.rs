@@ -12,11 +12,12 @@ pub mod tls;
 
 pub use cluster::{Cluster, LEADER_TIMEOUT, Member, get_json};
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -49,10 +50,22 @@ pub fn conflux_binary() -> Result<PathBuf> {
 
 /// Reserves a free loopback port by binding port 0 and releasing it. Racy by nature (another
 /// process may take it before the node binds it), so only for addresses a node must know
-/// before any process starts (e.g. static cluster membership).
+/// before any process starts (e.g. static cluster membership); [`Cluster::start`] retries with
+/// new ports when a node loses that race. A port is never handed out twice by one process, so
+/// tests running side by side cannot be given the same one.
 pub fn free_port() -> Result<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    loop {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = l.local_addr()?.port();
+        if HANDED_OUT
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(port)
+        {
+            return Ok(port);
+        }
+    }
 }
 
 /// What to start: the `conflux server` arguments of one node, minus the data directory and
@@ -327,5 +340,17 @@ impl Drop for TestNode {
                 self.log_tail(60)
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_ports_are_never_handed_out_twice() {
+        let ports: Vec<u16> = (0..500).map(|_| free_port().unwrap()).collect();
+        let distinct: BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len());
     }
 }
