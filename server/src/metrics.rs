@@ -57,6 +57,7 @@ pub struct Gauges {
     pub last_log_index: Gauge,
     pub applied_index: Gauge,
     pub snapshot_index: Gauge,
+    pub purged_index: Gauge,
     pub members: Gauge,
     pub tenants: Gauge,
     pub configs: Gauge,
@@ -110,6 +111,11 @@ impl Metrics {
                 "raft_snapshot_index",
                 "Last log index covered by the current snapshot",
                 &g.snapshot_index,
+            ),
+            (
+                "raft_purged_index",
+                "Last log index deleted from the log (a member behind it needs a snapshot)",
+                &g.purged_index,
             ),
             (
                 "cluster_members",

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{applied, client, eventually, push, setup_config};
+use common::{applied, client, eventually, metric, push, setup_config};
 use conflux_api_types::PutReleases;
 use conflux_client::{ApiClient, ConfigPath, FetchOptions, Fetched, WriteOptions};
 use conflux_domain::ReleaseRule;
@@ -241,20 +241,42 @@ async fn a_follower_behind_the_purge_point_catches_up_by_snapshot() {
     let lc = client(cluster.node(leader));
     let id = setup_config(&lc, "big.txt").await;
     cluster.node_mut(follower).terminate().unwrap();
+    // The follower holds at most the log the leader had when it stopped.
+    let follower_log = metric(cluster.node(leader), "conflux_raft_last_log_index")
+        .await
+        .expect("the leader exports its last log index");
 
-    // Enough writes for several snapshots; the log before the last one is purged.
-    let mut tasks = Vec::new();
-    for w in 0..8 {
-        let lc = lc.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0..60 {
-                push(&lc, id, &format!("w{w} i{i}")).await.unwrap();
-            }
-        }));
+    // Write until the leader has built snapshots and purged its log past everything the
+    // follower has; from then on only a snapshot can bring the follower back. (How many
+    // entries that takes depends on how writes batch, and the leader postpones a purge while
+    // a replication to the stopped follower is still in flight.)
+    let leader_node = cluster.node(leader);
+    let mut rounds = 0;
+    while metric(leader_node, "conflux_raft_purged_index")
+        .await
+        .is_none_or(|purged| purged <= follower_log)
+    {
+        rounds += 1;
+        assert!(
+            rounds <= 20,
+            "the leader never purged past index {follower_log}"
+        );
+        let mut tasks = Vec::new();
+        for w in 0..8 {
+            let lc = lc.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..30 {
+                    push(&lc, id, &format!("r{rounds} w{w} i{i}"))
+                        .await
+                        .unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
     }
-    for t in tasks {
-        t.await.unwrap();
-    }
+    println!("the leader purged past index {follower_log} after {rounds} rounds of writes");
     let last = push(&lc, id, "the last one").await.unwrap();
     let target = applied(&lc).await.unwrap();
 

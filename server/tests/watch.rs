@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client, push, setup_config};
+use common::{client, eventually, metric, push, setup_config};
 use conflux_api_types::{PutReleases, WatchEvent, WatchEventKind, WatchMessage};
 use conflux_client::{ApiClient, WriteOptions};
 use conflux_domain::ReleaseRule;
@@ -328,7 +328,10 @@ async fn watch_limits_give_documented_errors() {
     let held_url = format!("{base}/api/v1/watch/config/{KEY}?revision={rev}&timeout=20s");
     // Cut off when the node stops at the end of the test; its outcome does not matter.
     let _held = tokio::spawn(async move { reqwest::get(held_url).await.map(|r| r.status()) });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually(Duration::from_secs(10), "the long poll to be held", || async {
+        metric(&node, "conflux_watch_subscriptions").await == Some(3.0)
+    })
+    .await;
     let resp = reqwest::get(format!(
         "{base}/api/v1/watch/config/{KEY}?revision={rev}&timeout=1s"
     ))

@@ -61,6 +61,7 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         .set(m.last_applied.map_or(0, |l| l.index) as i64);
     g.snapshot_index
         .set(m.snapshot.map_or(0, |l| l.index) as i64);
+    g.purged_index.set(m.purged.map_or(0, |l| l.index) as i64);
     g.members
         .set(m.membership_config.membership().nodes().count() as i64);
     let (tenants, configs, versions) = app.plane().read(|s| {

@@ -95,6 +95,19 @@ pub async fn applied(client: &ApiClient) -> Option<u64> {
     client.ready().await.ok().map(|r| r.applied_index)
 }
 
+/// One sample of a node's `/metrics` (name without labels), if it is exported.
+pub async fn metric(node: &TestNode, name: &str) -> Option<f64> {
+    let body = reqwest::get(format!("{}/metrics", node.api_url()))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    body.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .find_map(|v| v.trim().parse().ok())
+}
+
 /// Runs blocking harness code (process control) off the async workers.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("blocking task")
