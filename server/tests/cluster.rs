@@ -107,6 +107,8 @@ async fn writes_replicate_to_followers_and_followers_forward_writes() {
 struct Ack {
     version: u64,
     content: String,
+    /// When the write was sent, and when its acknowledgement arrived.
+    sent: Instant,
     at: Instant,
 }
 
@@ -123,10 +125,12 @@ async fn writer(
     while !stop.load(Ordering::Relaxed) {
         seq += 1;
         let content = format!("writer {w} seq {seq}");
+        let sent = Instant::now();
         match push(&clients[target], id, &content).await {
             Ok(version) => acks.lock().unwrap().push(Ack {
                 version,
                 content,
+                sent,
                 at: Instant::now(),
             }),
             Err(_) => {
@@ -174,28 +178,34 @@ async fn kill_9_of_the_leader_loses_no_acknowledged_write() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let killed_at = Instant::now();
     cluster.node_mut(leader).kill9().unwrap();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Keep writing until the new leader has acknowledged a good number of writes (not for a
+    // fixed time: an election on a loaded machine can take a few seconds).
+    eventually(Duration::from_secs(30), "writes to resume", || {
+        let acks = acks.clone();
+        async move {
+            let acks = acks.lock().unwrap();
+            acks.iter().filter(|a| a.sent > killed_at).count() >= 50
+        }
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     for w in writers {
         w.await.unwrap();
     }
     let acks = acks.lock().unwrap().clone();
     let before = acks.iter().filter(|a| a.at < killed_at).count();
+    // Failover time: from the kill to the first acknowledgement of a write sent after it
+    // (a write acknowledged just after the kill may have been committed before it).
     let first_after = acks
         .iter()
-        .filter(|a| a.at > killed_at)
+        .filter(|a| a.sent > killed_at)
         .map(|a| a.at - killed_at)
         .min();
-    let after = acks.len() - before;
+    let after = acks.iter().filter(|a| a.sent > killed_at).count();
     println!(
-        "{before} writes acknowledged before kill -9 of leader {leader}, {after} after; first write after the kill succeeded {:?} after it",
-        first_after
+        "{before} writes acknowledged before kill -9 of leader {leader}, {after} sent after it; the first write sent after the kill was acknowledged {first_after:?} after it"
     );
     assert!(before > 20, "too few writes before the kill: {before}");
-    assert!(
-        first_after.is_some() && after > 0,
-        "writes did not resume after the leader was killed"
-    );
 
     let survivors = others(&cluster, leader);
     let new_leader = cluster

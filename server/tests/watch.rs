@@ -328,9 +328,11 @@ async fn watch_limits_give_documented_errors() {
     let held_url = format!("{base}/api/v1/watch/config/{KEY}?revision={rev}&timeout=20s");
     // Cut off when the node stops at the end of the test; its outcome does not matter.
     let _held = tokio::spawn(async move { reqwest::get(held_url).await.map(|r| r.status()) });
-    eventually(Duration::from_secs(10), "the long poll to be held", || async {
-        metric(&node, "conflux_watch_subscriptions").await == Some(3.0)
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the long poll to be held",
+        || async { metric(&node, "conflux_watch_subscriptions").await == Some(3.0) },
+    )
     .await;
     let resp = reqwest::get(format!(
         "{base}/api/v1/watch/config/{KEY}?revision={rev}&timeout=1s"
