@@ -26,10 +26,7 @@ echo "setup-terraform: installing $PACKAGE into $VENV" >&2
 if ! "$PYTHON" -m venv "$VENV" >/dev/null 2>&1; then
     # Debian's python3 needs python3-venv (ensurepip) to create venvs.
     rm -rf "$VENV"
-    SUDO=""
-    if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    "$(dirname "$0")/apt-install-missing.sh" python3-venv
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "$PACKAGE" >&2
