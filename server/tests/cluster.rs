@@ -695,3 +695,68 @@ async fn adding_a_node_that_never_answers_is_refused_and_leaves_no_trace() {
         "invalid_argument"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_a_quorum_writes_get_a_prompt_503_and_reads_keep_being_served() {
+    let mut cluster = Cluster::start_with(3, vec!["--write-timeout".into(), "2s".into()])
+        .expect("cluster starts");
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let lc = client(cluster.node(leader));
+    let id = setup_config(&lc, "quorum.txt").await;
+    let v = push(&lc, id, "before the outage").await.unwrap();
+    let rev = release(&lc, id, v).await;
+    let followers = others(&cluster, leader);
+    let (survivor, lost) = (followers[0], followers[1]);
+    let sc = client(cluster.node(survivor));
+    fetch_text(&sc, "quorum.txt", Some(rev), false).await;
+
+    // Two of three nodes die: the survivor can neither reach a leader nor elect one.
+    cluster.node_mut(leader).kill9().unwrap();
+    cluster.node_mut(lost).kill9().unwrap();
+    let started = Instant::now();
+    let err = push(&sc, id, "during the outage")
+        .await
+        .expect_err("no write can commit without a quorum");
+    let waited = started.elapsed();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(503), "not_leader"),
+        "{err}"
+    );
+    assert!(err.retry_after_secs().is_some(), "503 without Retry-After");
+    // Bounded by --write-timeout (2 s), not a hang; generous margin for a loaded machine.
+    assert!(
+        waited < Duration::from_secs(10),
+        "the write hung for {waited:?}"
+    );
+    // A linearizable read needs the leader too; a default read is served from local state.
+    let opts = FetchOptions {
+        linearizable: true,
+        ..Default::default()
+    };
+    let err = sc
+        .fetch(&path("quorum.txt"), &opts)
+        .await
+        .expect_err("a linearizable read needs a leader");
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(503), "not_leader"),
+        "{err}"
+    );
+    let (version, text) = fetch_text(&sc, "quorum.txt", None, false).await;
+    assert_eq!((version, text.as_str()), (v, "before the outage"));
+
+    // The quorum comes back: writes work again, through the survivor.
+    cluster.node_mut(leader).restart().unwrap();
+    cluster.node_mut(lost).restart().unwrap();
+    cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let mut after = Err(err);
+    for _ in 0..50 {
+        after = push(&sc, id, "after the outage").await;
+        if after.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(after.expect("writes resume"), v + 1);
+}

@@ -157,7 +157,7 @@ fn cluster_status(e: &ClusterError) -> StatusCode {
 
 fn cluster_code(e: &ClusterError) -> &'static str {
     match e {
-        ClusterError::NoLeader => "no_leader",
+        ClusterError::NoLeader => "not_leader",
         ClusterError::OutcomeUnknown(_) => "write_timeout",
         ClusterError::Stopped(_) => "node_stopped",
         ClusterError::Rejected { kind, .. } => kind.code(),
