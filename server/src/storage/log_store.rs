@@ -15,7 +15,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{OptionalSend, RaftLogId, StorageIOError, Vote};
 use rocksdb::{DB, Direction, IteratorMode, WriteBatch, WriteOptions};
 
-use super::{cf, codec, keys};
+use super::{cf, codec, handle, keys};
 use crate::raft::{Entry, LogId, NodeId, StorageError, TypeConfig};
 
 type Result<T> = std::result::Result<T, StorageError>;
@@ -80,15 +80,11 @@ impl LogStore {
     }
 
     fn cf_log(&self) -> &rocksdb::ColumnFamily {
-        self.db
-            .cf_handle(cf::LOG)
-            .expect("log column family exists")
+        handle(&self.db, cf::LOG)
     }
 
     fn cf_meta(&self) -> &rocksdb::ColumnFamily {
-        self.db
-            .cf_handle(cf::META)
-            .expect("meta column family exists")
+        handle(&self.db, cf::META)
     }
 
     fn get_meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>> {

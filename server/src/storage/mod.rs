@@ -169,11 +169,16 @@ fn column_family_options() -> Options {
     opts
 }
 
+/// The handle of column family `name`. Every family in [`cf::ALL`] is created when the
+/// database is opened, so a missing one is a bug, not a runtime condition.
+pub(crate) fn handle<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
+    db.cf_handle(name)
+        .unwrap_or_else(|| panic!("column family {name} is created at open"))
+}
+
 /// Records the format version and node id on first open; checks them afterwards.
 fn check_identity(db: &DB, path: &Path, node_id: u64) -> Result<(), StorageOpenError> {
-    let meta = db
-        .cf_handle(cf::META)
-        .expect("meta column family is created at open");
+    let meta = handle(db, cf::META);
     let read = |key: &[u8]| -> Result<Option<u64>, StorageOpenError> {
         match db.get_cf(meta, key) {
             Ok(Some(v)) => codec::decode::<u64>(&v)

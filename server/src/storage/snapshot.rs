@@ -29,7 +29,7 @@ use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
 use super::state_machine::{ConfigPlane, Shared, load, rebuild_fetch_index};
-use super::{StorageOpenError, cf, codec, keys};
+use super::{StorageOpenError, cf, codec, handle, keys};
 use crate::raft::{
     LogId, NodeInfo, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -253,7 +253,7 @@ fn unique_suffix() -> u128 {
 fn build(shared: &Shared) -> Result<(SnapshotMeta, PathBuf)> {
     let db = &shared.db;
     let snap = db.snapshot();
-    let sm_meta = db.cf_handle(cf::SM_META).expect("sm_meta exists");
+    let sm_meta = handle(db, cf::SM_META);
     let read = |key: &[u8]| {
         snap.get_cf(sm_meta, key)
             .map_err(|e| snap_err(ErrorVerb::Read, e))
@@ -282,7 +282,7 @@ fn build(shared: &Shared) -> Result<(SnapshotMeta, PathBuf)> {
     let write = || -> std::io::Result<()> {
         let mut w = SnapshotWriter::create(&tmp, &meta)?;
         for (i, name) in cf::STATE.iter().enumerate() {
-            let handle = db.cf_handle(name).expect("state column families exist");
+            let handle = handle(db, name);
             for item in snap.iterator_cf(handle, IteratorMode::Start) {
                 let (k, v) = item.map_err(std::io::Error::other)?;
                 w.record(i as u8, &k, &v)?;
@@ -299,7 +299,7 @@ fn build(shared: &Shared) -> Result<(SnapshotMeta, PathBuf)> {
 }
 
 fn set_current(db: &DB, meta: &SnapshotMeta, file: &str, batch: Option<WriteBatch>) -> Result<()> {
-    let meta_cf = db.cf_handle(cf::META).expect("meta exists");
+    let meta_cf = handle(db, cf::META);
     let mut batch = batch.unwrap_or_default();
     let current = CurrentSnapshot {
         meta: meta.clone(),
@@ -341,7 +341,7 @@ pub(crate) fn remove_temporary_files(dir: &Path) {
 // ---- reading the current snapshot ---------------------------------------------------------
 
 fn current_pointer(db: &DB) -> Result<Option<CurrentSnapshot>> {
-    let meta_cf = db.cf_handle(cf::META).expect("meta exists");
+    let meta_cf = handle(db, cf::META);
     match db
         .get_cf(meta_cf, keys::META_SNAPSHOT)
         .map_err(|e| snap_err(ErrorVerb::Read, e))?
@@ -428,7 +428,7 @@ pub(crate) async fn install(
 
 /// Replaces the state column families with the snapshot's records (see the module docs).
 fn install_from_file(db: &DB, path: &Path, meta: &SnapshotMeta) -> Result<()> {
-    let meta_cf = db.cf_handle(cf::META).expect("meta exists");
+    let meta_cf = handle(db, cf::META);
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -443,10 +443,7 @@ fn install_from_file(db: &DB, path: &Path, meta: &SnapshotMeta) -> Result<()> {
     )
     .map_err(|e| snap_err(ErrorVerb::Write, e))?;
 
-    let handles: Vec<_> = cf::STATE
-        .iter()
-        .map(|n| db.cf_handle(n).expect("state column families exist"))
-        .collect();
+    let handles: Vec<_> = cf::STATE.iter().map(|n| handle(db, n)).collect();
     // Clear the state column families, in bounded batches.
     for handle in &handles {
         let mut batch = WriteBatch::default();
@@ -474,7 +471,7 @@ fn install_from_file(db: &DB, path: &Path, meta: &SnapshotMeta) -> Result<()> {
                 .map_err(|e| snap_err(ErrorVerb::Write, e))?;
         }
     }
-    let sm_meta = db.cf_handle(cf::SM_META).expect("sm_meta exists");
+    let sm_meta = handle(db, cf::SM_META);
     batch.put_cf(sm_meta, keys::SM_APPLIED, codec::encode(&meta.last_log_id));
     batch.put_cf(
         sm_meta,
@@ -487,7 +484,7 @@ fn install_from_file(db: &DB, path: &Path, meta: &SnapshotMeta) -> Result<()> {
 
 /// Finishes an install that a crash interrupted (see the module docs).
 pub(crate) fn finish_interrupted_install(db: &DB, dir: &Path) -> Result<()> {
-    let meta_cf = db.cf_handle(cf::META).expect("meta exists");
+    let meta_cf = handle(db, cf::META);
     let Some(raw) = db
         .get_cf(meta_cf, keys::META_INSTALLING)
         .map_err(|e| snap_err(ErrorVerb::Read, e))?
@@ -583,7 +580,7 @@ pub fn restore(
     install_from_file(&db, &path, &meta).map_err(fail)?;
     // The log starts after the backup: everything up to it is "purged" into the snapshot,
     // and the vote is that of the term the backup was taken in.
-    let meta_cf = db.cf_handle(cf::META).expect("meta exists");
+    let meta_cf = handle(&db, cf::META);
     let mut batch = WriteBatch::default();
     batch.put_cf(meta_cf, keys::META_LAST_PURGED, codec::encode(&last));
     batch.put_cf(meta_cf, keys::META_COMMITTED, codec::encode(&Some(last)));

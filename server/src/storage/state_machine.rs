@@ -23,7 +23,7 @@ use rocksdb::{DB, IteratorMode, WriteBatch};
 use tokio::sync::watch;
 
 use super::snapshot::{self, SnapshotBuilder};
-use super::{StorageOpenError, cf, codec, keys};
+use super::{StorageOpenError, cf, codec, handle, keys};
 use crate::raft::{
     Entry, EntryResult, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -68,16 +68,7 @@ impl ConfigPlane {
         config_id: ConfigId,
         version: VersionId,
     ) -> std::result::Result<Option<Bytes>, rocksdb::Error> {
-        let cf = self
-            .0
-            .db
-            .cf_handle(cf::CONTENTS)
-            .expect("contents column family exists");
-        Ok(self
-            .0
-            .db
-            .get_cf(cf, keys::version(config_id, version))?
-            .map(Bytes::from))
+        stored_content(&self.0.db, config_id, version)
     }
 
     /// The log index of the last applied entry.
@@ -137,9 +128,15 @@ impl StateMachineStore {
     }
 }
 
-fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {
-    db.cf_handle(name)
-        .expect("column families are created at open")
+/// The stored content of a version.
+fn stored_content(
+    db: &DB,
+    config_id: ConfigId,
+    version: VersionId,
+) -> std::result::Result<Option<Bytes>, rocksdb::Error> {
+    Ok(db
+        .get_cf(handle(db, cf::CONTENTS), keys::version(config_id, version))?
+        .map(Bytes::from))
 }
 
 fn read_err(e: impl std::error::Error + 'static) -> StorageError {
@@ -154,7 +151,7 @@ pub(crate) fn load(db: &DB) -> Result<(State, Option<LogId>, StoredMembership)> 
         family: &str,
         mut f: impl FnMut(&[u8], T),
     ) -> Result<()> {
-        for item in db.iterator_cf(cf(db, family), IteratorMode::Start) {
+        for item in db.iterator_cf(handle(db, family), IteratorMode::Start) {
             let (k, v) = item.map_err(read_err)?;
             f(&k, codec::decode(&v).map_err(read_err)?);
         }
@@ -182,7 +179,7 @@ pub(crate) fn load(db: &DB) -> Result<(State, Option<LogId>, StoredMembership)> 
         let key = String::from_utf8_lossy(k).into_owned();
         state.apply_change(Change::PutIdempotency { key, record })
     })?;
-    let sm_meta = cf(db, cf::SM_META);
+    let sm_meta = handle(db, cf::SM_META);
     let get = |key: &[u8]| db.get_cf(sm_meta, key).map_err(read_err);
     if let Some(raw) = get(keys::SM_COUNTERS)? {
         state.set_counters(codec::decode::<Counters>(&raw).map_err(read_err)?);
@@ -202,51 +199,53 @@ pub(crate) fn load(db: &DB) -> Result<(State, Option<LogId>, StoredMembership)> 
 fn persist(db: &DB, batch: &mut WriteBatch, change: &Change) {
     match change {
         Change::PutTenant(t) => {
-            batch.put_cf(cf(db, cf::TENANTS), t.name.as_bytes(), codec::encode(t))
+            batch.put_cf(handle(db, cf::TENANTS), t.name.as_bytes(), codec::encode(t))
         }
-        Change::DeleteTenant { name } => batch.delete_cf(cf(db, cf::TENANTS), name.as_bytes()),
+        Change::DeleteTenant { name } => batch.delete_cf(handle(db, cf::TENANTS), name.as_bytes()),
         Change::PutApp(a) => batch.put_cf(
-            cf(db, cf::APPS),
+            handle(db, cf::APPS),
             keys::joined(&[&a.tenant, &a.name]),
             codec::encode(a),
         ),
         Change::DeleteApp { tenant, name } => {
-            batch.delete_cf(cf(db, cf::APPS), keys::joined(&[tenant, name]))
+            batch.delete_cf(handle(db, cf::APPS), keys::joined(&[tenant, name]))
         }
         Change::PutEnvironment(e) => batch.put_cf(
-            cf(db, cf::ENVS),
+            handle(db, cf::ENVS),
             keys::joined(&[&e.tenant, &e.app, &e.name]),
             codec::encode(e),
         ),
         Change::DeleteEnvironment { tenant, app, name } => {
-            batch.delete_cf(cf(db, cf::ENVS), keys::joined(&[tenant, app, name]))
+            batch.delete_cf(handle(db, cf::ENVS), keys::joined(&[tenant, app, name]))
         }
-        Change::PutConfig(c) => {
-            batch.put_cf(cf(db, cf::CONFIGS), keys::config(c.id), codec::encode(c))
-        }
+        Change::PutConfig(c) => batch.put_cf(
+            handle(db, cf::CONFIGS),
+            keys::config(c.id),
+            codec::encode(c),
+        ),
         Change::DeleteConfig { id, .. } => {
-            batch.delete_cf(cf(db, cf::CONFIGS), keys::config(*id));
+            batch.delete_cf(handle(db, cf::CONFIGS), keys::config(*id));
             let (from, to) = keys::versions_of(*id);
-            batch.delete_range_cf(cf(db, cf::VERSIONS), &from, &to);
-            batch.delete_range_cf(cf(db, cf::CONTENTS), &from, &to);
+            batch.delete_range_cf(handle(db, cf::VERSIONS), &from, &to);
+            batch.delete_range_cf(handle(db, cf::CONTENTS), &from, &to);
         }
         Change::PutVersion { meta, content } => {
             let k = keys::version(meta.config_id, meta.version);
-            batch.put_cf(cf(db, cf::VERSIONS), k, codec::encode(meta));
-            batch.put_cf(cf(db, cf::CONTENTS), k, content);
+            batch.put_cf(handle(db, cf::VERSIONS), k, codec::encode(meta));
+            batch.put_cf(handle(db, cf::CONTENTS), k, content);
         }
         Change::DeleteVersion { config_id, version } => {
             let k = keys::version(*config_id, *version);
-            batch.delete_cf(cf(db, cf::VERSIONS), k);
-            batch.delete_cf(cf(db, cf::CONTENTS), k);
+            batch.delete_cf(handle(db, cf::VERSIONS), k);
+            batch.delete_cf(handle(db, cf::CONTENTS), k);
         }
         Change::PutIdempotency { key, record } => batch.put_cf(
-            cf(db, cf::IDEMPOTENCY),
+            handle(db, cf::IDEMPOTENCY),
             key.as_bytes(),
             codec::encode(record),
         ),
         Change::DeleteIdempotency { key } => {
-            batch.delete_cf(cf(db, cf::IDEMPOTENCY), key.as_bytes())
+            batch.delete_cf(handle(db, cf::IDEMPOTENCY), key.as_bytes())
         }
     }
 }
@@ -280,11 +279,8 @@ fn served_config(
         }
         let content = match fresh.get(&(config.id, v)) {
             Some(c) => c.clone(),
-            None => shared
-                .db
-                .get_cf(cf(&shared.db, cf::CONTENTS), keys::version(config.id, v))
+            None => stored_content(&shared.db, config.id, v)
                 .map_err(read_err)?
-                .map(Bytes::from)
                 .ok_or_else(|| {
                     read_err(std::io::Error::other(format!(
                         "content of {}/{v} is missing",
@@ -367,7 +363,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             applied = Some(entry.log_id);
             results.push(EntryResult { revision, outcomes });
         }
-        let sm_meta = cf(db, cf::SM_META);
+        let sm_meta = handle(db, cf::SM_META);
         batch.put_cf(sm_meta, keys::SM_APPLIED, codec::encode(&applied));
         if membership_changed {
             batch.put_cf(sm_meta, keys::SM_MEMBERSHIP, codec::encode(&membership));
