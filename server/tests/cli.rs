@@ -311,18 +311,8 @@ async fn admin_commands_create_and_list_tenants_apps_and_envs() {
     let table = cli
         .table(&["admin", "tenant", "create", "gamma", "--max-configs", "7"])
         .await;
-    assert!(
-        table
-            .lines()
-            .any(|l| l.starts_with("name:") && l.ends_with(" gamma")),
-        "{table}"
-    );
-    assert!(
-        table
-            .lines()
-            .any(|l| l.starts_with("max configs:") && l.ends_with(" 7")),
-        "{table}"
-    );
+    assert_row(&table, "name:", " gamma");
+    assert_row(&table, "max configs:", " 7");
     // An idempotency key makes a retry answer the first result.
     let first: TenantView = cli
         .json(&[
@@ -384,12 +374,7 @@ async fn admin_commands_create_and_list_tenants_apps_and_envs() {
         ("acme", "shop", "Web shop")
     );
     let table = cli.table(&["admin", "app", "create", "acme/api"]).await;
-    assert!(
-        table
-            .lines()
-            .any(|l| l.starts_with("app:") && l.ends_with(" acme/api")),
-        "{table}"
-    );
+    assert_row(&table, "app:", " acme/api");
     let apps: AppList = cli.json(&["admin", "app", "list", "acme"]).await;
     assert_eq!(apps, client.list_apps("acme").await.unwrap());
     assert_eq!(
@@ -568,18 +553,8 @@ async fn config_commands_create_push_get_list_and_show_versions() {
             "text",
         ])
         .await;
-    assert!(
-        table
-            .lines()
-            .any(|l| l.starts_with("path:") && l.ends_with(" acme/shop/prod/motd.txt")),
-        "{table}"
-    );
-    assert!(
-        table
-            .lines()
-            .any(|l| l.starts_with("latest version:") && l.ends_with("(no versions yet)")),
-        "{table}"
-    );
+    assert_row(&table, "path:", " acme/shop/prod/motd.txt");
+    assert_row(&table, "latest version:", "(no versions yet)");
 
     // Push from a file and from stdin; the content is stored byte for byte.
     let v1 = b"# first\nhost = \"db.internal\"\nport = 5432\n".to_vec();
@@ -629,12 +604,7 @@ async fn config_commands_create_push_get_list_and_show_versions() {
             path_str(&file(b"hello\n")),
         ])
         .await;
-    assert!(
-        table
-            .lines()
-            .any(|l| l.starts_with("version:") && l.ends_with(" 1")),
-        "{table}"
-    );
+    assert_row(&table, "version:", " 1");
     // validate_only stores nothing.
     let table = cli
         .table(&[
@@ -1043,12 +1013,7 @@ async fn release_commands_set_status_publish_and_rollback() {
         )
         .await;
     let table = String::from_utf8(out).unwrap();
-    assert!(
-        table
-            .lines()
-            .any(|l| l.starts_with("version:") && l.ends_with(" 4")),
-        "{table}"
-    );
+    assert_row(&table, "version:", " 4");
     assert_eq!(
         rows_starting(&table, "3"),
         [vec!["3", "2", "5", "-", "20%", "4"]],
@@ -1418,4 +1383,14 @@ async fn unreachable_or_bad_endpoints_are_one_error_line() {
     let line = one_error_line(&out, &["admin", "tenant", "list"], 1, "unreachable");
     assert!(line.contains(&format!("127.0.0.1:{port}")), "{line}");
     assert_eq!(out.text(), "");
+}
+
+/// Asserts that a `--output table` answer has a row labelled `label` ending in `value`.
+fn assert_row(table: &str, label: &str, value: &str) {
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(label) && l.ends_with(value)),
+        "no row {label} ...{value} in\n{table}"
+    );
 }
