@@ -140,24 +140,16 @@ mod tests {
     use super::*;
     use crate::protocol::value::Value;
 
-    fn obj(pairs: &[(&str, Value)]) -> Obj {
-        let mut o = Obj::new();
-        for (k, v) in pairs {
-            o.set(k, v.clone());
-        }
-        o
-    }
-
     #[test]
     fn endpoint_comes_from_the_block_then_the_environment_then_the_default() {
         let none = |_: &str| None;
-        let api = configure(&obj(&[]), none).unwrap();
+        let api = configure(&Obj::of(&[]), none).unwrap();
         assert_eq!(api.client.endpoint(), DEFAULT_ENDPOINT);
         let env = |k: &str| (k == ENDPOINT_ENV).then(|| "http://10.1.1.1:9000".to_owned());
-        let api = configure(&obj(&[]), env).unwrap();
+        let api = configure(&Obj::of(&[]), env).unwrap();
         assert_eq!(api.client.endpoint(), "http://10.1.1.1:9000");
         let api = configure(
-            &obj(&[("endpoint", Value::string("http://127.0.0.1:7000"))]),
+            &Obj::of(&[("endpoint", Value::string("http://127.0.0.1:7000"))]),
             env,
         )
         .unwrap();
@@ -168,7 +160,7 @@ mod tests {
     fn token_timeout_and_retries() {
         let env = |k: &str| (k == TOKEN_ENV).then(|| "from-env".to_owned());
         let api = configure(
-            &obj(&[
+            &Obj::of(&[
                 ("timeout", Value::string("2m")),
                 ("max_retries", Value::int(1)),
             ]),
@@ -183,16 +175,16 @@ mod tests {
     #[test]
     fn bad_settings_name_their_attribute() {
         let none = |_: &str| None;
-        let err = configure(&obj(&[("timeout", Value::string("soon"))]), none).unwrap_err();
+        let err = configure(&Obj::of(&[("timeout", Value::string("soon"))]), none).unwrap_err();
         assert_eq!(err.0[0].attribute.as_ref().unwrap().to_string(), "timeout");
-        let err = configure(&obj(&[("max_retries", Value::int(99))]), none).unwrap_err();
+        let err = configure(&Obj::of(&[("max_retries", Value::int(99))]), none).unwrap_err();
         assert_eq!(
             err.0[0].attribute.as_ref().unwrap().to_string(),
             "max_retries"
         );
-        let err = configure(&obj(&[("token", Value::string("two words"))]), none).unwrap_err();
+        let err = configure(&Obj::of(&[("token", Value::string("two words"))]), none).unwrap_err();
         assert_eq!(err.0[0].attribute.as_ref().unwrap().to_string(), "token");
-        let err = configure(&obj(&[("endpoint", Value::Unknown)]), none).unwrap_err();
+        let err = configure(&Obj::of(&[("endpoint", Value::Unknown)]), none).unwrap_err();
         assert_eq!(err.0[0].attribute.as_ref().unwrap().to_string(), "endpoint");
     }
 }

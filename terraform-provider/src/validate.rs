@@ -154,23 +154,23 @@ pub fn labels(obj: &Obj, attr: &str, diags: &mut Diagnostics) {
 mod tests {
     use super::*;
 
-    fn obj(pairs: &[(&str, Value)]) -> Obj {
-        let mut o = Obj::new();
-        for (k, v) in pairs {
-            o.set(k, v.clone());
-        }
-        o
-    }
-
     #[test]
     fn names_follow_the_contract_and_unknowns_pass() {
         let mut d = Diagnostics::default();
-        name(&obj(&[("name", Value::string("Bad_Name"))]), "name", &mut d);
+        name(
+            &Obj::of(&[("name", Value::string("Bad_Name"))]),
+            "name",
+            &mut d,
+        );
         assert_eq!(d.0.len(), 1);
         assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "name");
         let mut d = Diagnostics::default();
-        name(&obj(&[("name", Value::Unknown)]), "name", &mut d);
-        config_name(&obj(&[("name", Value::string("app.yaml"))]), "name", &mut d);
+        name(&Obj::of(&[("name", Value::Unknown)]), "name", &mut d);
+        config_name(
+            &Obj::of(&[("name", Value::string("app.yaml"))]),
+            "name",
+            &mut d,
+        );
         assert!(d.0.is_empty());
     }
 
@@ -179,7 +179,7 @@ mod tests {
         let mut d = Diagnostics::default();
         assert_eq!(
             int_range(
-                &obj(&[("percent", Value::int(10))]),
+                &Obj::of(&[("percent", Value::int(10))]),
                 "percent",
                 0,
                 100,
@@ -188,14 +188,14 @@ mod tests {
             Some(10)
         );
         int_range(
-            &obj(&[("percent", Value::int(101))]),
+            &Obj::of(&[("percent", Value::int(101))]),
             "percent",
             0,
             100,
             &mut d,
         );
         int_range(
-            &obj(&[(
+            &Obj::of(&[(
                 "percent",
                 Value::Number(crate::protocol::value::Number::Float(1.5)),
             )]),
@@ -211,17 +211,25 @@ mod tests {
     fn formats_schemas_and_labels() {
         let mut d = Diagnostics::default();
         assert_eq!(
-            format(&obj(&[("format", Value::string("yaml"))]), "format", &mut d),
+            format(
+                &Obj::of(&[("format", Value::string("yaml"))]),
+                "format",
+                &mut d
+            ),
             Some(Format::Yaml)
         );
-        format(&obj(&[("format", Value::string("yml"))]), "format", &mut d);
+        format(
+            &Obj::of(&[("format", Value::string("yml"))]),
+            "format",
+            &mut d,
+        );
         assert!(json_schema(
-            &obj(&[("schema", Value::string(r#"{"type": "object"}"#))]),
+            &Obj::of(&[("schema", Value::string(r#"{"type": "object"}"#))]),
             "schema",
             &mut d
         ));
         assert!(!json_schema(
-            &obj(&[("schema", Value::string("[1]"))]),
+            &Obj::of(&[("schema", Value::string("[1]"))]),
             "schema",
             &mut d
         ));
@@ -233,7 +241,7 @@ mod tests {
             .into_iter()
             .collect(),
         );
-        labels(&obj(&[("labels", labels_value)]), "labels", &mut d);
+        labels(&Obj::of(&[("labels", labels_value)]), "labels", &mut d);
         assert_eq!(d.0.len(), 4, "{d:?}");
         assert_eq!(
             d.0[2].attribute.as_ref().unwrap().to_string(),

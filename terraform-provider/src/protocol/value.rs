@@ -218,6 +218,14 @@ impl Obj {
         self
     }
 
+    /// An object with these attributes (the rest null), for tests.
+    #[cfg(test)]
+    pub fn of(pairs: &[(&str, Value)]) -> Obj {
+        pairs
+            .iter()
+            .fold(Obj::new(), |o, (k, v)| o.with(k, v.clone()))
+    }
+
     pub fn attr_path(&self, name: &str) -> AttrPath {
         self.path.clone().attr(name)
     }

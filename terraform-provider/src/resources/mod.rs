@@ -257,17 +257,9 @@ mod tests {
         }
     }
 
-    fn obj(pairs: &[(&str, Value)]) -> Obj {
-        let mut o = Obj::new();
-        for (k, v) in pairs {
-            o.set(k, v.clone());
-        }
-        o
-    }
-
     #[test]
     fn create_plans_defaults_and_unknown_computed_values() {
-        let config = obj(&[
+        let config = Obj::of(&[
             ("name", Value::string("a")),
             (
                 "quotas",
@@ -286,13 +278,13 @@ mod tests {
 
     #[test]
     fn unchanged_plans_are_the_prior_state() {
-        let prior = obj(&[
+        let prior = Obj::of(&[
             ("name", Value::string("a")),
             ("description", Value::string("")),
             ("id", Value::string("a")),
             ("revision", Value::int(4)),
         ]);
-        let config = obj(&[("name", Value::string("a"))]);
+        let config = Obj::of(&[("name", Value::string("a"))]);
         let (planned, replace) = plan(&Fake, &Fake.schema(), Some(&prior), prior.clone(), &config);
         assert_eq!(planned, prior);
         assert!(replace.is_empty());
@@ -300,7 +292,7 @@ mod tests {
 
     #[test]
     fn changes_update_or_replace() {
-        let prior = obj(&[
+        let prior = Obj::of(&[
             ("name", Value::string("a")),
             ("description", Value::string("")),
             ("id", Value::string("a")),
@@ -308,7 +300,7 @@ mod tests {
         ]);
         let mut proposed = prior.clone();
         proposed.set("description", Value::string("new"));
-        let config = obj(&[
+        let config = Obj::of(&[
             ("name", Value::string("a")),
             ("description", Value::string("new")),
         ]);
@@ -319,7 +311,7 @@ mod tests {
 
         let mut proposed = prior.clone();
         proposed.set("name", Value::string("b"));
-        let config = obj(&[("name", Value::string("b"))]);
+        let config = Obj::of(&[("name", Value::string("b"))]);
         let (_, replace) = plan(&Fake, &Fake.schema(), Some(&prior), proposed, &config);
         assert_eq!(replace, vec![AttrPath::root("name")]);
     }
