@@ -249,6 +249,18 @@ async fn malformed_requests_get_documented_errors_and_the_node_keeps_serving() {
         None,
     )
     .await;
+    // The unread rest of that body makes the connection unusable: the node says so, so a
+    // keep-alive client does not send its next request into a closing connection.
+    let resp = api
+        .http
+        .post(format!("{}{versions}", api.base))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 5 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(resp.headers()["connection"], "close");
     let mut big = b"[".to_vec();
     big.extend(std::iter::repeat_n(b"1,".as_slice(), 60_000).flatten());
     big.extend_from_slice(b"1]");
