@@ -243,9 +243,6 @@ impl IntoResponse for ApiError {
             _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
             _ => None,
         };
-        // The rest of an oversized body is never read, so the connection cannot carry another
-        // request; say so, or a keep-alive client reuses it and fails on its next request.
-        let close = matches!(self, ApiError::PayloadTooLarge { .. });
         let mut response = (
             status,
             Json(ErrorBody {
@@ -257,11 +254,6 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        if close {
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
     }

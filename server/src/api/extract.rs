@@ -1,12 +1,16 @@
 //! Request extractors that turn every kind of malformed input into an [`ApiError`] with a
 //! stable code, instead of axum's plain-text rejections.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
-use axum::http::{HeaderMap, Method, StatusCode, header, request::Parts};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bytes::BytesMut;
 use conflux_api_types::headers;
 use conflux_domain::{ClientLabels, ContentHash, IdempotencyKey, Revision};
+use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
 use super::MAX_BODY_BYTES;
@@ -14,6 +18,67 @@ use super::error::ApiError;
 
 /// Idempotency keys are at most this long.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+
+/// Largest body a node reads and throws away to answer 413 on a connection that stays
+/// usable; a larger one gets its 413 at once and the connection is closed.
+const MAX_DRAINED_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Middleware of the routes that take a body: reads the whole body before the handler runs.
+///
+/// Any answer given before the body is read (413, or an extractor that rejects the path, query
+/// or headers first) would leave the rest of the body on the connection, and hyper then
+/// closes it; a keep-alive client would send its next request into a closing connection, or
+/// fail to finish writing the body it is sending. Reading first keeps the connection usable.
+/// A body over [`MAX_BODY_BYTES`] is read to its end and dropped (up to
+/// [`MAX_DRAINED_BYTES`]; beyond that the node answers at once with `Connection: close`).
+pub async fn read_body_first(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_DRAINED_BYTES) {
+        return too_large(true);
+    }
+    let (parts, body) = req.into_parts();
+    let mut chunks = body.into_data_stream();
+    let mut kept = BytesMut::new();
+    let mut total: u64 = 0;
+    while let Some(chunk) = chunks.next().await {
+        let Ok(chunk) = chunk else {
+            return ApiError::InvalidRequest {
+                code: "invalid_body",
+                message: "the request body could not be read".into(),
+                field: None,
+            }
+            .into_response();
+        };
+        total += chunk.len() as u64;
+        if total > MAX_DRAINED_BYTES {
+            return too_large(true);
+        }
+        if total <= MAX_BODY_BYTES as u64 {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    if total > MAX_BODY_BYTES as u64 {
+        return too_large(false);
+    }
+    next.run(Request::from_parts(parts, Body::from(kept.freeze())))
+        .await
+}
+
+fn too_large(close_connection: bool) -> Response {
+    let mut response = ApiError::PayloadTooLarge {
+        limit: MAX_BODY_BYTES,
+    }
+    .into_response();
+    if close_connection {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
 
 fn body_error(e: BytesRejection) -> ApiError {
     if e.status() == StatusCode::PAYLOAD_TOO_LARGE {

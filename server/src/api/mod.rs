@@ -207,7 +207,21 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/configs/{id}/publish", post(mgt::publish))
         .route("/configs/{id}/rollback", post(mgt::rollback))
-        .route("/configs/{id}/resolve", get(mgt::resolve_simulator));
+        .route("/configs/{id}/resolve", get(mgt::resolve_simulator))
+        .layer(axum::middleware::from_fn(extract::read_body_first));
+
+    // Node and cluster operations; the same body handling as management.
+    let cluster_routes = Router::new()
+        .route("/_cluster/status", get(cluster::status))
+        .route("/_cluster/members", post(cluster::add_member))
+        .route(
+            "/_cluster/members/{id}",
+            axum::routing::delete(cluster::remove_member),
+        )
+        .route("/_cluster/leader/transfer", post(cluster::transfer_leader))
+        .route("/_cluster/snapshot", post(cluster::snapshot))
+        .route("/_cluster/backup", get(cluster::backup))
+        .layer(axum::middleware::from_fn(extract::read_body_first));
 
     Router::new()
         .route(
@@ -228,15 +242,7 @@ pub fn router(state: AppState) -> Router {
             "/conflux.v1.Watch/{*method}",
             grpc::pb::watch_server::WatchServer::new(grpc::WatchService(state.clone())),
         )
-        .route("/_cluster/status", get(cluster::status))
-        .route("/_cluster/members", post(cluster::add_member))
-        .route(
-            "/_cluster/members/{id}",
-            axum::routing::delete(cluster::remove_member),
-        )
-        .route("/_cluster/leader/transfer", post(cluster::transfer_leader))
-        .route("/_cluster/snapshot", post(cluster::snapshot))
-        .route("/_cluster/backup", get(cluster::backup))
+        .merge(cluster_routes)
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
