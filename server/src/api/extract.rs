@@ -7,7 +7,6 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use bytes::BytesMut;
 use conflux_api_types::headers;
 use conflux_domain::{ClientLabels, ContentHash, IdempotencyKey, Revision};
 use futures::StreamExt;
@@ -41,7 +40,7 @@ pub async fn read_body_first(req: Request, next: Next) -> Response {
     }
     let (parts, body) = req.into_parts();
     let mut chunks = body.into_data_stream();
-    let mut kept = BytesMut::new();
+    let mut kept: Vec<Bytes> = Vec::new();
     let mut total: u64 = 0;
     while let Some(chunk) = chunks.next().await {
         let Ok(chunk) = chunk else {
@@ -57,14 +56,18 @@ pub async fn read_body_first(req: Request, next: Next) -> Response {
             return too_large(true);
         }
         if total <= MAX_BODY_BYTES as u64 {
-            kept.extend_from_slice(&chunk);
+            kept.push(chunk);
         }
     }
     if total > MAX_BODY_BYTES as u64 {
         return too_large(false);
     }
-    next.run(Request::from_parts(parts, Body::from(kept.freeze())))
-        .await
+    // Most bodies arrive as one chunk: hand it on without a copy.
+    let body = match kept.len() {
+        1 => kept.swap_remove(0),
+        _ => Bytes::from(kept.concat()),
+    };
+    next.run(Request::from_parts(parts, Body::from(body))).await
 }
 
 fn too_large(close_connection: bool) -> Response {
