@@ -103,8 +103,9 @@ impl FetchIndex {
         self.map.pin().remove(path);
     }
 
-    pub fn clear(&self) {
-        self.map.pin().clear();
+    /// Every path in the index.
+    pub fn paths(&self) -> Vec<String> {
+        self.map.pin().keys().cloned().collect()
     }
 
     pub fn len(&self) -> usize {

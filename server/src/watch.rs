@@ -102,16 +102,10 @@ impl WatchHub {
         }
     }
 
-    /// Publishes `state_of(path)` for every watched config (after a snapshot install
-    /// replaced the whole state).
-    pub fn refresh_all(&self, state_of: impl Fn(&str) -> WatchState) {
-        for (path, tx) in self.channels.pin().iter() {
-            advance(tx, state_of(path));
-        }
-    }
-
-    /// Subscribes to a config whose current state is `current` (read by the caller from the
-    /// fetch index just before).
+    /// Subscribes to a config whose current state is `current`. The caller reads `current`
+    /// from the fetch index and subscribes while no apply can publish (see
+    /// `ConfigPlane::subscribe`); otherwise a change published before the channel existed
+    /// would be lost.
     pub fn subscribe(
         self: &Arc<Self>,
         path: &str,
@@ -125,7 +119,7 @@ impl WatchHub {
         }
         let channels = self.channels.pin();
         let tx = channels.get_or_insert_with(path.to_owned(), || watch::channel(current.clone()).0);
-        // The state machine may have published between the caller's read and the insert.
+        // An existing channel may already hold `current`, or something newer.
         advance(tx, current);
         Ok(Subscription {
             rx: tx.subscribe(),

@@ -172,13 +172,11 @@ pub async fn snapshot(State(app): State<AppState>) -> ApiResult {
 /// Streams a consistent snapshot file, from which `conflux restore` creates a new cluster.
 pub async fn backup(State(app): State<AppState>) -> ApiResult {
     take_snapshot(&app).await?;
-    let (meta, path) = snapshot::current_file(app.plane())
+    // An open handle: the file stays readable even if a newer snapshot replaces it.
+    let (meta, file) = snapshot::current_file(app.plane())
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::internal("no snapshot after building one"))?;
-    // Opened before anything can replace it: an unlinked file stays readable.
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(ApiError::internal)?;
+    let file = tokio::fs::File::from_std(file);
     let index = meta.last_log_id.map_or(0, |l| l.index);
     let name = format!("attachment; filename=\"conflux-backup-{index}.snap\"");
     let mut r = Response::new(Body::from_stream(tokio_util::io::ReaderStream::new(file)));

@@ -22,7 +22,7 @@ use tokio_stream::StreamMap;
 use super::AppState;
 use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, client_labels};
-use crate::watch::{WatchState, Watcher};
+use crate::watch::Watcher;
 
 /// Long-poll timeout when the client does not say, and the longest it may ask for.
 pub const DEFAULT_POLL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,7 +62,13 @@ pub async fn subscribe(app: &AppState, watcher: Watcher) -> Result<EventStream, 
             retry_after_secs: 1,
         });
     }
-    let Some(served) = plane.fetch_index().get(&watcher.key) else {
+    let subscribed = plane
+        .subscribe(&watcher.key)
+        .map_err(|e| ApiError::TooMany {
+            code: "too_many_watchers",
+            message: e.to_string(),
+        })?;
+    let Some(sub) = subscribed else {
         if watcher.revision == 0 {
             return Err(DomainError::NotFound {
                 entity: Entity::Config,
@@ -78,13 +84,6 @@ pub async fn subscribe(app: &AppState, watcher: Watcher) -> Result<EventStream, 
         };
         return Ok(Box::pin(futures::stream::iter([deleted])));
     };
-    let sub = plane
-        .watch_hub()
-        .subscribe(&watcher.key, WatchState::present(served))
-        .map_err(|e| ApiError::TooMany {
-            code: "too_many_watchers",
-            message: e.to_string(),
-        })?;
     let stream = futures::stream::unfold(
         (watcher, sub, false),
         |(mut watcher, mut sub, done)| async move {

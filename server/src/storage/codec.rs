@@ -27,6 +27,25 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Vec<u8> {
     out
 }
 
+/// The length [`encode`] would produce, without building the encoding (byte strings are
+/// counted, not copied).
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(1);
+    rmp_serde::encode::write_named(&mut counter, value)
+        .expect("MessagePack encoding of a serialisable value cannot fail");
+    counter.0
+}
+
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     match bytes.split_first() {
         None => Err(CodecError::Empty),
@@ -52,5 +71,11 @@ mod tests {
             Err(CodecError::UnknownVersion(9))
         ));
         assert!(matches!(decode::<Vec<u64>>(&[]), Err(CodecError::Empty)));
+    }
+
+    #[test]
+    fn encoded_len_is_the_length_of_the_encoding() {
+        let v = (vec![1u64, 1 << 40], "text".to_owned(), vec![7u8; 1000]);
+        assert_eq!(encoded_len(&v), encode(&v).len());
     }
 }

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::storage::RaftSnapshotBuilder;
@@ -28,12 +28,11 @@ use openraft::{ErrorSubject, ErrorVerb, StorageIOError};
 use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
-use super::state_machine::{ConfigPlane, Shared, load, rebuild_fetch_index};
+use super::state_machine::{ConfigPlane, Shared, load, refresh_fetch_index};
 use super::{StorageOpenError, cf, codec, handle, keys};
 use crate::raft::{
     LogId, NodeInfo, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
-use crate::watch::WatchState;
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -229,16 +228,13 @@ impl SnapshotBuilder {
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot> {
         let shared = self.plane.0.clone();
-        let (meta, path) = tokio::task::spawn_blocking(move || build(&shared))
+        let (meta, file) = tokio::task::spawn_blocking(move || build(&shared))
             .await
             .map_err(|e| snap_err(ErrorVerb::Write, e))??;
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| snap_err(ErrorVerb::Read, e))?;
         tracing::info!(snapshot = %meta.snapshot_id, "built snapshot");
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(file),
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
         })
     }
 }
@@ -250,9 +246,17 @@ fn unique_suffix() -> u128 {
         .unwrap_or_default()
 }
 
-fn build(shared: &Shared) -> Result<(SnapshotMeta, PathBuf)> {
+/// Builds a snapshot file from a point-in-time view of the state column families. Runs
+/// concurrently with applies, with other builds and with installs (openraft builds in a task
+/// of its own): the view is taken outside any install, and the current-snapshot pointer only
+/// ever moves forward.
+fn build(shared: &Shared) -> Result<(SnapshotMeta, File)> {
     let db = &shared.db;
-    let snap = db.snapshot();
+    let snap = {
+        let _not_installing = shared.install_guard.read();
+        db.snapshot()
+    };
+    pause_point(&shared.snapshot_dir, "build:view-taken");
     let sm_meta = handle(db, cf::SM_META);
     let read = |key: &[u8]| {
         snap.get_cf(sm_meta, key)
@@ -279,7 +283,9 @@ fn build(shared: &Shared) -> Result<(SnapshotMeta, PathBuf)> {
     let file_name = format!("{}.snap", meta.snapshot_id);
     let tmp = shared.snapshot_dir.join(format!("{file_name}.tmp"));
     let path = shared.snapshot_dir.join(&file_name);
-    let write = || -> std::io::Result<()> {
+    // Written under a name of its own (install never touches other temporary files), and
+    // opened for openraft before anything else happens to it.
+    let write = || -> std::io::Result<File> {
         let mut w = SnapshotWriter::create(&tmp, &meta)?;
         for (i, name) in cf::STATE.iter().enumerate() {
             let handle = handle(db, name);
@@ -289,13 +295,29 @@ fn build(shared: &Shared) -> Result<(SnapshotMeta, PathBuf)> {
             }
         }
         w.finish()?;
-        std::fs::rename(&tmp, &path)?;
-        File::open(&shared.snapshot_dir)?.sync_all()
+        File::open(&tmp)
     };
-    write().map_err(|e| snap_err(ErrorVerb::Write, e))?;
-    set_current(db, &meta, &file_name, None)?;
-    remove_other_snapshots(&shared.snapshot_dir, &file_name);
-    Ok((meta, path))
+    let file = write().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+    pause_point(&shared.snapshot_dir, "build:file-written");
+    let _files = shared.snapshot_files.lock();
+    match current_pointer(db)?.filter(|c| c.meta.last_log_id >= meta.last_log_id) {
+        // An install or another build got as far or further meanwhile: keep that one
+        // current. openraft still gets this one, through the open handle.
+        Some(current) => {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::debug!(built = %meta.snapshot_id, current = %current.meta.snapshot_id, "a snapshot at least as new exists; the one just built is not kept");
+        }
+        None => {
+            let publish = || -> std::io::Result<()> {
+                std::fs::rename(&tmp, &path)?;
+                File::open(&shared.snapshot_dir)?.sync_all()
+            };
+            publish().map_err(|e| snap_err(ErrorVerb::Write, e))?;
+            set_current(db, &meta, &file_name, None)?;
+            remove_other_snapshots(&shared.snapshot_dir, &file_name);
+        }
+    }
+    Ok((meta, file))
 }
 
 fn set_current(db: &DB, meta: &SnapshotMeta, file: &str, batch: Option<WriteBatch>) -> Result<()> {
@@ -312,6 +334,9 @@ fn set_current(db: &DB, meta: &SnapshotMeta, file: &str, batch: Option<WriteBatc
         .map_err(|e| snap_err(ErrorVerb::Write, e))
 }
 
+/// Deletes every snapshot file but `keep` (the current one). The caller holds
+/// `snapshot_files` and has just pointed the current snapshot at `keep`, so no file deleted
+/// here can still be named by the pointer or by an install in progress.
 fn remove_other_snapshots(dir: &Path, keep: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -326,7 +351,8 @@ fn remove_other_snapshots(dir: &Path, keep: &str) {
     }
 }
 
-/// Removes leftovers of builds or receptions interrupted by a crash.
+/// Removes leftovers of builds or installs interrupted by a crash. Only at start-up: while the
+/// node runs, a build or an install may be writing its own temporary file.
 pub(crate) fn remove_temporary_files(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -353,26 +379,47 @@ fn current_pointer(db: &DB) -> Result<Option<CurrentSnapshot>> {
     }
 }
 
+/// Opens the current snapshot file. Takes no lock: a file is deleted only after the pointer
+/// moved past it, so when the file named by the pointer is gone, the pointer has moved and
+/// reading it again names a newer file.
+fn open_current(shared: &Shared) -> Result<Option<(SnapshotMeta, File)>> {
+    const ATTEMPTS: usize = 8;
+    for _ in 0..ATTEMPTS {
+        let Some(cur) = current_pointer(&shared.db)? else {
+            return Ok(None);
+        };
+        match File::open(shared.snapshot_dir.join(&cur.file)) {
+            Ok(file) => return Ok(Some((cur.meta, file))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(snap_err(ErrorVerb::Read, e)),
+        }
+    }
+    Err(snap_err(
+        ErrorVerb::Read,
+        std::io::Error::other(format!(
+            "the current snapshot changed {ATTEMPTS} times while being opened"
+        )),
+    ))
+}
+
 pub(crate) async fn current(shared: &Shared) -> Result<Option<Snapshot>> {
-    let Some(cur) = current_pointer(&shared.db)? else {
-        return Ok(None);
-    };
-    let file = tokio::fs::File::open(shared.snapshot_dir.join(&cur.file))
-        .await
-        .map_err(|e| snap_err(ErrorVerb::Read, e))?;
-    Ok(Some(Snapshot {
-        meta: cur.meta,
-        snapshot: Box::new(file),
+    Ok(open_current(shared)?.map(|(meta, file)| Snapshot {
+        meta,
+        snapshot: Box::new(tokio::fs::File::from_std(file)),
     }))
 }
 
-/// Path and meta of the current snapshot file, for backups.
-pub fn current_file(plane: &ConfigPlane) -> Result<Option<(SnapshotMeta, PathBuf)>> {
-    Ok(current_pointer(&plane.0.db)?.map(|c| (c.meta, plane.0.snapshot_dir.join(c.file))))
+/// Meta and an open handle of the current snapshot file, for backups (the handle stays
+/// readable even if a newer snapshot replaces the file meanwhile).
+pub fn current_file(plane: &ConfigPlane) -> Result<Option<(SnapshotMeta, File)>> {
+    open_current(&plane.0)
 }
 
 // ---- receiving and installing -------------------------------------------------------------
 
+/// A file to receive a snapshot into. It is unlinked at once: openraft may drop it without
+/// installing it (a newer snapshot or log arrived meanwhile), and an unnamed file leaves
+/// nothing behind; [`install`] copies it by its handle.
 pub(crate) async fn begin_receiving(dir: &Path) -> Result<Box<tokio::fs::File>> {
     let path = dir.join(format!("recv-{}.tmp", unique_suffix()));
     let file = tokio::fs::OpenOptions::new()
@@ -381,6 +428,9 @@ pub(crate) async fn begin_receiving(dir: &Path) -> Result<Box<tokio::fs::File>> 
         .create(true)
         .truncate(true)
         .open(&path)
+        .await
+        .map_err(|e| snap_err(ErrorVerb::Write, e))?;
+    tokio::fs::remove_file(&path)
         .await
         .map_err(|e| snap_err(ErrorVerb::Write, e))?;
     Ok(Box::new(file))
@@ -395,6 +445,11 @@ pub(crate) async fn install(
     let shared = plane.0.clone();
     let meta = meta.clone();
     tokio::task::spawn_blocking(move || -> Result<()> {
+        // Exclusive for the whole install: builds must not take their view of a half-written
+        // state, nor move the pointer or delete files while this one is being installed.
+        let _installing = shared.install_guard.write();
+        let _files = shared.snapshot_files.lock();
+        pause_point(&shared.snapshot_dir, "install:locked");
         let file_name = format!("{}.snap", meta.snapshot_id);
         let path = shared.snapshot_dir.join(&file_name);
         let tmp = shared.snapshot_dir.join(format!("{file_name}.tmp"));
@@ -417,7 +472,6 @@ pub(crate) async fn install(
         }
         install_from_file(&shared.db, &path, &meta)?;
         remove_other_snapshots(&shared.snapshot_dir, &file_name);
-        remove_temporary_files(&shared.snapshot_dir);
         reload(&shared)?;
         tracing::info!(snapshot = %meta.snapshot_id, "installed snapshot");
         Ok(())
@@ -501,22 +555,28 @@ pub(crate) fn finish_interrupted_install(db: &DB, dir: &Path) -> Result<()> {
     install_from_file(db, &path, &meta)
 }
 
+/// Replaces the in-memory state with the installed one. The fetch index and the watchers
+/// change under the state's write lock, as in apply.
 fn reload(shared: &Shared) -> Result<()> {
-    let (state, applied, membership) = load(&shared.db)?;
-    *shared.state.write() = state;
-    rebuild_fetch_index(shared)?;
+    let (loaded, applied, membership) = load(&shared.db)?;
     let revision = applied.map_or(0, |l| l.index);
-    shared
-        .watch
-        .refresh_all(|path| match shared.fetch.get(path) {
-            Some(served) => WatchState::present(served),
-            None => WatchState::deleted(revision),
-        });
+    let mut state = shared.state.write();
+    *state = loaded;
+    refresh_fetch_index(shared, &state, revision)?;
+    drop(state);
     *shared.applied.lock() = (applied, membership);
-    shared
-        .applied_index
-        .send_replace(applied.map_or(0, |l| l.index));
+    shared.applied_index.send_replace(revision);
     Ok(())
+}
+
+/// A place where tests of concurrent builds and installs can stop a thread (see the tests
+/// below); nothing in other builds.
+#[cfg(not(test))]
+fn pause_point(_snapshot_dir: &Path, _name: &'static str) {}
+
+#[cfg(test)]
+fn pause_point(snapshot_dir: &Path, name: &'static str) {
+    tests::pause_point(snapshot_dir, name);
 }
 
 // ---- restoring a backup into a new cluster ----------------------------------------------
@@ -594,4 +654,210 @@ pub fn restore(
             source,
         })?;
     Ok(meta)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! Builds and installs racing each other, with the interleavings forced by pause points.
+
+    use std::io::BufReader;
+    use std::path::{Path, PathBuf};
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::Duration;
+
+    use conflux_domain::{Command, Proposal, QuotasPatch};
+    use openraft::storage::RaftStateMachine;
+    use openraft::{CommittedLeaderId, EntryPayload};
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::raft::{Entry, ProposalBatch};
+    use crate::storage::StateMachineStore;
+
+    /// A pause point a test armed: the first thread to reach it waits there until released.
+    #[derive(Default)]
+    struct Gate {
+        /// (arrived, released)
+        state: Mutex<(bool, bool)>,
+        changed: Condvar,
+    }
+
+    impl Gate {
+        fn pass(&self) {
+            let mut s = self.state.lock().unwrap();
+            s.0 = true;
+            self.changed.notify_all();
+            while !s.1 {
+                s = self.changed.wait(s).unwrap();
+            }
+        }
+
+        fn wait_arrived(&self) {
+            let mut s = self.state.lock().unwrap();
+            while !s.0 {
+                s = self.changed.wait(s).unwrap();
+            }
+        }
+
+        fn release(&self) {
+            self.state.lock().unwrap().1 = true;
+            self.changed.notify_all();
+        }
+    }
+
+    type Armed = Vec<(PathBuf, &'static str, Arc<Gate>)>;
+    static GATES: Mutex<Armed> = Mutex::new(Vec::new());
+
+    pub(crate) fn pause_point(snapshot_dir: &Path, name: &'static str) {
+        let gate = GATES
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(dir, n, _)| dir == snapshot_dir && *n == name)
+            .map(|(_, _, g)| g.clone());
+        if let Some(gate) = gate {
+            gate.pass();
+        }
+    }
+
+    /// Arms `name` for the store whose snapshots live in `snapshot_dir` (tests run side by
+    /// side; each arms only its own stores).
+    fn arm(snapshot_dir: &Path, name: &'static str) -> Arc<Gate> {
+        let gate = Arc::new(Gate::default());
+        GATES
+            .lock()
+            .unwrap()
+            .push((snapshot_dir.to_owned(), name, gate.clone()));
+        gate
+    }
+
+    fn tenant_entry(index: u64) -> Entry {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(ProposalBatch {
+                proposals: vec![Proposal::new(
+                    1_700_000_000_000,
+                    Command::CreateTenant {
+                        name: format!("t{index}"),
+                        display_name: None,
+                        quotas: QuotasPatch::default(),
+                    },
+                )],
+            }),
+        }
+    }
+
+    /// A state machine in `dir` that has applied entries 1..=n.
+    fn store(rt: &tokio::runtime::Runtime, dir: &Path, n: u64) -> StateMachineStore {
+        let mut sm = crate::storage::open(dir, 1).unwrap().state_machine;
+        rt.block_on(sm.apply((1..=n).map(tenant_entry))).unwrap();
+        sm
+    }
+
+    /// Hands the snapshot in `file` to `target` the way openraft does: received into a file of
+    /// `begin_receiving`, then installed.
+    async fn receive_and_install(target: &ConfigPlane, meta: &SnapshotMeta, file: &mut File) {
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(0)).unwrap();
+        file.read_to_end(&mut bytes).unwrap();
+        let mut received = begin_receiving(&target.0.snapshot_dir).await.unwrap();
+        received.write_all(&bytes).await.unwrap();
+        received.flush().await.unwrap();
+        install(target, meta, *received).await.unwrap();
+    }
+
+    fn files_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_build_finishing_after_a_newer_install_keeps_the_installed_snapshot() {
+        let rt = runtime();
+        let (x_dir, y_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let x = store(&rt, x_dir.path(), 5);
+        let y = store(&rt, y_dir.path(), 10);
+        let (newer, mut newer_file) = build(&y.plane().0).unwrap();
+
+        let x_shared = x.plane().0.clone();
+        let gate = arm(&x_shared.snapshot_dir, "build:file-written");
+        let builder = std::thread::spawn(move || build(&x_shared));
+        gate.wait_arrived();
+        rt.block_on(receive_and_install(&x.plane(), &newer, &mut newer_file));
+        gate.release();
+        let (built, built_file) = builder.join().unwrap().unwrap();
+
+        assert_eq!(built.last_log_id.map(|l| l.index), Some(5));
+        // openraft got a whole file from the build...
+        SnapshotReader::new(BufReader::new(built_file))
+            .unwrap()
+            .verify_to_end()
+            .unwrap();
+        // ...but the pointer stayed on the installed snapshot, whose file is the only one left.
+        let (current, _) = open_current(&x.plane().0).unwrap().unwrap();
+        assert_eq!(current.snapshot_id, newer.snapshot_id);
+        assert_eq!(
+            files_in(&x.plane().0.snapshot_dir),
+            vec![format!("{}.snap", newer.snapshot_id)]
+        );
+        // The node starts again, with the installed state.
+        drop(x);
+        let reopened = crate::storage::open(x_dir.path(), 1).unwrap().state_machine;
+        assert_eq!(reopened.plane().applied_index(), 10);
+        assert_eq!(reopened.plane().read(|s| s.tenants().count()), 10);
+    }
+
+    #[test]
+    fn a_build_started_during_an_install_waits_for_it_and_sees_the_installed_state() {
+        let rt = runtime();
+        let (x_dir, y_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let x = store(&rt, x_dir.path(), 5);
+        let y = store(&rt, y_dir.path(), 10);
+        let (newer, mut newer_file) = build(&y.plane().0).unwrap();
+
+        let plane = x.plane();
+        let gate = arm(&plane.0.snapshot_dir, "install:locked");
+        let installing = {
+            let plane = plane.clone();
+            let newer = newer.clone();
+            rt.spawn(async move { receive_and_install(&plane, &newer, &mut newer_file).await })
+        };
+        gate.wait_arrived();
+        let x_shared = plane.0.clone();
+        let builder = std::thread::spawn(move || build(&x_shared));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(
+            !builder.is_finished(),
+            "a build must not take its view of the state while an install rewrites it"
+        );
+        gate.release();
+        rt.block_on(installing).unwrap();
+        let (built, _) = builder.join().unwrap().unwrap();
+        assert_eq!(built.last_log_id, newer.last_log_id);
+        assert_eq!(plane.read(|s| s.tenants().count()), 10);
+    }
+
+    #[test]
+    fn a_received_snapshot_that_is_never_installed_leaves_no_file() {
+        let rt = runtime();
+        let dir = tempfile::tempdir().unwrap();
+        let x = store(&rt, dir.path(), 1);
+        let received = rt
+            .block_on(begin_receiving(&x.plane().0.snapshot_dir))
+            .unwrap();
+        drop(received);
+        assert_eq!(files_in(&x.plane().0.snapshot_dir), Vec::<String>::new());
+    }
 }

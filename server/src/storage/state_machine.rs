@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use conflux_domain::{
-    App, Change, Config, ConfigId, Counters, Environment, IdempotencyRecord, State, Tenant,
-    VersionId, VersionMeta,
+    App, Change, Config, ConfigId, ConfigPath, Counters, Environment, IdempotencyRecord, Revision,
+    State, Tenant, VersionId, VersionMeta,
 };
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, StorageIOError};
@@ -28,7 +28,7 @@ use crate::raft::{
     Entry, EntryResult, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 use crate::serving::{FetchIndex, ServedConfig, ServedVersion};
-use crate::watch::{WatchHub, WatchState};
+use crate::watch::{Subscription, TooManyWatchers, WatchHub, WatchState};
 
 type Result<T> = std::result::Result<T, StorageError>;
 
@@ -42,6 +42,14 @@ pub(crate) struct Shared {
     pub(crate) applied_index: watch::Sender<u64>,
     pub(crate) snapshot_dir: PathBuf,
     pub(crate) watch: Arc<WatchHub>,
+    /// Held for writing by a snapshot install for its whole duration (it rewrites the state
+    /// column families in several batches); held for reading by whoever needs those
+    /// families consistent: a snapshot build taking its RocksDB snapshot, a management
+    /// content read.
+    pub(crate) install_guard: RwLock<()>,
+    /// Serialises moving the current-snapshot pointer and deleting snapshot files, so a file
+    /// is deleted only after the pointer moved past it (see `snapshot.rs`).
+    pub(crate) snapshot_files: Mutex<()>,
 }
 
 /// Read access to the config plane for the API and the node's background tasks.
@@ -62,13 +70,34 @@ impl ConfigPlane {
         &self.0.watch
     }
 
-    /// The content of a version, from RocksDB (management path only).
+    /// The content of a version, from RocksDB (management path only). Waits for a snapshot
+    /// install in progress, which rewrites the contents.
     pub fn content(
         &self,
         config_id: ConfigId,
         version: VersionId,
     ) -> std::result::Result<Option<Bytes>, rocksdb::Error> {
+        let _consistent = self.0.install_guard.read();
         stored_content(&self.0.db, config_id, version)
+    }
+
+    /// Subscribes to the changes of the config at `path`, starting from what the fetch index
+    /// serves now; `None` when there is no such config. Race-free: apply and snapshot
+    /// installs update the fetch index and publish while holding the state's write lock, so
+    /// holding its read lock here, no change can fall between the read and the subscription.
+    pub fn subscribe(
+        &self,
+        path: &str,
+    ) -> std::result::Result<Option<Subscription>, TooManyWatchers> {
+        let _no_apply = self.0.state.read();
+        match self.0.fetch.get(path) {
+            Some(served) => self
+                .0
+                .watch
+                .subscribe(path, WatchState::present(served))
+                .map(Some),
+            None => Ok(None),
+        }
     }
 
     /// The log index of the last applied entry.
@@ -117,9 +146,15 @@ impl StateMachineStore {
             applied_index: watch::Sender::new(applied_index),
             snapshot_dir,
             watch: Arc::new(WatchHub::new(usize::MAX)),
+            install_guard: RwLock::new(()),
+            snapshot_files: Mutex::new(()),
         };
         let plane = ConfigPlane(Arc::new(shared));
-        rebuild_fetch_index(&plane.0).map_err(|e| StorageOpenError::Corrupt(e.to_string()))?;
+        {
+            let state = plane.0.state.read();
+            refresh_fetch_index(&plane.0, &state, applied_index)
+                .map_err(|e| StorageOpenError::Corrupt(e.to_string()))?;
+        }
         Ok(StateMachineStore { plane })
     }
 
@@ -293,15 +328,36 @@ fn served_config(
     Ok(ServedConfig::new(config, versions))
 }
 
-pub(crate) fn rebuild_fetch_index(shared: &Shared) -> Result<()> {
-    let state = shared.state.read();
-    shared.fetch.clear();
+/// Brings the fetch index and the watchers in line with `state` after it was replaced as a
+/// whole (start-up, snapshot install). The new views are built aside and swapped in path by
+/// path, so a fetch never misses a config that exists before and after; configs that are gone
+/// are removed last and reported deleted at `revision`. Versions already served are reused,
+/// not read again (they are immutable and config ids are never reused).
+///
+/// The caller holds the state's write lock (or is alone, at start-up).
+pub(crate) fn refresh_fetch_index(shared: &Shared, state: &State, revision: u64) -> Result<()> {
     let fresh = HashMap::new();
+    let mut views = Vec::with_capacity(state.configs().size_hint().0);
     for config in state.configs() {
-        let served = served_config(shared, &state, config, &fresh)?;
+        let served = Arc::new(served_config(shared, state, config, &fresh)?);
+        views.push((config.path.to_string(), served));
+    }
+    let live: std::collections::HashSet<&str> = views.iter().map(|(p, _)| p.as_str()).collect();
+    let gone: Vec<String> = shared
+        .fetch
+        .paths()
+        .into_iter()
+        .filter(|p| !live.contains(p.as_str()))
+        .collect();
+    for (path, served) in &views {
+        shared.fetch.insert(path.clone(), served.clone());
         shared
-            .fetch
-            .insert(config.path.to_string(), Arc::new(served));
+            .watch
+            .publish(path, WatchState::present(served.clone()));
+    }
+    for path in gone {
+        shared.fetch.remove(&path);
+        shared.watch.publish(&path, WatchState::deleted(revision));
     }
     Ok(())
 }
@@ -323,8 +379,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         let (mut applied, mut membership) = shared.applied.lock().clone();
         let mut batch = WriteBatch::default();
         let mut results = Vec::new();
-        // Configs whose served view may have changed, by id, with their path if deleted.
-        let mut touched: BTreeMap<ConfigId, Option<String>> = BTreeMap::new();
+        // Paths whose served view may have changed, with the revision of their last change:
+        // a deletion is published at the revision of the entry that deleted, and a config
+        // deleted and created again within this call is published as it is at the end.
+        let mut touched: BTreeMap<ConfigPath, Revision> = BTreeMap::new();
         let mut fresh: HashMap<(ConfigId, VersionId), Bytes> = HashMap::new();
         let mut membership_changed = false;
 
@@ -345,10 +403,10 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                             persist(db, &mut batch, change);
                             match change {
                                 Change::PutConfig(c) => {
-                                    touched.insert(c.id, None);
+                                    touched.insert(c.path.clone(), revision);
                                 }
-                                Change::DeleteConfig { id, path } => {
-                                    touched.insert(*id, Some(path.to_string()));
+                                Change::DeleteConfig { path, .. } => {
+                                    touched.insert(path.clone(), revision);
                                 }
                                 Change::PutVersion { meta, content } => {
                                     fresh.insert((meta.config_id, meta.version), content.clone());
@@ -372,20 +430,18 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         db.write(batch)
             .map_err(|e| StorageIOError::write_state_machine(&e))?;
 
-        for (id, deleted_path) in touched {
-            match (state.config(id), deleted_path) {
-                (Some(config), _) => {
+        for (path, last_change) in touched {
+            let key = path.to_string();
+            match state.config_by_path(&path) {
+                Some(config) => {
                     let served = Arc::new(served_config(shared, &state, config, &fresh)?);
-                    let path = config.path.to_string();
-                    shared.fetch.insert(path.clone(), served.clone());
-                    shared.watch.publish(&path, WatchState::present(served));
+                    shared.fetch.insert(key.clone(), served.clone());
+                    shared.watch.publish(&key, WatchState::present(served));
                 }
-                (None, Some(path)) => {
-                    shared.fetch.remove(&path);
-                    let revision = applied.map_or(0, |l| l.index);
-                    shared.watch.publish(&path, WatchState::deleted(revision));
+                None => {
+                    shared.fetch.remove(&key);
+                    shared.watch.publish(&key, WatchState::deleted(last_change));
                 }
-                (None, None) => {}
             }
         }
         drop(state);
