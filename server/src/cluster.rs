@@ -54,6 +54,12 @@ pub enum ClusterError {
     Rejected { kind: FailureKind, message: String },
     #[error("this node's Raft core has stopped: {0}")]
     Stopped(String),
+    /// The write committed at `revision`, but this node had applied only up to `applied`
+    /// when the write timeout passed; a read here would not show it yet.
+    #[error(
+        "the write committed at revision {revision}, but this node has applied only revision {applied} so far; retry with the same X-Idempotency-Key, or read with min_revision={revision}"
+    )]
+    NotAppliedHere { revision: u64, applied: u64 },
 }
 
 /// Handle to the cluster operations of this node; cheap to clone.
@@ -108,7 +114,7 @@ impl Cluster {
         leader_lease: Duration,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let batcher = Batcher::start(raft.clone(), metrics);
+        let batcher = Batcher::start(raft.clone(), node_id, write_timeout, metrics);
         Cluster(Arc::new(Inner {
             node_id,
             raft,
@@ -152,7 +158,9 @@ impl Cluster {
     // ---- client writes and reads ---------------------------------------------------------
 
     /// Commits a proposal through the leader and waits until this node has applied it, so
-    /// a client reading from this node afterwards sees its write.
+    /// a client reading from this node afterwards sees its write. A write that committed but
+    /// is not applied here by the deadline is not acknowledged as if it were visible:
+    /// [`ClusterError::NotAppliedHere`].
     pub async fn propose(&self, proposal: Proposal) -> Result<ApplyResult, ClusterError> {
         let deadline = Instant::now() + self.0.write_timeout;
         match self
@@ -162,8 +170,14 @@ impl Cluster {
             ForwardReply::Applied(result) => {
                 let result = *result;
                 let remaining = deadline.saturating_duration_since(Instant::now());
-                self.0.plane.wait_applied(result.revision, remaining).await;
-                Ok(result)
+                if self.0.plane.wait_applied(result.revision, remaining).await {
+                    Ok(result)
+                } else {
+                    Err(ClusterError::NotAppliedHere {
+                        revision: result.revision,
+                        applied: self.0.plane.applied_index(),
+                    })
+                }
             }
             other => Err(unexpected(other)),
         }
@@ -301,6 +315,9 @@ impl Cluster {
                     Ok(Ok(applied)) => ForwardReply::Applied(Box::new(applied)),
                     Ok(Err(SubmitError::NotLeader { leader })) => {
                         ForwardReply::NotLeader { leader }
+                    }
+                    Ok(Err(SubmitError::OutcomeUnknown(e))) => {
+                        rejected(FailureKind::WriteTimeout, e)
                     }
                     Ok(Err(SubmitError::Stopped(e))) => rejected(FailureKind::NodeStopped, e),
                 }
@@ -512,7 +529,22 @@ impl Cluster {
             .map(|(id, _, _)| id)
     }
 
+    /// Runs the transfer in a task of its own: elections and heartbeats are switched off
+    /// during a transfer and must be switched back on even if the request that started it is
+    /// dropped (client gone, forwarding deadline), so the transfer always runs to its end.
     async fn transfer_leader_here(&self, to: NodeId) -> ForwardReply {
+        let this = self.clone();
+        tokio::spawn(async move { this.transfer_leader_detached(to).await })
+            .await
+            .unwrap_or_else(|e| {
+                rejected(
+                    FailureKind::TransferFailed,
+                    format!("the transfer task failed: {e}"),
+                )
+            })
+    }
+
+    async fn transfer_leader_detached(&self, to: NodeId) -> ForwardReply {
         if let Err(not) = self.leader_here() {
             return not;
         }

@@ -13,14 +13,15 @@ use conflux_domain::{Command, Proposal, retention_sweep_needed};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::api::{self, AppInner, AppState, now_ms};
+use crate::api::{self, AppInner, AppState};
+use crate::clock::now_ms;
 use crate::cluster::Cluster;
 use crate::config::NodeConfig;
 use crate::metrics::Metrics;
 use crate::raft::network::Network;
 use crate::raft::peers::Peers;
 use crate::raft::service::RaftService;
-use crate::raft::{NodeInfo, ProposalBatch, Raft, tls};
+use crate::raft::{NodeInfo, Raft, tls};
 use crate::storage;
 
 /// Raft timing for loopback and LAN clusters: heartbeats every 100 ms, elections after
@@ -138,7 +139,7 @@ pub async fn run(
         node_id: config.node_id,
         raft: raft.clone(),
         plane: plane.clone(),
-        cluster,
+        cluster: cluster.clone(),
         metrics,
         min_revision_wait: config.min_revision_wait,
         max_subscriptions_per_connection: config.max_subscriptions_per_connection,
@@ -146,6 +147,7 @@ pub async fn run(
     });
     let sweeper = tokio::spawn(retention_sweeper(
         raft.clone(),
+        cluster.clone(),
         plane,
         config.node_id,
         config.retention_interval,
@@ -335,8 +337,15 @@ async fn join_cluster(api_addr: String, request: JoinRequest) {
 }
 
 /// On the leader, periodically proposes a retention sweep when time-based rules have
-/// something to purge. The decision of *what* to purge is taken in apply.
-async fn retention_sweeper(raft: Raft, plane: storage::ConfigPlane, node_id: u64, every: Duration) {
+/// something to purge. The decision of *what* to purge is taken in apply. The sweep goes
+/// through the batcher like every write, so it is stamped and bounded in time like them.
+async fn retention_sweeper(
+    raft: Raft,
+    cluster: Cluster,
+    plane: storage::ConfigPlane,
+    node_id: u64,
+    every: Duration,
+) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -345,13 +354,11 @@ async fn retention_sweeper(raft: Raft, plane: storage::ConfigPlane, node_id: u64
         if !is_leader || !plane.read(|s| retention_sweep_needed(s, now_ms())) {
             continue;
         }
-        match raft
-            .client_write(ProposalBatch {
-                proposals: vec![Proposal::new(now_ms(), Command::SweepRetention)],
-            })
+        match cluster
+            .propose(Proposal::new(now_ms(), Command::SweepRetention))
             .await
         {
-            Ok(r) => tracing::info!(revision = r.data.revision, "retention sweep applied"),
+            Ok(r) => tracing::info!(revision = r.revision, "retention sweep applied"),
             Err(e) => tracing::warn!(error = %e, "retention sweep not applied"),
         }
     }

@@ -138,9 +138,10 @@ impl ApiError {
 
 fn cluster_status(e: &ClusterError) -> StatusCode {
     match e {
-        ClusterError::NoLeader | ClusterError::OutcomeUnknown(_) | ClusterError::Stopped(_) => {
-            StatusCode::SERVICE_UNAVAILABLE
-        }
+        ClusterError::NoLeader
+        | ClusterError::OutcomeUnknown(_)
+        | ClusterError::Stopped(_)
+        | ClusterError::NotAppliedHere { .. } => StatusCode::SERVICE_UNAVAILABLE,
         ClusterError::Rejected { kind, .. } => match kind {
             FailureKind::MemberNotFound => StatusCode::NOT_FOUND,
             FailureKind::MemberConflict
@@ -160,6 +161,7 @@ fn cluster_code(e: &ClusterError) -> &'static str {
         ClusterError::NoLeader => "not_leader",
         ClusterError::OutcomeUnknown(_) => "write_timeout",
         ClusterError::Stopped(_) => "node_stopped",
+        ClusterError::NotAppliedHere { .. } => "revision_not_reached",
         ClusterError::Rejected { kind, .. } => kind.code(),
     }
 }

@@ -16,7 +16,7 @@ mod ops;
 mod watch;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -67,13 +67,6 @@ pub struct Applied {
     pub revision: u64,
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
-}
-
 impl AppState {
     pub fn new(inner: AppInner) -> Self {
         AppState(Arc::new(inner))
@@ -107,8 +100,10 @@ impl AppState {
         body: &[u8],
         command: Command,
     ) -> Result<Applied, ApiError> {
+        // The leader stamps the time again when it batches the proposal; this stamp is only
+        // what the proposal carries on its way there.
         let proposal = Proposal {
-            timestamp_ms: now_ms(),
+            timestamp_ms: crate::clock::now_ms(),
             idempotency: opts.idempotency(body),
             expected_revision: opts.if_match,
             author: None,

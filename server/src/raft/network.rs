@@ -4,8 +4,9 @@
 //! Requests and responses travel as codec-encoded openraft types inside an opaque payload.
 //! Every call has a deadline (openraft's TTL for the RPC); an unreachable peer is reported as
 //! `Unreachable`, after which openraft waits according to [`PeerClient::backoff`] (exponential,
-//! capped) before it tries again. Append-entries batches larger than the message limit are
-//! refused with `PayloadTooLarge` so openraft retries with fewer entries.
+//! capped) before it tries again. An append-entries request whose encoding exceeds the message
+//! limit is refused with `PayloadTooLarge` so openraft retries with half the entries; one
+//! entry always fits, because the batcher bounds the encoded size of an entry's proposals.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +74,7 @@ impl PeerClient {
         &self,
         action: RPCTypes,
         req: &Req,
+        entries: u64,
         ttl: Duration,
     ) -> RpcResult<Resp, E>
     where
@@ -82,8 +84,10 @@ impl PeerClient {
     {
         let data = codec::encode(req);
         if data.len() > MAX_RPC_BYTES {
+            // openraft retries an append with this many entries. The batcher bounds an
+            // entry's proposals to a few MiB, so a single entry always fits.
             return Err(RPCError::PayloadTooLarge(
-                PayloadTooLarge::new_entries_hint(1),
+                PayloadTooLarge::new_entries_hint((entries / 2).max(1)),
             ));
         }
         let mut client = self
@@ -153,25 +157,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>, openraft::error::Infallible> {
-        // Split oversized batches: openraft retries with the hinted number of entries.
-        let approx: usize = rpc.entries.len() * 64
-            + rpc
-                .entries
-                .iter()
-                .map(|e| match &e.payload {
-                    openraft::EntryPayload::Normal(batch) => {
-                        batch.proposals.iter().map(proposal_size).sum()
-                    }
-                    _ => 0,
-                })
-                .sum::<usize>();
-        if approx > MAX_RPC_BYTES / 2 && rpc.entries.len() > 1 {
-            let hint = (rpc.entries.len() / 2).max(1) as u64;
-            return Err(RPCError::PayloadTooLarge(
-                PayloadTooLarge::new_entries_hint(hint),
-            ));
-        }
-        self.call(RPCTypes::AppendEntries, &rpc, option.hard_ttl())
+        let entries = rpc.entries.len() as u64;
+        self.call(RPCTypes::AppendEntries, &rpc, entries, option.hard_ttl())
             .await
     }
 
@@ -180,7 +167,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
-        self.call(RPCTypes::InstallSnapshot, &rpc, option.hard_ttl())
+        self.call(RPCTypes::InstallSnapshot, &rpc, 1, option.hard_ttl())
             .await
     }
 
@@ -189,7 +176,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> RpcResult<VoteResponse<NodeId>, openraft::error::Infallible> {
-        self.call(RPCTypes::Vote, &rpc, option.hard_ttl()).await
+        self.call(RPCTypes::Vote, &rpc, 1, option.hard_ttl()).await
     }
 
     /// Exponential backoff for an unreachable peer: 50 ms, doubling, at most 2 s.
@@ -197,14 +184,5 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         Backoff::new(
             (0u32..).map(|i| Duration::from_millis(50u64.saturating_mul(1 << i.min(6)).min(2000))),
         )
-    }
-}
-
-/// Rough encoded size of a proposal: its content dominates.
-fn proposal_size(p: &conflux_domain::Proposal) -> usize {
-    use conflux_domain::Command;
-    match &p.command {
-        Command::CreateVersion { content, .. } | Command::Publish { content, .. } => content.len(),
-        _ => 256,
     }
 }
