@@ -6,8 +6,9 @@ set -euo pipefail
 # librocksdb-dev: RocksDB linked from the system (see .cargo/config.toml); libclang-dev: bindgen
 # for the RocksDB bindings; protobuf-compiler: gRPC code generation; libprotobuf-dev: the
 # well-known types (google/protobuf/*.proto) that Debian's protoc does not ship and etcd-client's
-# build includes; mold: fast linking; wrk and nginx-light: the fetch benchmark.
-PACKAGES=(librocksdb-dev libclang-dev protobuf-compiler libprotobuf-dev mold wrk nginx-light)
+# build includes; mold: fast linking; wrk and nginx-light: the fetch benchmark; nftables:
+# the packet drops of the network-partition tests.
+PACKAGES=(librocksdb-dev libclang-dev protobuf-compiler libprotobuf-dev mold wrk nginx-light nftables)
 
 "$(dirname "$0")/apt-install-missing.sh" "${PACKAGES[@]}"
 "$(dirname "$0")/setup-terraform.sh" >/dev/null   # terraform for the provider tests

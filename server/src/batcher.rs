@@ -36,10 +36,10 @@ use crate::storage::codec;
 /// Entries in flight at once; more queue up into the next batch.
 pub const MAX_IN_FLIGHT: usize = 2;
 pub const MAX_BATCH_PROPOSALS: usize = 512;
-/// Encoded bytes of the proposals of one entry. A single larger proposal still goes alone:
-/// request bodies are capped at 4 MiB, so one proposal stays far below the Raft transport's
-/// message limit, and so does every batch.
-pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Encoded bytes of the proposals of one entry (512 proposals of 1 KiB fit). A single larger
+/// proposal still goes alone: request bodies are capped at 4 MiB, so an entry stays within
+/// what one append-entries message carries (see `raft/network.rs`).
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
 /// Proposals waiting for a batch; submitters wait when it is full.
 pub const QUEUE_CAPACITY: usize = 8192;
 

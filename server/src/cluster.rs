@@ -349,6 +349,9 @@ impl Cluster {
                 ),
             },
             ForwardRequest::LocalStatus => ForwardReply::Status(self.local_view()),
+            ForwardRequest::MemberStarted { node_id } => {
+                ForwardReply::MemberStarted(self.0.plane.read(|s| s.member_started(node_id)))
+            }
             ForwardRequest::PauseElections { millis } => {
                 let rc = raft.runtime_config();
                 if millis == 0 {
@@ -632,6 +635,73 @@ impl Cluster {
                 FailureKind::TransferFailed,
                 format!("node {to} did not become leader within {TRANSFER_TIMEOUT:?}"),
             )
+        }
+    }
+
+    // ---- lost data directories -------------------------------------------------------------
+
+    /// Which of `members` (other than this node) records this node as a member that has
+    /// already held data, if any answers so. Asked before a node with an empty data directory
+    /// takes part in a cluster: it would otherwise vote with an empty log and could elect a
+    /// leader that lacks committed entries. Members that do not answer within a second are
+    /// skipped (at a cluster's first start, the others may not be up yet).
+    pub async fn started_before(&self, members: &[(NodeId, NodeInfo)]) -> Option<NodeId> {
+        let me = self.0.node_id;
+        let request = ForwardRequest::MemberStarted { node_id: me };
+        let queries = members
+            .iter()
+            .filter(|(id, _)| *id != me)
+            .map(|(id, node)| {
+                let request = &request;
+                async move {
+                    match self.forward_within(node, request, STATUS_TIMEOUT).await {
+                        Ok(ForwardReply::MemberStarted(true)) => Some(*id),
+                        _ => None,
+                    }
+                }
+            });
+        futures::future::join_all(queries)
+            .await
+            .into_iter()
+            .flatten()
+            .next()
+    }
+
+    /// Records, once, that this node has held data in a cluster of several members (see
+    /// [`Cluster::started_before`]). Runs in the background until it has succeeded: waits
+    /// until the membership has more than one member, catches up with the leader, and
+    /// proposes the record if the state does not hold it yet.
+    pub async fn record_started(self) {
+        let me = self.0.node_id;
+        let mut metrics = self.0.raft.metrics();
+        let mut delay = Duration::from_millis(200);
+        loop {
+            let shared = metrics
+                .wait_for(|m| m.membership_config.membership().nodes().count() > 1)
+                .await
+                .is_ok();
+            if !shared {
+                return; // Raft stopped.
+            }
+            self.catch_up_with_leader(Duration::from_secs(5)).await;
+            if self.0.plane.read(|s| s.member_started(me)) {
+                return;
+            }
+            let proposal = Proposal::new(
+                crate::clock::now_ms(),
+                conflux_domain::Command::RecordMemberStarted { node_id: me },
+            );
+            match self.propose(proposal).await {
+                Ok(_) => {
+                    tracing::info!("this node is recorded as a member that holds data");
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "recording this node as started failed; retrying")
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
         }
     }
 

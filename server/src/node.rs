@@ -59,6 +59,8 @@ pub async fn run(
         .local_addr()
         .context("reading the API listener address")?;
     raise_fd_limit();
+    // Reads the clock once, so a skew set for tests is logged at start.
+    crate::clock::now_ms();
     let raft_listener = listen(&config.raft_addr)
         .await
         .with_context(|| format!("cannot listen on the Raft address {}", config.raft_addr))?;
@@ -76,7 +78,10 @@ pub async fn run(
         .with_context(|| format!("opening storage in {}", config.data_dir.display()))?;
     let plane = storage.state_machine.plane();
     plane.watch_hub().set_max_subscriptions(config.max_watchers);
-    let peers = Peers::new(node_tls.as_ref().map(|t| t.client.clone()));
+    let peers = Peers::new(
+        node_tls.as_ref().map(|t| t.client.clone()),
+        Some(raft_addr.ip()),
+    );
     let raft_cfg = Arc::new(raft_config(&config)?);
     let raft = Raft::new(
         config.node_id,
@@ -97,6 +102,37 @@ pub async fn run(
         Duration::from_millis(ELECTION_TIMEOUT_MAX_MS),
         metrics.clone(),
     );
+
+    // Before this node answers any Raft message: a static member that starts with an empty
+    // data directory although the cluster knows it held data has lost its disk. Voting with
+    // an empty log could elect a leader missing committed entries; refuse to start.
+    if !config.peers.is_empty() && !raft.is_initialized().await.context("reading Raft state")? {
+        let members: Vec<(u64, NodeInfo)> = config
+            .peers
+            .iter()
+            .map(|p| {
+                (
+                    p.node_id,
+                    NodeInfo {
+                        raft_addr: p.raft_addr.clone(),
+                        api_addr: p.api_addr.clone(),
+                    },
+                )
+            })
+            .collect();
+        if let Some(witness) = cluster.started_before(&members).await {
+            let _ = raft.shutdown().await;
+            anyhow::bail!(
+                "node {id} was already a member of this cluster and held data (node {witness} \
+                 says so), but its data directory {dir} is empty: its disk was lost or replaced. \
+                 Starting it as a static member could elect a leader that misses committed \
+                 writes. Remove it from the cluster (DELETE /_cluster/members/{id}) and start it \
+                 with --join instead of --peer, or restore it from a backup",
+                id = config.node_id,
+                dir = config.data_dir.display(),
+            );
+        }
+    }
 
     // Everything stops when the caller's shutdown resolves or Raft hits a fatal error.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -145,6 +181,7 @@ pub async fn run(
         max_subscriptions_per_connection: config.max_subscriptions_per_connection,
         stop: stop_rx.clone(),
     });
+    let recorder = tokio::spawn(cluster.clone().record_started());
     let sweeper = tokio::spawn(retention_sweeper(
         raft.clone(),
         cluster.clone(),
@@ -165,6 +202,7 @@ pub async fn run(
         .await;
 
     sweeper.abort();
+    recorder.abort();
     let _ = stop_tx.send(true);
     if let Err(e) = raft.shutdown().await {
         tracing::warn!(error = %e, "Raft did not shut down cleanly");

@@ -175,6 +175,12 @@ pub enum Command {
     /// Proposed periodically by the leader: purge versions that time-based retention rules
     /// no longer keep, across all configs.
     SweepRetention,
+    /// Proposed by a cluster member once it has caught up after its first start: from then
+    /// on the cluster knows it held data, so the same member starting again on an empty data
+    /// directory (a lost disk) can be refused instead of voting with an empty log.
+    RecordMemberStarted {
+        node_id: u64,
+    },
 }
 
 impl Command {
@@ -210,4 +216,5 @@ pub enum Response {
     Swept {
         purged: u64,
     },
+    MemberRecorded,
 }

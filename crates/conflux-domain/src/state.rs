@@ -89,6 +89,11 @@ pub enum Change {
     DeleteIdempotency {
         key: String,
     },
+    /// A cluster member has started and caught up at least once (see
+    /// [`crate::Command::RecordMemberStarted`]).
+    PutStartedMember {
+        node_id: u64,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +110,8 @@ pub struct State {
     /// a validator upgrade, say) is kept as its error, which blocks new versions instead of
     /// silently skipping validation.
     schemas: HashMap<ConfigId, Result<CompiledSchema, DomainError>>,
+    /// Cluster members known to have held data.
+    started_members: BTreeSet<u64>,
     counters: Counters,
 }
 
@@ -197,6 +204,9 @@ impl State {
                     self.idempotency_by_time.remove(&(old.created_at, key));
                 }
             }
+            Change::PutStartedMember { node_id } => {
+                self.started_members.insert(node_id);
+            }
         }
     }
 
@@ -210,6 +220,11 @@ impl State {
     }
 
     // ---- reads -------------------------------------------------------------------------
+
+    /// Whether cluster member `node_id` has started and caught up at least once.
+    pub fn member_started(&self, node_id: u64) -> bool {
+        self.started_members.contains(&node_id)
+    }
 
     pub fn tenant(&self, name: &str) -> Option<&Tenant> {
         self.tenants.get(name)
@@ -370,11 +385,16 @@ impl State {
                 key: k.clone(),
                 record: r.clone(),
             });
+        let members = self
+            .started_members
+            .iter()
+            .map(|&node_id| Change::PutStartedMember { node_id });
         tenants
             .chain(apps)
             .chain(envs)
             .chain(configs)
             .chain(versions)
             .chain(idem)
+            .chain(members)
     }
 }

@@ -289,6 +289,13 @@ impl Tx<'_> {
                 self.put_config(config)
             }
             Command::SweepRetention => self.sweep_retention(),
+            Command::RecordMemberStarted { node_id } => {
+                if !self.state.member_started(*node_id) {
+                    self.changes
+                        .push(Change::PutStartedMember { node_id: *node_id });
+                }
+                Ok(Response::MemberRecorded)
+            }
         }
     }
 

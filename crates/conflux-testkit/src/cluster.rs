@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
-use crate::{NodeSpec, TestNode, free_port};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::partition::{self, Partition};
+use crate::{NodeSpec, TestNode, free_port_on};
 
 /// How often [`Cluster::start`] tries with fresh ports when a reserved one was taken.
 const PORT_ATTEMPTS: u32 = 3;
@@ -51,19 +54,27 @@ pub struct Member {
 }
 
 impl Member {
-    fn reserve(node_id: u64) -> Result<Member> {
+    /// Free loopback ports for node `node_id`'s listeners.
+    pub fn reserve(node_id: u64) -> Result<Member> {
+        Member::reserve_on(node_id, IpAddr::from([127, 0, 0, 1]))
+    }
+
+    /// Free ports on `ip` for node `node_id`'s listeners.
+    pub fn reserve_on(node_id: u64, ip: IpAddr) -> Result<Member> {
         Ok(Member {
             node_id,
-            raft_addr: format!("127.0.0.1:{}", free_port()?),
-            api_addr: format!("127.0.0.1:{}", free_port()?),
+            raft_addr: SocketAddr::new(ip, free_port_on(ip)?).to_string(),
+            api_addr: SocketAddr::new(ip, free_port_on(ip)?).to_string(),
         })
     }
 
-    fn peer_arg(&self) -> String {
+    /// The `--peer` argument naming this member.
+    pub fn peer_arg(&self) -> String {
         format!("{}={},{}", self.node_id, self.raft_addr, self.api_addr)
     }
 
-    fn spec(&self, extra: &[String]) -> NodeSpec {
+    /// The spec of this member's node with `extra` arguments.
+    pub fn spec(&self, extra: &[String]) -> NodeSpec {
         let mut spec = NodeSpec::new(self.node_id);
         spec.api_addr = Some(self.api_addr.clone());
         spec.raft_addr = Some(self.raft_addr.clone());
@@ -90,9 +101,33 @@ impl Cluster {
 
     /// Like [`Cluster::start`], with extra `conflux server` arguments for every node.
     pub fn start_with(n: usize, common_args: Vec<String>) -> Result<Cluster> {
+        Cluster::start_addressed(n, common_args, |_| IpAddr::from([127, 0, 0, 1]))
+    }
+
+    /// Like [`Cluster::start_with`], but every node listens on a loopback address of its own
+    /// (127.x.y.<id>, distinct per cluster), and its Raft connections leave from it, so that
+    /// [`Cluster::isolate`] can cut it off from the others by address while clients (which
+    /// connect from 127.0.0.1) still reach it.
+    pub fn start_partitionable(n: usize, common_args: Vec<String>) -> Result<Cluster> {
+        let (a, b) = partition::cluster_subnet();
+        Cluster::start_addressed(n, common_args, |id| {
+            IpAddr::from([
+                127,
+                a,
+                b,
+                u8::try_from(id).expect("node ids of test clusters fit a byte"),
+            ])
+        })
+    }
+
+    fn start_addressed(
+        n: usize,
+        common_args: Vec<String>,
+        ip_of: impl Fn(u64) -> IpAddr,
+    ) -> Result<Cluster> {
         let mut attempt = 1;
         loop {
-            match Cluster::start_once(n, &common_args) {
+            match Cluster::start_once(n, &common_args, &ip_of) {
                 Err(e) if attempt < PORT_ATTEMPTS && lost_port_race(&e) => {
                     attempt += 1;
                 }
@@ -101,8 +136,14 @@ impl Cluster {
         }
     }
 
-    fn start_once(n: usize, common_args: &[String]) -> Result<Cluster> {
-        let members: Vec<Member> = (1..=n as u64).map(Member::reserve).collect::<Result<_>>()?;
+    fn start_once(
+        n: usize,
+        common_args: &[String],
+        ip_of: &impl Fn(u64) -> IpAddr,
+    ) -> Result<Cluster> {
+        let members: Vec<Member> = (1..=n as u64)
+            .map(|id| Member::reserve_on(id, ip_of(id)))
+            .collect::<Result<_>>()?;
         let mut args = common_args.to_vec();
         for m in &members {
             args.push("--peer".into());
@@ -189,6 +230,32 @@ impl Cluster {
     pub fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {
         let running: Vec<u64> = self.ids();
         self.wait_for_leader_among(&running, timeout)
+    }
+
+    /// Cuts node `id` off from every other node of this cluster (packets between their
+    /// addresses are dropped, both ways) until the returned partition is healed or dropped.
+    /// The cluster must have been started with [`Cluster::start_partitionable`].
+    pub fn isolate(&self, id: u64) -> Result<Partition> {
+        let ip = |node: &TestNode| -> Result<IpAddr> {
+            let addr = node.spec.raft_addr.as_deref().unwrap_or_default();
+            Ok(addr
+                .parse::<SocketAddr>()
+                .with_context(|| format!("node {} has no fixed Raft address", node.spec.node_id))?
+                .ip())
+        };
+        let isolated = ip(self.node(id))?;
+        let others: Vec<IpAddr> = self
+            .nodes
+            .iter()
+            .filter(|n| n.spec.node_id != id)
+            .map(ip)
+            .collect::<Result<_>>()?;
+        if others.contains(&isolated) {
+            bail!(
+                "node {id} shares its address with another node; start the cluster with Cluster::start_partitionable"
+            );
+        }
+        Partition::cut(isolated, &others)
     }
 
     /// Starts node `id` with `--join` pointing at `via`, and waits until it is a voter that

@@ -8,13 +8,15 @@
 //! `conflux-client` or raw HTTP.
 
 mod cluster;
+mod partition;
 pub mod tls;
 
 pub use cluster::{Cluster, LEADER_TIMEOUT, Member, get_json};
+pub use partition::Partition;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Mutex, PoisonError, mpsc};
@@ -54,14 +56,19 @@ pub fn conflux_binary() -> Result<PathBuf> {
 /// new ports when a node loses that race. A port is never handed out twice by one process, so
 /// tests running side by side cannot be given the same one.
 pub fn free_port() -> Result<u16> {
-    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    free_port_on(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// [`free_port`] on another local address (e.g. a loopback address of its own).
+pub fn free_port_on(ip: IpAddr) -> Result<u16> {
+    static HANDED_OUT: Mutex<BTreeSet<(IpAddr, u16)>> = Mutex::new(BTreeSet::new());
     loop {
-        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let l = std::net::TcpListener::bind((ip, 0))?;
         let port = l.local_addr()?.port();
         if HANDED_OUT
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(port)
+            .insert((ip, port))
         {
             return Ok(port);
         }

@@ -95,6 +95,9 @@ pub enum ForwardRequest {
     PauseElections { millis: u64 },
     /// Any node: start an election now (the other half of a leadership transfer).
     StartElection,
+    /// Any node: whether its applied state records `node_id` as a member that has held data
+    /// (asked by a node starting on an empty data directory).
+    MemberStarted { node_id: NodeId },
 }
 
 /// The leader's answer to a [`ForwardRequest`].
@@ -107,6 +110,7 @@ pub enum ForwardReply {
     },
     ReadIndex(u64),
     Status(NodeView),
+    MemberStarted(bool),
     /// The receiver is not the leader (any more); `leader` is who it thinks is.
     NotLeader {
         leader: Option<NodeId>,

@@ -4,9 +4,10 @@
 //! Requests and responses travel as codec-encoded openraft types inside an opaque payload.
 //! Every call has a deadline (openraft's TTL for the RPC); an unreachable peer is reported as
 //! `Unreachable`, after which openraft waits according to [`PeerClient::backoff`] (exponential,
-//! capped) before it tries again. An append-entries request whose encoding exceeds the message
-//! limit is refused with `PayloadTooLarge` so openraft retries with half the entries; one
-//! entry always fits, because the batcher bounds the encoded size of an entry's proposals.
+//! capped) before it tries again. An append-entries request of several entries whose encoding
+//! exceeds [`MAX_APPEND_BYTES`] is refused with `PayloadTooLarge` so openraft retries with half
+//! the entries; a single entry always fits the transport, because the batcher bounds the
+//! encoded size of an entry's proposals.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,7 +25,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::pb::Payload;
-use super::peers::{MAX_RPC_BYTES, Peers};
+use super::peers::Peers;
+
+/// Encoded bytes of one append-entries message above which it is split (when it carries more
+/// than one entry). openraft gives an append one heartbeat interval (100 ms) to complete,
+/// including the follower's write: a message of tens of megabytes would time out, and be
+/// retried unchanged, forever.
+pub const MAX_APPEND_BYTES: usize = 8 * 1024 * 1024;
 use super::{NodeId, NodeInfo, TypeConfig};
 use crate::storage::codec;
 
@@ -83,9 +90,9 @@ impl PeerClient {
         E: std::error::Error + DeserializeOwned,
     {
         let data = codec::encode(req);
-        if data.len() > MAX_RPC_BYTES {
-            // openraft retries an append with this many entries. The batcher bounds an
-            // entry's proposals to a few MiB, so a single entry always fits.
+        if entries > 1 && data.len() > MAX_APPEND_BYTES {
+            // openraft retries an append with this many entries. An entry holds at most one
+            // proposal larger than the batcher's limit, so a single entry always goes.
             return Err(RPCError::PayloadTooLarge(
                 PayloadTooLarge::new_entries_hint((entries / 2).max(1)),
             ));

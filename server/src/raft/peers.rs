@@ -3,8 +3,14 @@
 //!
 //! A tonic `Channel` is one persistent HTTP/2 connection that multiplexes every RPC to that
 //! peer; it reconnects by itself after failures, and its request queue is bounded.
+//!
+//! When the Raft listener is bound to a specific address, connections to peers leave from
+//! that address too: on a host with several addresses, node-to-node traffic then comes from
+//! the address the cluster knows the node by (what firewall rules expect), and test clusters
+//! on distinct loopback addresses can be partitioned by address.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,6 +29,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Debug)]
 pub struct Peers {
     tls: Option<ClientTlsConfig>,
+    /// Source address of connections to peers (`None`: the system picks).
+    local_ip: Option<IpAddr>,
     channels: Mutex<HashMap<String, Channel>>,
 }
 
@@ -34,9 +42,10 @@ pub struct BadAddress {
 }
 
 impl Peers {
-    pub fn new(tls: Option<ClientTlsConfig>) -> Arc<Self> {
+    pub fn new(tls: Option<ClientTlsConfig>, local_ip: Option<IpAddr>) -> Arc<Self> {
         Arc::new(Peers {
             tls,
+            local_ip: local_ip.filter(|ip| !ip.is_unspecified()),
             channels: Mutex::new(HashMap::new()),
         })
     }
@@ -74,7 +83,8 @@ impl Peers {
             .buffer_size(CHANNEL_BUFFER)
             .http2_keep_alive_interval(Duration::from_secs(10))
             .keep_alive_timeout(Duration::from_secs(5))
-            .keep_alive_while_idle(true);
+            .keep_alive_while_idle(true)
+            .local_address(self.local_ip);
         if let Some(tls) = &self.tls {
             endpoint = endpoint
                 .tls_config(tls.clone())

@@ -18,6 +18,19 @@ pub const META_INSTALLING: &[u8] = b"installing";
 pub const SM_APPLIED: &[u8] = b"applied";
 pub const SM_MEMBERSHIP: &[u8] = b"membership";
 pub const SM_COUNTERS: &[u8] = b"counters";
+/// Prefix of one key per cluster member known to have held data (value: nothing).
+pub const SM_STARTED_MEMBER_PREFIX: &[u8] = b"started_member/";
+
+pub fn started_member(node_id: u64) -> Vec<u8> {
+    let mut k = SM_STARTED_MEMBER_PREFIX.to_vec();
+    k.extend_from_slice(&node_id.to_be_bytes());
+    k
+}
+
+pub fn parse_started_member(key: &[u8]) -> Option<u64> {
+    let id = key.strip_prefix(SM_STARTED_MEMBER_PREFIX)?;
+    Some(u64::from_be_bytes(id.try_into().ok()?))
+}
 
 pub fn log_index(index: u64) -> [u8; 8] {
     index.to_be_bytes()

@@ -215,6 +215,17 @@ pub(crate) fn load(db: &DB) -> Result<(State, Option<LogId>, StoredMembership)> 
         state.apply_change(Change::PutIdempotency { key, record })
     })?;
     let sm_meta = handle(db, cf::SM_META);
+    let started = db.iterator_cf(
+        sm_meta,
+        IteratorMode::From(keys::SM_STARTED_MEMBER_PREFIX, rocksdb::Direction::Forward),
+    );
+    for item in started {
+        let (k, _) = item.map_err(read_err)?;
+        let Some(node_id) = keys::parse_started_member(&k) else {
+            break;
+        };
+        state.apply_change(Change::PutStartedMember { node_id });
+    }
     let get = |key: &[u8]| db.get_cf(sm_meta, key).map_err(read_err);
     if let Some(raw) = get(keys::SM_COUNTERS)? {
         state.set_counters(codec::decode::<Counters>(&raw).map_err(read_err)?);
@@ -281,6 +292,9 @@ fn persist(db: &DB, batch: &mut WriteBatch, change: &Change) {
         ),
         Change::DeleteIdempotency { key } => {
             batch.delete_cf(handle(db, cf::IDEMPOTENCY), key.as_bytes())
+        }
+        Change::PutStartedMember { node_id } => {
+            batch.put_cf(handle(db, cf::SM_META), keys::started_member(*node_id), [])
         }
     }
 }
