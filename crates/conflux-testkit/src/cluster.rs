@@ -45,6 +45,13 @@ pub fn get_json(url: &str) -> Result<Value> {
     Ok(body)
 }
 
+/// The fixed Raft address of a node of a cluster.
+fn raft_addr(node: &TestNode) -> Result<SocketAddr> {
+    let addr = node.spec.raft_addr.as_deref().unwrap_or_default();
+    addr.parse::<SocketAddr>()
+        .with_context(|| format!("node {} has no fixed Raft address", node.spec.node_id))
+}
+
 /// One member's reserved addresses.
 #[derive(Debug, Clone)]
 pub struct Member {
@@ -236,19 +243,12 @@ impl Cluster {
     /// addresses are dropped, both ways) until the returned partition is healed or dropped.
     /// The cluster must have been started with [`Cluster::start_partitionable`].
     pub fn isolate(&self, id: u64) -> Result<Partition> {
-        let ip = |node: &TestNode| -> Result<IpAddr> {
-            let addr = node.spec.raft_addr.as_deref().unwrap_or_default();
-            Ok(addr
-                .parse::<SocketAddr>()
-                .with_context(|| format!("node {} has no fixed Raft address", node.spec.node_id))?
-                .ip())
-        };
-        let isolated = ip(self.node(id))?;
+        let isolated = raft_addr(self.node(id))?.ip();
         let others: Vec<IpAddr> = self
             .nodes
             .iter()
             .filter(|n| n.spec.node_id != id)
-            .map(ip)
+            .map(|n| raft_addr(n).map(|a| a.ip()))
             .collect::<Result<_>>()?;
         if others.contains(&isolated) {
             bail!(
@@ -256,6 +256,20 @@ impl Cluster {
             );
         }
         Partition::cut(isolated, &others)
+    }
+
+    /// Cuts the connections node `from` opens to node `to`'s Raft listener (replication when
+    /// `from` leads), while `to`'s own connections to `from` (its forwarded writes, its
+    /// votes) keep working. Needs [`Cluster::start_partitionable`] like [`Cluster::isolate`].
+    pub fn cut_connections(&self, from: u64, to: u64) -> Result<Partition> {
+        let from_addr = raft_addr(self.node(from))?;
+        let to_addr = raft_addr(self.node(to))?;
+        if from_addr.ip() == to_addr.ip() {
+            bail!(
+                "nodes {from} and {to} share an address; start the cluster with Cluster::start_partitionable"
+            );
+        }
+        Partition::cut_connections(from_addr.ip(), to_addr.ip(), to_addr.port())
     }
 
     /// Starts node `id` with `--join` pointing at `via`, and waits until it is a voter that

@@ -91,6 +91,23 @@ fn remove_leftovers() {
 impl Partition {
     /// Drops every packet between `isolated` and any of `others`, both ways.
     pub(crate) fn cut(isolated: IpAddr, others: &[IpAddr]) -> Result<Partition> {
+        let others = ip_set(others);
+        Partition::with_rules(&[
+            format!("ip saddr {isolated} ip daddr {others} drop"),
+            format!("ip saddr {others} ip daddr {isolated} drop"),
+        ])
+    }
+
+    /// Drops the packets of connections from `from` to port `to_port` of `to` (both
+    /// directions of those connections only; connections the other way keep working).
+    pub(crate) fn cut_connections(from: IpAddr, to: IpAddr, to_port: u16) -> Result<Partition> {
+        Partition::with_rules(&[
+            format!("ip saddr {from} ip daddr {to} tcp dport {to_port} drop"),
+            format!("ip saddr {to} ip daddr {from} tcp sport {to_port} drop"),
+        ])
+    }
+
+    fn with_rules(rules: &[String]) -> Result<Partition> {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         remove_leftovers();
         let table = format!(
@@ -98,15 +115,14 @@ impl Partition {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let others = ip_set(others);
         // Loopback packets pass the output hook once; dropping them there cuts both the
         // connection attempts and every packet of connections already open.
+        let rules: String = rules.iter().map(|r| format!("\t\t{r}\n")).collect();
         nft(&format!(
             "table ip {table} {{\n\
              \tchain cut {{\n\
              \t\ttype filter hook output priority 0; policy accept;\n\
-             \t\tip saddr {isolated} ip daddr {others} drop\n\
-             \t\tip saddr {others} ip daddr {isolated} drop\n\
+             {rules}\
              \t}}\n\
              }}\n"
         ))?;

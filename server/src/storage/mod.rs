@@ -22,6 +22,8 @@ pub mod keys;
 pub mod log_store;
 pub mod snapshot;
 pub mod state_machine;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -167,6 +169,16 @@ fn column_family_options() -> Options {
     let mut opts = Options::default();
     opts.set_write_buffer_size(CF_WRITE_BUFFER_BYTES);
     opts
+}
+
+/// A place where unit tests of concurrent storage operations can stop a thread (see
+/// `testing.rs`): `snapshot_dir` names the store, `name` the place. Nothing in other builds.
+#[cfg(not(test))]
+pub(crate) fn pause_point(_snapshot_dir: &Path, _name: &'static str) {}
+
+#[cfg(test)]
+pub(crate) fn pause_point(snapshot_dir: &Path, name: &'static str) {
+    testing::pass_pause_point(snapshot_dir, name);
 }
 
 /// The handle of column family `name`. Every family in [`cf::ALL`] is created when the

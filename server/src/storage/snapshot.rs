@@ -29,7 +29,7 @@ use rocksdb::{DB, IteratorMode, WriteBatch, WriteOptions};
 use serde::{Deserialize, Serialize};
 
 use super::state_machine::{ConfigPlane, Shared, load, refresh_fetch_index};
-use super::{StorageOpenError, cf, codec, handle, keys};
+use super::{StorageOpenError, cf, codec, handle, keys, pause_point};
 use crate::raft::{
     LogId, NodeInfo, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -569,16 +569,6 @@ fn reload(shared: &Shared) -> Result<()> {
     Ok(())
 }
 
-/// A place where tests of concurrent builds and installs can stop a thread (see the tests
-/// below); nothing in other builds.
-#[cfg(not(test))]
-fn pause_point(_snapshot_dir: &Path, _name: &'static str) {}
-
-#[cfg(test)]
-fn pause_point(snapshot_dir: &Path, name: &'static str) {
-    tests::pause_point(snapshot_dir, name);
-}
-
 // ---- restoring a backup into a new cluster ----------------------------------------------
 
 /// Turns a backup (a snapshot file from `GET /_cluster/backup`) into the data directory of
@@ -661,98 +651,12 @@ pub(crate) mod tests {
     //! Builds and installs racing each other, with the interleavings forced by pause points.
 
     use std::io::BufReader;
-    use std::path::{Path, PathBuf};
-    use std::sync::{Arc, Condvar, Mutex};
     use std::time::Duration;
 
-    use conflux_domain::{Command, Proposal, QuotasPatch};
-    use openraft::storage::RaftStateMachine;
-    use openraft::{CommittedLeaderId, EntryPayload};
     use tokio::io::AsyncWriteExt;
 
     use super::*;
-    use crate::raft::{Entry, ProposalBatch};
-    use crate::storage::StateMachineStore;
-
-    /// A pause point a test armed: the first thread to reach it waits there until released.
-    #[derive(Default)]
-    struct Gate {
-        /// (arrived, released)
-        state: Mutex<(bool, bool)>,
-        changed: Condvar,
-    }
-
-    impl Gate {
-        fn pass(&self) {
-            let mut s = self.state.lock().unwrap();
-            s.0 = true;
-            self.changed.notify_all();
-            while !s.1 {
-                s = self.changed.wait(s).unwrap();
-            }
-        }
-
-        fn wait_arrived(&self) {
-            let mut s = self.state.lock().unwrap();
-            while !s.0 {
-                s = self.changed.wait(s).unwrap();
-            }
-        }
-
-        fn release(&self) {
-            self.state.lock().unwrap().1 = true;
-            self.changed.notify_all();
-        }
-    }
-
-    type Armed = Vec<(PathBuf, &'static str, Arc<Gate>)>;
-    static GATES: Mutex<Armed> = Mutex::new(Vec::new());
-
-    pub(crate) fn pause_point(snapshot_dir: &Path, name: &'static str) {
-        let gate = GATES
-            .lock()
-            .unwrap()
-            .iter()
-            .find(|(dir, n, _)| dir == snapshot_dir && *n == name)
-            .map(|(_, _, g)| g.clone());
-        if let Some(gate) = gate {
-            gate.pass();
-        }
-    }
-
-    /// Arms `name` for the store whose snapshots live in `snapshot_dir` (tests run side by
-    /// side; each arms only its own stores).
-    fn arm(snapshot_dir: &Path, name: &'static str) -> Arc<Gate> {
-        let gate = Arc::new(Gate::default());
-        GATES
-            .lock()
-            .unwrap()
-            .push((snapshot_dir.to_owned(), name, gate.clone()));
-        gate
-    }
-
-    fn tenant_entry(index: u64) -> Entry {
-        Entry {
-            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-            payload: EntryPayload::Normal(ProposalBatch {
-                proposals: vec![Proposal::new(
-                    1_700_000_000_000,
-                    Command::CreateTenant {
-                        name: format!("t{index}"),
-                        display_name: None,
-                        quotas: QuotasPatch::default(),
-                    },
-                )],
-            }),
-        }
-    }
-
-    /// A state machine in `dir` that has applied entries 1..=n.
-    fn store(rt: &tokio::runtime::Runtime, dir: &Path, n: u64) -> StateMachineStore {
-        let mut sm = crate::storage::open(dir, 1).unwrap().state_machine;
-        rt.block_on(sm.apply((1..=n).map(tenant_entry))).unwrap();
-        sm
-    }
+    use crate::storage::testing::{arm, runtime, store};
 
     /// Hands the snapshot in `file` to `target` the way openraft does: received into a file of
     /// `begin_receiving`, then installed.
@@ -773,14 +677,6 @@ pub(crate) mod tests {
             .collect();
         names.sort();
         names
-    }
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap()
     }
 
     #[test]

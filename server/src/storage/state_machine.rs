@@ -23,7 +23,7 @@ use rocksdb::{DB, IteratorMode, WriteBatch};
 use tokio::sync::watch;
 
 use super::snapshot::{self, SnapshotBuilder};
-use super::{StorageOpenError, cf, codec, handle, keys};
+use super::{StorageOpenError, cf, codec, handle, keys, pause_point};
 use crate::raft::{
     Entry, EntryResult, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -91,11 +91,13 @@ impl ConfigPlane {
     ) -> std::result::Result<Option<Subscription>, TooManyWatchers> {
         let _no_apply = self.0.state.read();
         match self.0.fetch.get(path) {
-            Some(served) => self
-                .0
-                .watch
-                .subscribe(path, WatchState::present(served))
-                .map(Some),
+            Some(served) => {
+                pause_point(&self.0.snapshot_dir, "subscribe:read");
+                self.0
+                    .watch
+                    .subscribe(path, WatchState::present(served))
+                    .map(Some)
+            }
             None => Ok(None),
         }
     }
@@ -485,5 +487,193 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>> {
         snapshot::current(&self.plane.0).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use conflux_api_types::WatchEventKind;
+    use conflux_domain::{ClientLabels, Command, ConfigPath, Format, PublishStrategy, QuotasPatch};
+    use openraft::storage::RaftStateMachine;
+
+    use super::StateMachineStore;
+    use crate::storage::testing::{arm, entry, runtime};
+    use crate::watch::Watcher;
+
+    fn publish(config_id: u64, content: &'static str) -> Command {
+        Command::Publish {
+            config_id,
+            content: bytes::Bytes::from_static(content.as_bytes()),
+            description: None,
+            strategy: PublishStrategy::Stable,
+        }
+    }
+
+    fn create_config(path: &ConfigPath) -> Command {
+        Command::CreateConfig {
+            path: path.clone(),
+            format: Format::Text,
+            schema: None,
+            retention: None,
+            description: None,
+        }
+    }
+
+    /// A store with acme/shop/prod/app.txt (config 1) published at revision 5.
+    fn published_store(
+        rt: &tokio::runtime::Runtime,
+        dir: &std::path::Path,
+    ) -> (StateMachineStore, ConfigPath) {
+        let mut sm = crate::storage::open(dir, 1).unwrap().state_machine;
+        let path = ConfigPath::parse("acme/shop/prod/app.txt").unwrap();
+        let setup = [
+            Command::CreateTenant {
+                name: "acme".into(),
+                display_name: None,
+                quotas: QuotasPatch::default(),
+            },
+            Command::CreateApp {
+                tenant: "acme".into(),
+                name: "shop".into(),
+                description: None,
+            },
+            Command::CreateEnvironment {
+                tenant: "acme".into(),
+                app: "shop".into(),
+                name: "prod".into(),
+                description: None,
+                approval: None,
+            },
+            create_config(&path),
+            publish(1, "one"),
+        ];
+        let entries: Vec<_> = setup
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| entry(i as u64 + 1, c))
+            .collect();
+        rt.block_on(sm.apply(entries)).unwrap();
+        (sm, path)
+    }
+
+    fn watcher(path: &ConfigPath, revision: u64) -> Watcher {
+        Watcher {
+            key: path.to_string(),
+            revision,
+            version: None,
+            labels: ClientLabels::default(),
+            label_aware: false,
+        }
+    }
+
+    #[test]
+    fn a_config_deleted_and_created_again_in_one_apply_call_is_an_update() {
+        let rt = runtime();
+        let dir = tempfile::tempdir().unwrap();
+        let (mut sm, path) = published_store(&rt, dir.path());
+        let plane = sm.plane();
+        let mut sub = plane.subscribe(&path.to_string()).unwrap().unwrap();
+        // A follower applying a backlog: the deletion, the re-creation (config 2) and its
+        // publish, in one call.
+        let backlog = [
+            entry(6, Command::DeleteConfig { id: 1 }),
+            entry(7, create_config(&path)),
+            entry(8, publish(2, "two")),
+        ];
+        rt.block_on(sm.apply(backlog)).unwrap();
+
+        let served = plane.fetch_index().get(&path.to_string());
+        assert_eq!(
+            served.map(|s| (s.config_id, s.revision)),
+            Some((2, 8)),
+            "the fetch index serves the new config"
+        );
+        let mut w = watcher(&path, 5);
+        let event = rt
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(2), w.next(&mut sub)).await
+            })
+            .expect("an event")
+            .expect("the hub is alive");
+        assert_eq!(event.event, WatchEventKind::Updated, "{event:?}");
+        assert_eq!(event.revision, 8);
+        // A new subscriber from before the deletion is told at once too.
+        let mut late = plane.subscribe(&path.to_string()).unwrap().unwrap();
+        let mut w = watcher(&path, 5);
+        let event = rt
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(2), w.next(&mut late)).await
+            })
+            .expect("an event for a new subscriber")
+            .expect("the hub is alive");
+        assert_eq!((event.event, event.revision), (WatchEventKind::Updated, 8));
+    }
+
+    #[test]
+    fn a_deletion_is_published_at_the_revision_of_the_entry_that_deleted() {
+        let rt = runtime();
+        let dir = tempfile::tempdir().unwrap();
+        let (mut sm, path) = published_store(&rt, dir.path());
+        let plane = sm.plane();
+        let mut sub = plane.subscribe(&path.to_string()).unwrap().unwrap();
+        let later = [
+            entry(6, Command::DeleteConfig { id: 1 }),
+            entry(
+                7,
+                Command::CreateTenant {
+                    name: "other".into(),
+                    display_name: None,
+                    quotas: QuotasPatch::default(),
+                },
+            ),
+        ];
+        rt.block_on(sm.apply(later)).unwrap();
+        let mut w = watcher(&path, 5);
+        let event = rt
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(2), w.next(&mut sub)).await
+            })
+            .expect("an event")
+            .expect("the hub is alive");
+        assert_eq!((event.event, event.revision), (WatchEventKind::Deleted, 6));
+    }
+
+    #[test]
+    fn a_change_applied_while_a_first_subscriber_subscribes_reaches_it() {
+        let rt = runtime();
+        let dir = tempfile::tempdir().unwrap();
+        let (mut sm, path) = published_store(&rt, dir.path());
+
+        // The first subscriber has read what the fetch index serves (revision 5) but has no
+        // channel yet when the next change is applied.
+        let plane = sm.plane();
+        let gate = arm(&plane.0.snapshot_dir, "subscribe:read");
+        let key = path.to_string();
+        let subscriber = std::thread::spawn({
+            let plane = plane.clone();
+            let key = key.clone();
+            move || plane.subscribe(&key)
+        });
+        gate.wait_arrived();
+        let applier = rt.spawn(async move { sm.apply([entry(6, publish(1, "two"))]).await });
+        std::thread::sleep(Duration::from_millis(100));
+        gate.release();
+        let mut sub = subscriber
+            .join()
+            .unwrap()
+            .unwrap()
+            .expect("the config exists");
+        rt.block_on(applier).unwrap().unwrap();
+
+        let mut watcher = watcher(&path, 5);
+        let event = rt
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(2), watcher.next(&mut sub)).await
+            })
+            .expect("the change at revision 6 reaches the subscriber")
+            .expect("the hub is alive");
+        assert_eq!(event.revision, 6);
     }
 }
