@@ -54,11 +54,19 @@ async fn a_leader_cut_off_with_writes_in_flight_commits_again_when_it_leads_agai
     let old_log = metric(cluster.node(old), "conflux_raft_last_log_index")
         .await
         .expect("the cut-off node exports its last log index");
+    // Both nodes of the majority purge past it, so whichever of them leads after the heal
+    // can only send a snapshot.
+    let purged_everywhere = || async {
+        for id in others(&cluster, old) {
+            let purged = metric(cluster.node(id), "conflux_raft_purged_index").await;
+            if purged.is_none_or(|p| p <= old_log) {
+                return false;
+            }
+        }
+        true
+    };
     let mut rounds = 0;
-    while metric(cluster.node(new), "conflux_raft_purged_index")
-        .await
-        .is_none_or(|purged| purged <= old_log)
-    {
+    while !purged_everywhere().await {
         rounds += 1;
         assert!(rounds <= 20, "the new leader never purged past {old_log}");
         let writers: Vec<_> = (0..8)
@@ -99,7 +107,9 @@ async fn a_leader_cut_off_with_writes_in_flight_commits_again_when_it_leads_agai
     .await;
     assert!(
         cluster.node(old).log_contains("installed snapshot"),
-        "the healed node should have caught up by snapshot (its tail was purged elsewhere)"
+        "the healed node should have caught up by snapshot (its log ended at {old_log}, the \
+         leader purged past it):\n{}",
+        cluster.node(old).log_tail(30)
     );
 
     // It leads again, and commits.
@@ -217,7 +227,12 @@ async fn a_follower_with_a_fast_clock_does_not_move_the_cluster_clock() {
         .unwrap();
     let after = now_ms();
     for v in [v1, v2] {
-        let created = millis(&skewed.get_version(id, v).await.unwrap().created_at);
+        // Read on the leader, which applied both before acknowledging.
+        let view = client(cluster.node(leader))
+            .get_version(id, v)
+            .await
+            .unwrap();
+        let created = millis(&view.created_at);
         // The API shows seconds; allow for that and for this machine's scheduling.
         assert!(
             created + 2_000 >= before && created <= after + 2_000,
@@ -252,13 +267,22 @@ async fn entries_of_many_huge_proposals_still_replicate() {
             tokio::spawn(async move { lc.publish(id, &body, &WriteOptions::default()).await })
         })
         .collect();
+    // Each is answered: refused in apply, or (if the appends of such entries outlast a
+    // heartbeat on a starved machine and a new leader is elected meanwhile) with an unknown
+    // outcome. None hangs, and none is accepted.
+    let mut refused = 0;
     for r in requests {
         let e = r
             .await
             .unwrap()
             .expect_err("a 3 MiB description is refused");
-        assert_eq!(code(&e), "invalid_argument", "{e}");
+        match code(&e).as_str() {
+            "invalid_argument" => refused += 1,
+            "write_timeout" | "not_leader" => {}
+            other => panic!("unexpected answer {other}: {e}"),
+        }
     }
+    assert!(refused > 0, "no huge proposal went through Raft to apply");
     // The cluster still commits, and every node applies what it commits.
     let v = push(&lc, id, "after the huge ones").await.unwrap();
     let target = applied(&lc).await.unwrap();
