@@ -576,11 +576,19 @@ mod tests {
         let plane = sm.plane();
         let mut sub = plane.subscribe(&path.to_string()).unwrap().unwrap();
         // A follower applying a backlog: the deletion, the re-creation (config 2) and its
-        // publish, in one call.
+        // publish, and an unrelated change after them, in one call.
         let backlog = [
             entry(6, Command::DeleteConfig { id: 1 }),
             entry(7, create_config(&path)),
             entry(8, publish(2, "two")),
+            entry(
+                9,
+                Command::CreateTenant {
+                    name: "other".into(),
+                    display_name: None,
+                    quotas: QuotasPatch::default(),
+                },
+            ),
         ];
         rt.block_on(sm.apply(backlog)).unwrap();
 
