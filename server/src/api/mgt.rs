@@ -584,10 +584,11 @@ pub async fn get_version(
     ok(version_view(&app, id, version)?)
 }
 
-fn content_of(app: &AppState, id: ConfigId, version: VersionId) -> Result<Bytes, ApiError> {
+async fn content_of(app: &AppState, id: ConfigId, version: VersionId) -> Result<Bytes, ApiError> {
     version_view(app, id, version)?;
     app.plane()
         .content(id, version)
+        .await
         .map_err(ApiError::internal)?
         // Deleted between the two reads (retention, delete): the version is gone.
         .ok_or_else(|| not_found(Entity::Version, format!("{id}/{version}")))
@@ -597,7 +598,7 @@ pub async fn get_version_content(
     State(app): State<AppState>,
     ApiPath((id, version)): ApiPath<(ConfigId, VersionId)>,
 ) -> ApiResult {
-    let content = content_of(&app, id, version)?;
+    let content = content_of(&app, id, version).await?;
     let format = with_config(&app, id, |_, c| c.format)?;
     let view = version_view(&app, id, version)?;
     let mut r = (StatusCode::OK, content).into_response();
@@ -617,8 +618,8 @@ pub async fn diff_versions(
     State(app): State<AppState>,
     ApiPath((id, a, b)): ApiPath<(ConfigId, VersionId, VersionId)>,
 ) -> ApiResult {
-    let old = content_of(&app, id, a)?;
-    let new = content_of(&app, id, b)?;
+    let old = content_of(&app, id, a).await?;
+    let new = content_of(&app, id, b).await?;
     let diff = unified_diff(&old, &new, &format!("version {a}"), &format!("version {b}"));
     let mut r = (StatusCode::OK, diff).into_response();
     r.headers_mut().insert(

@@ -256,7 +256,6 @@ fn build(shared: &Shared) -> Result<(SnapshotMeta, File)> {
         let _not_installing = shared.install_guard.read();
         db.snapshot()
     };
-    pause_point(&shared.snapshot_dir, "build:view-taken");
     let sm_meta = handle(db, cf::SM_META);
     let read = |key: &[u8]| {
         snap.get_cf(sm_meta, key)

@@ -70,15 +70,21 @@ impl ConfigPlane {
         &self.0.watch
     }
 
-    /// The content of a version, from RocksDB (management path only). Waits for a snapshot
-    /// install in progress, which rewrites the contents.
-    pub fn content(
+    /// The content of a version, from RocksDB (management path only). Runs on a blocking
+    /// thread: it waits for a snapshot install in progress (which rewrites the contents), and
+    /// a content may be megabytes.
+    pub async fn content(
         &self,
         config_id: ConfigId,
         version: VersionId,
     ) -> std::result::Result<Option<Bytes>, rocksdb::Error> {
-        let _consistent = self.0.install_guard.read();
-        stored_content(&self.0.db, config_id, version)
+        let shared = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let _consistent = shared.install_guard.read();
+            stored_content(&shared.db, config_id, version)
+        })
+        .await
+        .expect("a content read does not panic")
     }
 
     /// Subscribes to the changes of the config at `path`, starting from what the fetch index
