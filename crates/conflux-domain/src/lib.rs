@@ -27,7 +27,7 @@ mod transition;
 
 pub use command::Patch;
 pub use command::{Command, IdempotencyKey, Proposal, PublishStrategy, Response, RollbackMode};
-pub use diff::unified_diff;
+pub use diff::{DIFF_TIME_LIMIT, unified_diff};
 pub use error::{DomainError, Entity, Quota, SchemaViolation};
 pub use format::{Format, ParseError};
 pub use labels::{ClientLabels, MAX_CLIENT_LABELS, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN};

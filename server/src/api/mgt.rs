@@ -16,9 +16,9 @@ use conflux_api_types::{
     VersionCreated, VersionList, VersionView, headers,
 };
 use conflux_domain::{
-    Command, Config, ConfigId, ConfigPath, ContentHash, DomainError, Entity, Patch,
-    PublishStrategy, Response as Outcome, VersionId, check_new_version, resolve, unified_diff,
-    validate_config_name, validate_name,
+    Command, Config, ConfigId, ConfigPath, ContentHash, DIFF_TIME_LIMIT, DomainError, Entity,
+    Patch, PublishStrategy, Response as Outcome, VersionId, check_new_version, resolve,
+    unified_diff, validate_config_name, validate_name,
 };
 use serde::{Deserialize, Serialize};
 
@@ -619,7 +619,8 @@ pub async fn diff_versions(
 ) -> ApiResult {
     let old = content_of(&app, id, a)?;
     let new = content_of(&app, id, b)?;
-    let diff = unified_diff(&old, &new, &format!("version {a}"), &format!("version {b}"));
+    let (old_label, new_label) = (format!("version {a}"), format!("version {b}"));
+    let diff = unified_diff(&old, &new, &old_label, &new_label, DIFF_TIME_LIMIT);
     let mut r = (StatusCode::OK, diff).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
