@@ -43,6 +43,7 @@ pub use retention::{MAX_RETENTION_RULES, validate_policy as validate_retention_p
 pub use schema::CompiledSchema;
 pub use state::{Change, Counters, IDEMPOTENCY_TTL_MS, IdempotencyRecord, State};
 pub use transition::{
-    Decision, MAX_CONTENT_BYTES, MAX_RULES_PER_CONFIG, check_new_version, retention_sweep_needed,
+    Decision, MAX_CONTENT_BYTES, MAX_RULES_PER_CONFIG, VersionCheck, check_new_version,
+    retention_sweep_needed,
 };
 pub use transition::{MAX_DESCRIPTION_LEN, MAX_DISPLAY_NAME_LEN};
