@@ -13,6 +13,7 @@ use conflux_domain::{Command, Proposal, retention_sweep_needed};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::api::heavy::HeavyJobs;
 use crate::api::{self, AppInner, AppState};
 use crate::clock::now_ms;
 use crate::cluster::Cluster;
@@ -179,6 +180,7 @@ pub async fn run(
         metrics,
         min_revision_wait: config.min_revision_wait,
         max_subscriptions_per_connection: config.max_subscriptions_per_connection,
+        heavy_jobs: HeavyJobs::per_cpu(),
         stop: stop_rx.clone(),
     });
     let recorder = tokio::spawn(cluster.clone().record_started());

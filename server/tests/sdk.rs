@@ -328,6 +328,74 @@ async fn a_fail_safe_handle_starts_from_its_fallback_copy_and_converges() {
     assert_eq!(meta["version"], v2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handle_started_from_its_fallback_copy_never_goes_back_before_it() {
+    let node = TestNode::start(NodeSpec::new(1)).expect("node starts");
+    let c = client(&node);
+    let id = create_config(&c, "ahead.json", Format::Json).await;
+    let (_, rev1) = publish(&c, id, r#"{"timeout_ms": 100}"#.into()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sdk = || {
+        ConfluxClient::new([node.api_url()])
+            .with_fallback_dir(dir.path())
+            .with_backoff(FAST)
+            .build()
+    };
+    {
+        let handle = sdk()
+            .await
+            .unwrap()
+            .handle("acme", "shop", "prod", "ahead.json")
+            .await
+            .unwrap();
+        assert_eq!(handle.revision(), rev1);
+    }
+    // The copy a client holds after it saw the cluster at revision `ahead`, which this node
+    // has not applied yet (it lags behind the node that served the copy).
+    let ahead = rev1 + 10;
+    let meta_path = dir.path().join("acme/shop/prod/ahead.json/meta.json");
+    let mut meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta["revision"] = ahead.into();
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+
+    // The handle's fetch asks for `ahead`: the node cannot serve it (503 after its wait), so
+    // the handle starts from the copy rather than from the node's older state.
+    let sdk = sdk().await.unwrap();
+    let handle = sdk
+        .handle("acme", "shop", "prod", "ahead.json")
+        .await
+        .unwrap();
+    assert!(
+        handle.revision() >= ahead,
+        "the handle went back to revision {} before its copy's {ahead}",
+        handle.revision()
+    );
+    assert!(handle.is_from_fallback());
+    assert_eq!(
+        sdk.revision_seen("acme", "shop", "prod", "ahead.json"),
+        ahead
+    );
+    let seen: Arc<Mutex<Vec<Change>>> = Arc::default();
+    let log = seen.clone();
+    handle.on_change(move |c| log.lock().unwrap().push(c.clone()));
+
+    // The node catches up and moves on: the handle follows, never below `ahead`.
+    let mut last = (0, 0);
+    while last.1 < ahead {
+        last = publish(&c, id, format!(r#"{{"timeout_ms": {}}}"#, last.1)).await;
+    }
+    eventually(Duration::from_secs(15), "the handle to converge", || {
+        let v = handle.version();
+        async move { v == last.0 }
+    })
+    .await;
+    assert!(!handle.is_from_fallback());
+    assert!(handle.revision() >= ahead);
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen.iter().all(|c| c.revision >= ahead), "{seen:?}");
+}
+
 /// Reads lines of a child's output with a deadline.
 async fn next_line(
     lines: &mut tokio::io::Lines<BufReader<impl tokio::io::AsyncRead + Unpin>>,

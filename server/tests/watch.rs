@@ -461,3 +461,100 @@ async fn reconnecting_after_a_delete_or_a_recreate_is_told() {
     );
     assert_eq!(pending.await.unwrap().unwrap(), 503);
 }
+
+/// How long a node waits for a revision it has not applied yet (its default
+/// `min_revision_wait`).
+const MIN_REVISION_WAIT: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscribe_that_must_wait_holds_up_neither_its_websocket_nor_shutdown() {
+    const FAR: &str = "acme/shop/prod/far.txt";
+    let mut node = TestNode::start(
+        NodeSpec::new(1)
+            .arg("--max-subscriptions-per-connection")
+            .arg("2"),
+    )
+    .expect("node starts");
+    let c = client(&node);
+    let base = node.api_url();
+    let id = setup_config(&c, "w.txt").await;
+    let v1 = push(&c, id, "one").await.unwrap();
+    let rev = set_rules(&c, id, vec![ReleaseRule::default_to(v1)]).await;
+    let unreached = rev + 1_000_000;
+
+    // One message: first a key at a revision this node has not applied (it waits for it, up
+    // to MIN_REVISION_WAIT), then a key it can subscribe at once.
+    let mut ws = ws_connect(&base).await;
+    let sent = Instant::now();
+    let sub = format!(
+        r#"{{"subscribe": [{{"key": "{FAR}", "revision": {unreached}}}, {{"key": "{KEY}", "revision": {rev}}}]}}"#
+    );
+    ws.send(Message::Text(sub.into())).await.unwrap();
+    match ws_next(&mut ws).await {
+        WatchMessage::Subscribed { subscribed } => assert_eq!(subscribed, [KEY]),
+        other => panic!("expected the subscribed list, got {other:?}"),
+    }
+    let acknowledged = sent.elapsed();
+
+    // While the other key waits, the session delivers events.
+    push(&c, id, "two").await.unwrap();
+    let e = ws_event(&mut ws).await;
+    let delivered = sent.elapsed();
+    assert_eq!(e.key, KEY);
+    assert!(e.revision > rev, "{e:?}");
+    eprintln!("subscribed after {acknowledged:?}, event after {delivered:?}");
+    assert!(
+        delivered < MIN_REVISION_WAIT - Duration::from_secs(1),
+        "the event waited {delivered:?} behind the other key's subscribe"
+    );
+
+    // It reads messages too; and the waiting key counts against the connection's limit.
+    ws.send(Message::Text(
+        r#"{"subscribe": [{"key": "acme/shop/prod/third.txt"}]}"#.into(),
+    ))
+    .await
+    .unwrap();
+    match ws_next(&mut ws).await {
+        WatchMessage::Error { error, key } => assert_eq!(
+            (error.code.as_str(), key.as_deref()),
+            ("too_many_subscriptions", Some("acme/shop/prod/third.txt"))
+        ),
+        other => panic!("expected too_many_subscriptions, got {other:?}"),
+    }
+    assert!(sent.elapsed() < MIN_REVISION_WAIT - Duration::from_secs(1));
+
+    // The waiting key is told, when its wait ends, that the revision was not reached.
+    match ws_next(&mut ws).await {
+        WatchMessage::Error { error, key } => assert_eq!(
+            (error.code.as_str(), key.as_deref()),
+            ("revision_not_reached", Some(FAR))
+        ),
+        other => panic!("expected revision_not_reached for {FAR}, got {other:?}"),
+    }
+    let refused = sent.elapsed();
+    assert!(refused >= MIN_REVISION_WAIT, "told after {refused:?}");
+
+    // A subscribe pending does not hold up the node's shutdown, and the session ends (with a
+    // Close frame, unless the process exits first).
+    let sub = format!(r#"{{"subscribe": [{{"key": "{FAR}", "revision": {unreached}}}]}}"#);
+    ws.send(Message::Text(sub.into())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let status = node.terminate().unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(m)) = ws.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    let stopped = started.elapsed();
+    eprintln!("shutdown with a pending subscribe took {stopped:?}");
+    assert!(status.success(), "{status}");
+    assert!(closed.is_ok(), "the session was not closed");
+    assert!(
+        stopped < Duration::from_secs(3),
+        "shutdown took {stopped:?} with a subscribe pending"
+    );
+}

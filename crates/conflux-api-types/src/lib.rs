@@ -536,7 +536,9 @@ pub enum WatchRequest {
 }
 
 /// A message the server sends on a WebSocket watch: an event, the keys a subscribe
-/// registered, or an error (about one key, or the whole message).
+/// registered, or an error (about one key, or the whole message). A key at a revision the
+/// node has not applied yet is registered (or refused) in a message of its own, once its
+/// wait ends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum WatchMessage {

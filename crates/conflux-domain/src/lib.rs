@@ -27,7 +27,7 @@ mod transition;
 
 pub use command::Patch;
 pub use command::{Command, IdempotencyKey, Proposal, PublishStrategy, Response, RollbackMode};
-pub use diff::unified_diff;
+pub use diff::{DIFF_TIME_LIMIT, unified_diff};
 pub use error::{DomainError, Entity, Quota, SchemaViolation};
 pub use format::{Format, ParseError};
 pub use labels::{ClientLabels, MAX_CLIENT_LABELS, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN};
@@ -43,6 +43,7 @@ pub use retention::{MAX_RETENTION_RULES, validate_policy as validate_retention_p
 pub use schema::CompiledSchema;
 pub use state::{Change, Counters, IDEMPOTENCY_TTL_MS, IdempotencyRecord, State};
 pub use transition::{
-    Decision, MAX_CONTENT_BYTES, MAX_RULES_PER_CONFIG, check_new_version, retention_sweep_needed,
+    Decision, MAX_CONTENT_BYTES, MAX_RULES_PER_CONFIG, VersionCheck, check_new_version,
+    retention_sweep_needed,
 };
 pub use transition::{MAX_DESCRIPTION_LEN, MAX_DISPLAY_NAME_LEN};

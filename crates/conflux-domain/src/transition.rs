@@ -17,6 +17,7 @@ use crate::model::{
 };
 use crate::names::{validate_config_name, validate_label_key, validate_name};
 use crate::retention::{validate_policy, versions_to_purge};
+use crate::schema::CompiledSchema;
 use crate::state::{Change, Counters, IDEMPOTENCY_TTL_MS, IdempotencyRecord, State};
 
 /// A config has at most this many release rules.
@@ -108,41 +109,66 @@ pub(crate) fn decide(state: &State, revision: Revision, p: &Proposal) -> Decisio
 }
 
 /// Checks that `content` may become a new version of `config`: size quota, format, schema.
-/// Apply runs it; the API also runs it for `validate_only` requests.
 pub fn check_new_version(
     state: &State,
     config: &Config,
     content: &[u8],
 ) -> Result<(), DomainError> {
-    let quotas = state
-        .tenant(&config.path.tenant)
-        .map(|t| t.quotas)
-        .unwrap_or_default();
-    let size = content.len() as u64;
-    let limit = quotas.max_config_bytes.min(MAX_CONTENT_BYTES);
-    if size > limit {
-        return Err(DomainError::QuotaExceeded {
-            quota: Quota::MaxConfigBytes,
-            limit,
-            requested: size,
-        });
-    }
-    let doc = format::parse(config.format, content).map_err(|e| DomainError::ContentInvalid {
-        format: config.format,
-        message: e.message,
-        line: e.line,
-        column: e.column,
-    })?;
-    if let Some(schema) = state.schema(config.id) {
-        let schema = schema.as_ref().map_err(Clone::clone)?;
-        if let Some(json) = doc.to_json() {
-            let violations = schema.violations(&json);
-            if !violations.is_empty() {
-                return Err(DomainError::SchemaViolation { violations });
-            }
+    VersionCheck::of(state, config).check(content)
+}
+
+/// What decides whether a content may become a new version of one config, taken from the
+/// state so that the costly part (parsing, schema validation) can run without it, e.g.
+/// outside the state's lock for a `validate_only` request. Cheap to take and to clone.
+#[derive(Debug, Clone)]
+pub struct VersionCheck {
+    format: Format,
+    /// The tenant's byte quota, capped by [`MAX_CONTENT_BYTES`].
+    limit: u64,
+    /// The config's compiled schema, or why it no longer compiles.
+    schema: Option<Result<CompiledSchema, DomainError>>,
+}
+
+impl VersionCheck {
+    pub fn of(state: &State, config: &Config) -> VersionCheck {
+        let quotas = state
+            .tenant(&config.path.tenant)
+            .map(|t| t.quotas)
+            .unwrap_or_default();
+        VersionCheck {
+            format: config.format,
+            limit: quotas.max_config_bytes.min(MAX_CONTENT_BYTES),
+            schema: state.schema(config.id).cloned(),
         }
     }
-    Ok(())
+
+    /// Size quota, then format, then schema: the first that fails is the error.
+    pub fn check(&self, content: &[u8]) -> Result<(), DomainError> {
+        let size = content.len() as u64;
+        if size > self.limit {
+            return Err(DomainError::QuotaExceeded {
+                quota: Quota::MaxConfigBytes,
+                limit: self.limit,
+                requested: size,
+            });
+        }
+        let doc = format::parse(self.format, content).map_err(|e| DomainError::ContentInvalid {
+            format: self.format,
+            message: e.message,
+            line: e.line,
+            column: e.column,
+        })?;
+        if let Some(schema) = &self.schema {
+            let schema = schema.as_ref().map_err(Clone::clone)?;
+            if let Some(json) = doc.to_json() {
+                let violations = schema.violations(&json);
+                if !violations.is_empty() {
+                    return Err(DomainError::SchemaViolation { violations });
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 struct Tx<'s> {

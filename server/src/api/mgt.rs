@@ -16,8 +16,8 @@ use conflux_api_types::{
     VersionCreated, VersionList, VersionView, headers,
 };
 use conflux_domain::{
-    Command, Config, ConfigId, ConfigPath, ContentHash, DomainError, Entity, Patch,
-    PublishStrategy, Response as Outcome, VersionId, check_new_version, resolve, unified_diff,
+    Command, Config, ConfigId, ConfigPath, ContentHash, DIFF_TIME_LIMIT, DomainError, Entity,
+    Patch, PublishStrategy, Response as Outcome, VersionCheck, VersionId, resolve, unified_diff,
     validate_config_name, validate_name,
 };
 use serde::{Deserialize, Serialize};
@@ -488,13 +488,19 @@ pub async fn create_version(
         });
     }
     if q.validate_only {
-        let (checked, revision) = with_config(&app, id, |s, c| {
-            (check_new_version(s, c, &body.bytes), c.revision)
-        })?;
-        checked?;
+        // Parsing and schema validation of up to 4 MiB: a heavy job, outside the state lock.
+        let (check, revision) = with_config(&app, id, |s, c| (VersionCheck::of(s, c), c.revision))?;
+        let content = body.bytes.clone();
+        let hash = app
+            .heavy_jobs()
+            .run(move || {
+                check.check(&content)?;
+                Ok(ContentHash::of(&content))
+            })
+            .await?;
         let created = VersionCreated {
             version_id: 0,
-            hash: ContentHash::of(&body.bytes).to_string(),
+            hash: hash.to_string(),
             revision,
             validate_only: true,
         };
@@ -618,9 +624,22 @@ pub async fn diff_versions(
     State(app): State<AppState>,
     ApiPath((id, a, b)): ApiPath<(ConfigId, VersionId, VersionId)>,
 ) -> ApiResult {
+    // An unknown version is answered at once, without waiting for a heavy-job slot.
     let old = content_of(&app, id, a).await?;
     let new = content_of(&app, id, b).await?;
-    let diff = unified_diff(&old, &new, &format!("version {a}"), &format!("version {b}"));
+    let diff = app
+        .heavy_jobs()
+        .run(move || {
+            let labels = (format!("version {a}"), format!("version {b}"));
+            Ok(unified_diff(
+                &old,
+                &new,
+                &labels.0,
+                &labels.1,
+                DIFF_TIME_LIMIT,
+            ))
+        })
+        .await?;
     let mut r = (StatusCode::OK, diff).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod extract;
 mod fetch;
 pub mod grpc;
+pub mod heavy;
 mod mgt;
 mod ops;
 mod watch;
@@ -30,6 +31,7 @@ use crate::raft::Raft;
 use crate::storage::ConfigPlane;
 use error::ApiError;
 use extract::WriteOptions;
+use heavy::HeavyJobs;
 
 /// Hard cap on any request body (contract: 413 `payload_too_large` above 4 MiB).
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -56,6 +58,8 @@ pub struct AppInner {
     pub min_revision_wait: Duration,
     /// Subscriptions one WebSocket connection may hold.
     pub max_subscriptions_per_connection: usize,
+    /// Slots for CPU-heavy request work (diffs, `validate_only`), off the async workers.
+    pub heavy_jobs: HeavyJobs,
     /// Raised when the node begins to shut down: long-lived requests (watches) end at once.
     pub stop: tokio::sync::watch::Receiver<bool>,
 }
@@ -82,6 +86,10 @@ impl AppState {
 
     pub fn cluster(&self) -> &Cluster {
         &self.0.cluster
+    }
+
+    pub fn heavy_jobs(&self) -> &HeavyJobs {
+        &self.0.heavy_jobs
     }
 
     /// Resolves when the node begins to shut down.

@@ -15,6 +15,7 @@ use conflux_api_types::{
     Subscription, WatchEvent, WatchEventKind, WatchMessage, WatchRequest, headers,
 };
 use conflux_domain::{ClientLabels, ConfigPath, DomainError, Entity};
+use futures::future::ready;
 use futures::{SinkExt, Stream, StreamExt};
 use serde::Deserialize;
 use tokio_stream::StreamMap;
@@ -201,16 +202,94 @@ async fn send(
     }
 }
 
+/// What a WebSocket session's subscriptions produce.
+enum SessionItem {
+    Event(WatchEvent),
+    /// A subscription that had to wait for this node to reach its revision is registered.
+    Subscribed,
+    /// A subscription that had to wait failed (e.g. `revision_not_reached`); it is gone.
+    Failed(ApiError),
+}
+
+type SessionStream = Pin<Box<dyn Stream<Item = SessionItem> + Send>>;
+
+/// A subscription that first waits for this node to reach the watcher's revision (bounded,
+/// see [`subscribe`]), then yields `Subscribed` and the events, or `Failed` and ends.
+fn subscribe_when_reached(app: AppState, watcher: Watcher) -> SessionStream {
+    let subscribed = async move { subscribe(&app, watcher).await };
+    Box::pin(
+        futures::stream::once(subscribed).flat_map(|result| -> SessionStream {
+            match result {
+                Ok(events) => Box::pin(
+                    futures::stream::once(ready(SessionItem::Subscribed))
+                        .chain(events.map(SessionItem::Event)),
+                ),
+                Err(e) => Box::pin(futures::stream::once(ready(SessionItem::Failed(e)))),
+            }
+        }),
+    )
+}
+
+/// Handles one `subscribe` message: keys this node can subscribe now are subscribed at once;
+/// a key at a revision this node has not applied yet waits for it in the background, as a
+/// stream of `subs` (its acknowledgement or error comes when the wait ends). A pending key
+/// counts against the connection's limit like a subscribed one. Returns the messages to
+/// send now, in order: per-key errors, then the keys subscribed.
+async fn subscribe_all(
+    app: &AppState,
+    subs: &mut StreamMap<String, SessionStream>,
+    list: Vec<Subscription>,
+) -> Vec<WatchMessage> {
+    let limit = app.0.max_subscriptions_per_connection;
+    let mut out = Vec::new();
+    let mut subscribed = Vec::new();
+    for s in list {
+        let key = s.key.clone();
+        if !subs.contains_key(&key) && subs.len() >= limit {
+            let e = ApiError::TooMany {
+                code: "too_many_subscriptions",
+                message: format!("a connection holds at most {limit} subscriptions"),
+            };
+            out.push(ws_error(&e, Some(key)));
+            continue;
+        }
+        let watcher = match watcher_for(&s) {
+            Ok(w) => w,
+            Err(e) => {
+                out.push(ws_error(&e, Some(key)));
+                continue;
+            }
+        };
+        if app.plane().applied_index() < watcher.revision {
+            subs.insert(key, subscribe_when_reached(app.clone(), watcher));
+            continue;
+        }
+        // Applied revisions only grow: this does not wait.
+        match subscribe(app, watcher).await {
+            Ok(events) => {
+                subs.insert(key.clone(), Box::pin(events.map(SessionItem::Event)));
+                subscribed.push(key);
+            }
+            Err(e) => out.push(ws_error(&e, Some(key))),
+        }
+    }
+    if !subscribed.is_empty() {
+        out.push(WatchMessage::Subscribed { subscribed });
+    }
+    out
+}
+
 /// One WebSocket connection: any number of subscriptions (up to the per-connection limit),
-/// events sent as they happen; a slow reader sees coalesced (latest) states.
+/// events sent as they happen; a slow reader sees coalesced (latest) states. Nothing a
+/// subscription waits for holds up the session: it keeps reading messages, delivering events
+/// and noticing shutdown.
 async fn ws_session(app: AppState, socket: WebSocket) {
     let (mut tx, mut rx) = socket.split();
-    let mut subs: StreamMap<String, EventStream> = StreamMap::new();
-    let limit = app.0.max_subscriptions_per_connection;
+    let mut subs: StreamMap<String, SessionStream> = StreamMap::new();
     let stopping = app.stopping();
     tokio::pin!(stopping);
     loop {
-        tokio::select! {
+        let outgoing: Vec<WatchMessage> = tokio::select! {
             _ = &mut stopping => {
                 let _ = tx.send(Message::Close(None)).await;
                 break;
@@ -223,55 +302,26 @@ async fn ws_session(app: AppState, socket: WebSocket) {
                     // Pings are answered by the WebSocket layer.
                     Message::Binary(_) | Message::Ping(_) | Message::Pong(_) => continue,
                 };
-                let request: WatchRequest = match super::extract::parse_json(text.as_bytes()) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        if !send(&mut tx, &ws_error(&e, None)).await { break }
-                        continue;
-                    }
-                };
-                match request {
-                    WatchRequest::Subscribe(list) => {
-                        let mut subscribed = Vec::new();
-                        for s in list {
-                            let key = s.key.clone();
-                            if !subs.contains_key(&key) && subs.len() >= limit {
-                                let e = ApiError::TooMany {
-                                    code: "too_many_subscriptions",
-                                    message: format!("a connection holds at most {limit} subscriptions"),
-                                };
-                                if !send(&mut tx, &ws_error(&e, Some(key))).await { return }
-                                continue;
-                            }
-                            let subscribed_stream = match watcher_for(&s) {
-                                Ok(w) => subscribe(&app, w).await,
-                                Err(e) => Err(e),
-                            };
-                            match subscribed_stream {
-                                Ok(stream) => {
-                                    subs.insert(key.clone(), stream);
-                                    subscribed.push(key);
-                                }
-                                Err(e) => {
-                                    if !send(&mut tx, &ws_error(&e, Some(key))).await { return }
-                                }
-                            }
-                        }
-                        if !subscribed.is_empty() && !send(&mut tx, &WatchMessage::Subscribed { subscribed }).await {
-                            break;
-                        }
-                    }
-                    WatchRequest::Unsubscribe(keys) => {
+                match super::extract::parse_json(text.as_bytes()) {
+                    Err(e) => vec![ws_error(&e, None)],
+                    Ok(WatchRequest::Subscribe(list)) => subscribe_all(&app, &mut subs, list).await,
+                    Ok(WatchRequest::Unsubscribe(keys)) => {
                         for k in keys {
                             subs.remove(&k);
                         }
+                        Vec::new()
                     }
                 }
             }
-            Some((_key, event)) = subs.next(), if !subs.is_empty() => {
-                if !send(&mut tx, &WatchMessage::Event(event)).await {
-                    break;
-                }
+            Some((key, item)) = subs.next(), if !subs.is_empty() => match item {
+                SessionItem::Event(event) => vec![WatchMessage::Event(event)],
+                SessionItem::Subscribed => vec![WatchMessage::Subscribed { subscribed: vec![key] }],
+                SessionItem::Failed(e) => vec![ws_error(&e, Some(key))],
+            },
+        };
+        for msg in &outgoing {
+            if !send(&mut tx, msg).await {
+                return;
             }
         }
     }

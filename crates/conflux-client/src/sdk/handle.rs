@@ -75,12 +75,23 @@ impl fmt::Debug for ConfigHandle {
 impl ConfigHandle {
     /// Gets the config from the cluster (or, in fail-safe mode with no node able to serve it,
     /// from the fallback copy) and starts the background task.
+    ///
+    /// The fallback copy is what this client held before: its revision is noted as seen
+    /// first, so no fetch (this one, or any of the handle's later ones) accepts an older
+    /// state from a node that lags behind it.
     pub(crate) async fn start(
         shared: Arc<Shared>,
         path: ConfigPath,
     ) -> Result<ConfigHandle, ClientError> {
         let key = path.to_string();
         let fallback = shared.fallback.clone();
+        let copy = match &fallback {
+            Some(store) => load_copy(store, &path).await,
+            None => Ok(None),
+        };
+        if let Ok(Some(copy)) = &copy {
+            shared.note(&key, copy.revision);
+        }
         let (result, _) = shared.fetch_from(&path, &key, shared.preferred(), 0).await;
         let (value, from_fallback) = match result {
             Ok(value) => {
@@ -93,16 +104,7 @@ impl ConfigHandle {
                 let Some(store) = &fallback else {
                     return Err(e);
                 };
-                let loaded = {
-                    let (store, path) = (store.clone(), path.clone());
-                    tokio::task::spawn_blocking(move || store.load(&path))
-                        .await
-                        .map_err(|j| ClientError::Fallback {
-                            path: key.clone(),
-                            message: j.to_string(),
-                        })?
-                };
-                match loaded? {
+                match copy? {
                     Some(value) => {
                         tracing::warn!(key = %key, version = value.version, revision = value.revision, error = %e,
                             "no node can serve the config; starting from the fallback copy");
@@ -213,6 +215,21 @@ impl ConfigHandle {
         // The sender lives as long as `self`, so this only returns on a change.
         let _ = rx.changed().await;
     }
+}
+
+/// Reads the fallback copy of `path` (off the async workers).
+async fn load_copy(
+    store: &FallbackStore,
+    path: &ConfigPath,
+) -> Result<Option<ConfigValue>, ClientError> {
+    let (store, path) = (store.clone(), path.clone());
+    let key = path.to_string();
+    tokio::task::spawn_blocking(move || store.load(&path))
+        .await
+        .map_err(|j| ClientError::Fallback {
+            path: key,
+            message: j.to_string(),
+        })?
 }
 
 /// Writes `value` to the fallback copy (or removes it, for `None`); failures are logged, as

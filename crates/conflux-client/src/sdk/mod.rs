@@ -43,9 +43,9 @@
 //! # Guarantees
 //!
 //! - **Never back in time.** The client remembers the highest revision it has seen of each
-//!   config (from fetches and from watch events) and sends it as `?min_revision=` with every
-//!   fetch, so switching to a node that lags behind makes that node wait (or answer 503, and
-//!   the client moves on) rather than serve an older state.
+//!   config (from fetches, watch events and fallback copies) and sends it as
+//!   `?min_revision=` with every fetch, so switching to a node that lags behind makes that
+//!   node wait (or answer 503, and the client moves on) rather than serve an older state.
 //! - **Failover.** A request goes to the endpoint that last worked, then to the next ones in
 //!   order, on transport errors and 503 only. A 4xx is an answer about the request (unknown
 //!   config, not published, ...) and is returned as is: another node would say the same.
@@ -97,6 +97,13 @@
 //! node answers. [`StartMode::FailFast`] makes [`ConfluxClientBuilder::build`] check that a
 //! node answers, and [`ConfluxClient::handle`] fail, instead. A 4xx answer (unknown config)
 //! is never replaced by the fallback copy.
+//!
+//! In either mode the copy's revision counts as seen: the handle's first fetch, and every
+//! later one, carries it as `min_revision`, so a node that lags behind the copy cannot move
+//! the handle back in time. A fallback directory therefore belongs to one cluster: a cluster
+//! rebuilt from scratch (not restored from a backup, which keeps revisions growing) numbers
+//! its revisions from 1 again, and handles would wait for it to pass their copies'
+//! revisions; empty the directory then.
 //!
 //! Everything here runs on the caller's tokio runtime (handles spawn one task each).
 

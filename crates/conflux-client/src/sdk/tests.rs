@@ -586,6 +586,46 @@ async fn handles_start_from_the_fallback_copy_only_when_fail_safe() {
 }
 
 #[tokio::test]
+async fn a_handle_never_asks_for_a_state_older_than_its_fallback_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = ConfigPath::new("acme", "shop", "prod", "app.json");
+    let copy = ConfigValue {
+        key: path.to_string(),
+        content: Bytes::from_static(b"{\"v\": 1}"),
+        version: 1,
+        revision: 10,
+        hash: "sha256:01".into(),
+        content_type: "application/json".into(),
+    };
+    FallbackStore::new(dir.path()).save(&path, &copy).unwrap();
+    // A node behind the copy: it cannot serve revision 10 yet, then it can.
+    let (node, seen) = peer(vec![
+        error("503 Service Unavailable", "revision_not_reached"),
+        content(2, 12),
+    ])
+    .await;
+    let c = ConfluxClient::new([node])
+        .with_fallback_dir(dir.path())
+        .with_backoff(FAST)
+        .build()
+        .await
+        .unwrap();
+    let handle = c.handle("acme", "shop", "prod", "app.json").await.unwrap();
+    assert!(handle.is_from_fallback());
+    assert_eq!(handle.value(), copy);
+    assert_eq!(c.revision_seen("acme", "shop", "prod", "app.json"), 10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while handle.version() != 2 {
+        assert!(tokio::time::Instant::now() < deadline, "no update");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let fetch = "/api/v1/fetch/config/acme/shop/prod/app.json?min_revision=10";
+    let targets: Vec<String> = seen.lock().iter().map(|s| s.target.clone()).collect();
+    assert_eq!(targets[..2], [fetch, fetch], "{targets:?}");
+    assert_eq!(handle.revision(), 12);
+}
+
+#[tokio::test]
 async fn a_reconnecting_watch_notices_a_re_created_config_with_the_same_version_number() {
     // The client holds version 1 of a config that, while its node was down, was deleted and
     // re-created with a new version 1. A label-aware poll would see "version 1" and wait; the

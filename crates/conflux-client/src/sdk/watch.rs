@@ -102,17 +102,15 @@ impl WatchLoop {
         }
     }
 
-    /// Resumes after `value`; with `verify`, first fetches the current state and reports it
-    /// if it differs (`value` came from somewhere else than the cluster, e.g. a fallback
-    /// copy).
+    /// Resumes after `value`, which becomes the oldest state any later fetch accepts; with
+    /// `verify`, first fetches the current state and reports it if it differs (`value` came
+    /// from somewhere else than the cluster, e.g. a fallback copy).
     pub(crate) fn resume(&mut self, value: &ConfigValue, verify: bool) {
         self.revision = value.revision;
         self.version = Some(value.version);
         self.hash = Some(value.hash.clone());
-        self.pending = verify.then_some(Pending::Fetch(0));
-        if !verify {
-            self.shared.note(&self.key, value.revision);
-        }
+        self.pending = verify.then_some(Pending::Fetch(value.revision));
+        self.shared.note(&self.key, value.revision);
     }
 
     pub(crate) fn key(&self) -> &str {
