@@ -12,6 +12,7 @@
 //! result on every node. The server crate persists the [`Change`]s that a transition returns
 //! and serves reads; the client crate reuses [`resolve`] so the SDK and the server agree.
 
+pub mod access;
 mod command;
 mod diff;
 mod error;
@@ -25,6 +26,7 @@ mod schema;
 mod state;
 mod transition;
 
+pub use access::{Grant, Principal, Role, Scope};
 pub use command::Patch;
 pub use command::{Command, IdempotencyKey, Proposal, PublishStrategy, Response, RollbackMode};
 pub use diff::{DIFF_TIME_LIMIT, unified_diff};
