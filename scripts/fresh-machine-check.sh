@@ -24,6 +24,10 @@
 # toolchain under $CARGO_HOME/$RUSTUP_HOME (default ~/.cargo, ~/.rustup) and 15 GB free disk.
 set -euo pipefail
 
+# The whole body is one { } block, which bash reads completely before running it: a run takes
+# a quarter of an hour, and bash otherwise reads a script as it goes, so editing this file or
+# checking out another commit meanwhile would change what the running check executes.
+{
 SUITE=bookworm
 INCLUDE=ca-certificates,build-essential,python3,git,curl
 MIN_FREE_GB=15
@@ -144,6 +148,7 @@ done
 find "$CACHE/logs" -type f -mtime +30 -delete   # logs of old runs
 ROOT=""
 LOG=$CACHE/logs/$(date +%Y%m%d-%H%M%S)-${COMMIT:0:12}.log
+# shellcheck disable=SC2317  # runs from the EXIT trap (shellcheck cannot see that inside { })
 on_exit() {
     local rc=$?
     trap - EXIT INT TERM
@@ -272,7 +277,7 @@ mount --bind "$RUSTUP_HOME_HOST" "$ROOT$RUSTUP_HOME_HOST"
 mount -o remount,bind,ro "$RUSTUP_HOME_HOST" "$ROOT$RUSTUP_HOME_HOST" 2>/dev/null ||
     log "note: could not make $RUSTUP_HOME_HOST read-only inside"
 chroot "$ROOT" /bin/true || skip "chroot does not work here"
-chroot "$ROOT" update-ca-certificates >/dev/null
+chroot "$ROOT" update-ca-certificates >>"$LOG" 2>&1   # adds the copied CAs to the bundle
 
 # The repository as committed: uncommitted or ignored files on this machine cannot hide a problem.
 mkdir -p "$ROOT/src/conflux"
@@ -330,3 +335,5 @@ in_root "cargo build --workspace --all-targets --locked" \
     key_inputs
 } >"$STAMP"
 final PASS "commit ${COMMIT:0:12} builds on a fresh Debian $SUITE after scripts/setup.sh (stamp $STAMP)"
+exit 0
+}
