@@ -65,6 +65,9 @@ die() {
     exit 1
 }
 
+# Root first: without it nothing below can run (and git may refuse another user's checkout).
+[[ $(id -u) -eq 0 ]] || skip "needs root (debootstrap, mount and chroot)"
+
 # --- the key: what decides whether an earlier PASS still holds --------------------------------
 git -C "$REPO" rev-parse --verify -q HEAD >/dev/null || die "$REPO is not a git checkout with a commit"
 COMMIT=$(git -C "$REPO" rev-parse HEAD)
@@ -86,7 +89,6 @@ if ((!FORCE)) && [[ -e $STAMP ]]; then
 fi
 
 # --- can it run here? ----------------------------------------------------------------------------
-[[ $(id -u) -eq 0 ]] || skip "needs root (debootstrap, mount and chroot)"
 command -v apt-get >/dev/null || skip "not a Debian/Ubuntu host (no apt-get)"
 command -v dpkg-query >/dev/null || skip "not a Debian/Ubuntu host (no dpkg-query)"
 if ! command -v debootstrap >/dev/null; then
