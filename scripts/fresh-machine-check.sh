@@ -122,13 +122,15 @@ kill_procs_in() {   # ends the processes whose root is $1 (started by this check
 unmount_under() {   # unmounts everything at or below $1; false if something stays mounted
     local round m
     for round in 1 2 3 4 5; do
-        mounts_under "$1" | grep -q . || return 0
+        # (Tested through a variable: `| grep -q` can kill awk with SIGPIPE, which pipefail
+        # would turn into "nothing mounted", and then rm -rf would go through the binds.)
+        [[ -n $(mounts_under "$1") ]] || return 0
         # Reverse path order unmounts children before their parents.
         while read -r m; do
             umount "$m" 2>/dev/null || { sleep "$round"; umount -l "$m" 2>/dev/null; } || true
         done < <(mounts_under "$1" | sort -r)
     done
-    ! mounts_under "$1" | grep -q .
+    [[ -z $(mounts_under "$1") ]]
 }
 remove_tree() {   # deletes $1 only once nothing is mounted below it: rm -rf through a bind
                   # mount would delete the host's ~/.cargo
@@ -160,6 +162,7 @@ on_exit() {
             unmount_under "$ROOT" || echo "fresh-machine check: could not unmount everything below $ROOT" >&2
             log "kept the root at $ROOT (--keep); delete it with: rm -rf --one-file-system $ROOT"
         else
+            log "removing the throwaway root"
             remove_tree "$ROOT" || rc=1
         fi
     fi
