@@ -105,7 +105,8 @@ mkdir -p "$CACHE/work" "$CACHE/logs"
 CACHE=$(realpath "$CACHE")   # mountinfo shows real paths
 WORK=$CACHE/work
 
-# One check at a time: a second one would take the first one's mounts for leftovers.
+# One check at a time: a second one would take the first one's mounts for leftovers. Every
+# long-running child gets `9>&-`: one left behind by a crashed run must not keep the lock.
 exec 9>"$CACHE/lock"
 flock -n 9 || die "another fresh-machine check holds $CACHE/lock"
 
@@ -166,7 +167,9 @@ on_exit() {
             remove_tree "$ROOT" || rc=1
         fi
     fi
-    if ((rc != 0 && rc != SKIP_RC && !FINAL_PRINTED)); then
+    if ((rc == 130 || rc == 143)); then
+        final FAIL "interrupted (exit status $rc); log in $LOG"
+    elif ((rc != 0 && rc != SKIP_RC && !FINAL_PRINTED)); then
         final FAIL "exit status $rc; log in $LOG"
     fi
     exit "$rc"
@@ -223,7 +226,7 @@ if [[ ! -e $BASE ]]; then
     tmp=$WORK/base.$$
     mkdir -p "$tmp"
     t0=$SECONDS
-    if ! debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$tmp" "$MIRROR" >"$LOG.debootstrap" 2>&1; then
+    if ! debootstrap --variant=minbase --include="$INCLUDE" "$SUITE" "$tmp" "$MIRROR" >"$LOG.debootstrap" 2>&1 9>&-; then
         tail -n 30 "$LOG.debootstrap"
         remove_tree "$tmp" || true
         die "debootstrap failed (full output in $LOG.debootstrap)"
@@ -321,7 +324,7 @@ in_root() {   # in_root TITLE COMMAND...: runs COMMAND in the chroot, output to 
     # In the background with `wait`, so INT/TERM reach the trap at once (bash delays traps
     # until a foreground child exits); the trap then ends everything inside the root.
     chroot "$ROOT" /usr/bin/env -i "${CHROOT_ENV[@]}" /bin/bash -c 'cd /src/conflux && "$@"' in_root "$@" \
-        > >(tee -a "$LOG") 2>&1 &
+        > >(tee -a "$LOG" 9>&-) 2>&1 9>&- &
     pid=$!
     wait "$pid" || rc=$?
     log "$title: exit $rc after $((SECONDS - t0)) s"
