@@ -25,6 +25,9 @@ pub mod headers {
     pub const CONFIG_HASH: &str = "x-config-hash";
     pub const REVISION: &str = "x-conflux-revision";
     pub const IDEMPOTENCY_KEY: &str = "x-idempotency-key";
+    /// Echoed on every answer; taken from the request when the client sends one, else made
+    /// up by the server. Audit records carry it.
+    pub const REQUEST_ID: &str = "x-request-id";
 }
 
 /// `{"error": {...}}`: every non-2xx answer of the API.
@@ -655,4 +658,237 @@ mod tests {
     fn timestamps_are_rfc3339() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
     }
+}
+
+// ---- identity (contract section 6) --------------------------------------------------------
+//
+// Roles, scopes and principals travel as strings (`"publisher"`, `"shop/web/prod"`,
+// `"user:alice"`) and are parsed by the server, so that a bad value gets a 400 naming its field
+// rather than a generic body error.
+
+/// `POST /api/v1/auth/login`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Answer to a login: a session token and when it expires (RFC 3339).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginResponse {
+    pub token: String,
+    pub expires_at: String,
+}
+
+impl std::fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginResponse")
+            .field("token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// One grant of a principal, as whoami shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantView {
+    pub id: String,
+    pub role: String,
+    pub scope: String,
+}
+
+/// `GET /api/v1/auth/whoami`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// `user:<username>` or `token:<id>`.
+    pub principal: String,
+    pub bindings: Vec<GrantView>,
+}
+
+/// `POST /api/v1/users`.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub username: String,
+    pub password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+impl std::fmt::Debug for CreateUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUser")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("display_name", &self.display_name)
+            .finish()
+    }
+}
+
+/// `PATCH /api/v1/users/{username}`: absent fields stay as they are.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUser {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<bool>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "double_option"
+    )]
+    pub display_name: Option<Option<String>>,
+}
+
+impl std::fmt::Debug for UpdateUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateUser")
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("disabled", &self.disabled)
+            .field("display_name", &self.display_name)
+            .finish()
+    }
+}
+
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserView {
+    pub username: String,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    pub disabled: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserList {
+    pub users: Vec<UserView>,
+}
+
+/// A role on a scope, as given when creating a token or a binding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingSpec {
+    pub role: String,
+    pub scope: String,
+}
+
+/// `POST /api/v1/tokens`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateToken {
+    pub name: String,
+    /// RFC 3339; absent: the token does not expire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bindings: Vec<BindingSpec>,
+}
+
+/// Answer to `POST /api/v1/tokens`: the only time the secret is shown.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenCreated {
+    pub id: String,
+    pub name: String,
+    pub token: String,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub bindings: Vec<RoleBindingView>,
+}
+
+impl std::fmt::Debug for TokenCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCreated")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("token", &"<redacted>")
+            .field("expires_at", &self.expires_at)
+            .field("bindings", &self.bindings)
+            .finish()
+    }
+}
+
+/// A service token as listed (never the secret).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenList {
+    pub tokens: Vec<TokenView>,
+}
+
+/// `POST /api/v1/role-bindings`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRoleBinding {
+    /// `user:<username>` or `token:<id>`.
+    pub principal: String,
+    pub role: String,
+    pub scope: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleBindingView {
+    pub id: String,
+    pub principal: String,
+    pub role: String,
+    pub scope: String,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleBindingList {
+    pub role_bindings: Vec<RoleBindingView>,
+}
+
+/// One audit record (`GET /api/v1/audit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecordView {
+    pub id: i64,
+    pub time: String,
+    pub actor: String,
+    pub action: String,
+    pub resource: String,
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// `success`, `denied` or `failed`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    pub request_id: String,
+    pub source_ip: String,
+    pub user_agent: String,
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub records: Vec<AuditRecordView>,
+    /// Pass as `?cursor=` for the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
