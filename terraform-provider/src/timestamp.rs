@@ -49,7 +49,8 @@ pub fn parse(text: &str) -> Result<SystemTime, String> {
         format!("{text:?} is not an RFC 3339 timestamp such as \"2030-01-01T00:00:00Z\" ({why})")
     };
     let s = text.as_bytes();
-    let field = |at: usize, n: usize, what: &str| digits(&s[at.min(s.len())..], n).ok_or_else(|| bad(what));
+    let field =
+        |at: usize, n: usize, what: &str| digits(&s[at.min(s.len())..], n).ok_or_else(|| bad(what));
     let sep = |at: usize, allowed: &[u8], what: &str| match s.get(at) {
         Some(b) if allowed.contains(b) => Ok(()),
         _ => Err(bad(what)),
@@ -152,10 +153,7 @@ mod tests {
         assert_eq!(secs("2029-12-31t19:30:00-04:30"), 1_893_456_000);
         assert_eq!(secs("2024-02-29 12:00:00Z"), 1_709_208_000);
         let t = parse("2030-01-01T00:00:00.25Z").unwrap();
-        assert_eq!(
-            t.duration_since(UNIX_EPOCH).unwrap().subsec_millis(),
-            250
-        );
+        assert_eq!(t.duration_since(UNIX_EPOCH).unwrap().subsec_millis(), 250);
         assert_eq!(canonical(t), "2030-01-01T00:00:00.250Z");
     }
 
@@ -185,7 +183,10 @@ mod tests {
             same_instant_or(server, Some("2030-01-01T01:00:00+01:00")),
             "2030-01-01T01:00:00+01:00"
         );
-        assert_eq!(same_instant_or(server, Some("2031-01-01T00:00:00Z")), server);
+        assert_eq!(
+            same_instant_or(server, Some("2031-01-01T00:00:00Z")),
+            server
+        );
         assert_eq!(same_instant_or(server, None), server);
     }
 }

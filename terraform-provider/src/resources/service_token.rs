@@ -227,9 +227,9 @@ impl Resource for ServiceToken {
 
     async fn create(&self, api: &Api, planned: &Obj) -> Outcome<Obj> {
         let expires_at = match planned.opt_str("expires_at")? {
-            Some(text) => Some(timestamp::canonical(timestamp::parse(text).map_err(|e| {
-                Diagnostic::error("Invalid expires_at", e).at(planned.attr_path("expires_at"))
-            })?)),
+            Some(text) => Some(timestamp::canonical(timestamp::parse(text).map_err(
+                |e| Diagnostic::error("Invalid expires_at", e).at(planned.attr_path("expires_at")),
+            )?)),
             None => None,
         };
         let body = CreateToken {
@@ -372,7 +372,10 @@ mod tests {
         ]));
         let d = diags_of(&bad);
         assert_eq!(d.0.len(), 2, "{d:?}");
-        assert!(d.0.iter().all(|x| x.attribute == Some(AttrPath::root("bindings"))));
+        assert!(
+            d.0.iter()
+                .all(|x| x.attribute == Some(AttrPath::root("bindings")))
+        );
         assert!(d.0[0].detail.contains("\"owner\"") && d.0[0].detail.contains("roles are"));
         assert!(d.0[1].detail.contains("shop/web/prod/extra"));
 
