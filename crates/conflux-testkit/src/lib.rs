@@ -9,10 +9,12 @@
 
 mod cluster;
 mod partition;
+pub mod postgres;
 pub mod tls;
 
 pub use cluster::{Cluster, LEADER_TIMEOUT, Member, get_json};
 pub use partition::Partition;
+pub use postgres::TestPostgres;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
