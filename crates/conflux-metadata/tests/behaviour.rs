@@ -5,11 +5,12 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use common::{Db, audit, binding, token, user};
 use conflux_metadata::{
-    AuditQuery, BackendKind, MetadataError, MetadataStore, NewSession, UserPatch,
+    AuditQuery, BackendKind, MetadataError, MetadataStore, NewSession, PoolSettings, UserPatch,
 };
 
 /// Generates one test per case and backend: `postgres::<case>` and `sqlite::<case>`.
@@ -56,6 +57,7 @@ both_backends!(
     sql_looking_strings_are_stored_verbatim,
     migration_upgrade_keeps_rows,
     reconnecting_to_a_migrated_database,
+    a_held_write_lock_times_out_as_unavailable,
 );
 
 fn session(id: &str, username: &str, expires: i64) -> NewSession {
@@ -979,5 +981,55 @@ async fn reconnecting_to_a_migrated_database(db: Db) -> Result<()> {
     let second = db.open().await?;
     second.ping().await?;
     assert!(second.get_user("kim").await?.is_some());
+    Ok(())
+}
+
+async fn a_held_write_lock_times_out_as_unavailable(db: Db) -> Result<()> {
+    // Statement timeout (PostgreSQL) / busy timeout (SQLite) of 300 ms: a write stuck behind
+    // another writer's lock gives up instead of hanging.
+    let store = db
+        .open_with(&PoolSettings {
+            statement_timeout: Duration::from_millis(300),
+            ..PoolSettings::default()
+        })
+        .await?;
+    let counter = store.change_counter().await?;
+    let lock_held = |store: MetadataStore| async move {
+        let started = Instant::now();
+        let r = store.create_user(&user("blocked", 1)).await;
+        assert!(matches!(r, Err(MetadataError::Unavailable(_))), "{r:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        // Readers are not blocked by a writer.
+        assert_eq!(store.change_counter().await?, counter);
+        assert!(store.load_identity(0).await?.users.is_empty());
+        Ok::<_, anyhow::Error>(())
+    };
+    match db.kind {
+        BackendKind::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await?;
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE identity_state SET change_counter = change_counter WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
+            lock_held(store.clone()).await?;
+            tx.rollback().await?;
+            pool.close().await;
+        }
+        BackendKind::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await?;
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            sqlx::query("UPDATE identity_state SET change_counter = change_counter WHERE id = 1")
+                .execute(&mut *tx)
+                .await?;
+            lock_held(store.clone()).await?;
+            tx.rollback().await?;
+            pool.close().await;
+        }
+    }
+    store.create_user(&user("blocked", 1)).await?;
     Ok(())
 }

@@ -42,7 +42,12 @@ impl Db {
 
     /// A new store (its own pool) on this database.
     pub async fn open(&self) -> Result<MetadataStore> {
-        let store = MetadataStore::connect(&self.url, &PoolSettings::default()).await?;
+        self.open_with(&PoolSettings::default()).await
+    }
+
+    /// A new store with these pool settings.
+    pub async fn open_with(&self, settings: &PoolSettings) -> Result<MetadataStore> {
+        let store = MetadataStore::connect(&self.url, settings).await?;
         assert_eq!(store.backend(), self.kind);
         Ok(store)
     }
