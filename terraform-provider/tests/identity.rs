@@ -44,7 +44,10 @@ fn service_token_lifecycle() {
         .unwrap()
         .role_bindings;
     assert_eq!(bindings.len(), 1);
-    assert_eq!((&*bindings[0].role, &*bindings[0].scope), ("reader", "acme/checkout"));
+    assert_eq!(
+        (&*bindings[0].role, &*bindings[0].scope),
+        ("reader", "acme/checkout")
+    );
     // The secret is in the state and the output, and never in terraform's output.
     assert_eq!(raw_output(&tf, "checkout_token"), secret);
     tf.assert_plan_empty();
@@ -90,10 +93,18 @@ fn service_token_lifecycle() {
     tf.assert_plan_empty();
 
     // A new name is a new token.
-    tf.write(&edit(&hcl, "\"checkout service (prod)\"", "\"checkout (prod)\""));
+    tf.write(&edit(
+        &hcl,
+        "\"checkout service (prod)\"",
+        "\"checkout (prod)\"",
+    ));
     assert!(tf.assert_plan_changes().contains("forces replacement"));
     tf.apply();
-    assert!(block_on(api.get_token(&newest_id)).unwrap_err().is_not_found());
+    assert!(
+        block_on(api.get_token(&newest_id))
+            .unwrap_err()
+            .is_not_found()
+    );
     let last_id = tf.values("conflux_service_token.checkout", None)["id"]
         .as_str()
         .unwrap()
@@ -101,7 +112,11 @@ fn service_token_lifecycle() {
     tf.assert_plan_empty();
 
     tf.destroy();
-    assert!(block_on(api.get_token(&last_id)).unwrap_err().is_not_found());
+    assert!(
+        block_on(api.get_token(&last_id))
+            .unwrap_err()
+            .is_not_found()
+    );
     assert!(block_on(api.get_tenant("acme")).unwrap_err().is_not_found());
 }
 
@@ -115,12 +130,37 @@ fn a_token_terraform_creates_works_with_its_binding_and_no_further() {
     let secret = raw_output(&tf, "checkout_token");
     let id = raw_output(&tf, "checkout_token_id");
 
-    // Something outside the token's scope, made by the admin.
-    let other = conflux_api_types::CreateApp {
-        name: "billing".into(),
-        description: None,
-    };
-    block_on(api.create_app("acme", &other, &Default::default())).unwrap();
+    // A published config outside the token's scope, made by the admin.
+    let elsewhere = ConfigPath::new("acme", "billing", "prod", "app.yaml");
+    block_on(async {
+        let opts = Default::default();
+        let app = conflux_api_types::CreateApp {
+            name: "billing".into(),
+            description: None,
+        };
+        api.create_app("acme", &app, &opts).await?;
+        let env = conflux_api_types::CreateEnvironment::named("prod");
+        api.create_env("acme", "billing", &env, &opts).await?;
+        let config = conflux_api_types::CreateConfig {
+            name: "app.yaml".into(),
+            format: conflux_domain::Format::Yaml,
+            schema: None,
+            retention: None,
+            description: None,
+        };
+        let id = api
+            .create_config("acme", "billing", "prod", &config, &opts)
+            .await?
+            .id;
+        let publish = conflux_api_types::PublishRequest {
+            content: "currency: EUR\n".into(),
+            description: None,
+            strategy: conflux_api_types::Strategy::Stable,
+        };
+        api.publish(id, &publish, &opts).await?;
+        api.fetch(&elsewhere, &FetchOptions::default()).await
+    })
+    .expect("the admin publishes and fetches acme/billing/prod/app.yaml");
 
     let service = client_with_token(&node, &secret);
     let who = block_on(service.whoami()).unwrap();
@@ -134,9 +174,9 @@ fn a_token_terraform_creates_works_with_its_binding_and_no_further() {
     let e = block_on(service.get_tenant("acme")).unwrap_err();
     assert_eq!(e.status(), Some(403), "{e}");
     // Outside its scope a config looks exactly like one that does not exist.
-    let elsewhere = ConfigPath::new("acme", "billing", "prod", "app.yaml");
     let e = block_on(service.fetch(&elsewhere, &FetchOptions::default())).unwrap_err();
     assert!(e.is_not_found(), "{e}");
+    block_on(api.delete_app("acme", "billing", true, &Default::default())).unwrap();
 
     // Destroy revokes it: within the contract's 2 s it stops working.
     tf.destroy();
@@ -193,7 +233,22 @@ fn role_binding_lifecycle() {
     .unwrap_err();
     assert_eq!(e.status(), Some(403), "{e}");
 
-    assert_eq!(tf.import_values("conflux_role_binding.ci_publisher", &id), v);
+    assert_eq!(
+        tf.import_values("conflux_role_binding.ci_publisher", &id),
+        v
+    );
+    let err = tf.fails(&[
+        "import",
+        "-no-color",
+        "-state",
+        "bad-import.tfstate",
+        "conflux_role_binding.ci_publisher",
+        "0000000000000000",
+    ]);
+    assert!(
+        err.contains("not_found") && err.contains("HTTP 404"),
+        "{err}"
+    );
     let err = tf.fails(&[
         "import",
         "-no-color",
@@ -202,7 +257,7 @@ fn role_binding_lifecycle() {
         "conflux_role_binding.ci_publisher",
         "no-such-binding",
     ]);
-    assert!(err.contains("not_found"), "{err}");
+    assert!(err.contains("Invalid import ID"), "{err}");
 
     // Deleted outside Terraform: the plan creates it again.
     block_on(api.delete_role_binding(&id)).unwrap();
@@ -232,8 +287,16 @@ fn role_binding_lifecycle() {
 
     tf.destroy();
     let last_id = last["id"].as_str().unwrap();
-    assert!(block_on(api.get_role_binding(last_id)).unwrap_err().is_not_found());
-    assert!(block_on(api.get_token(&token_id)).unwrap_err().is_not_found());
+    assert!(
+        block_on(api.get_role_binding(last_id))
+            .unwrap_err()
+            .is_not_found()
+    );
+    assert!(
+        block_on(api.get_token(&token_id))
+            .unwrap_err()
+            .is_not_found()
+    );
 }
 
 #[test]
@@ -246,7 +309,10 @@ fn bad_roles_scopes_and_expiries_fail_the_plan_at_their_attribute() {
     let err = tf.fails(&["plan", "-no-color"]);
     assert!(err.contains("Invalid role"), "{err}");
     assert!(err.contains("\"owner\" is not a role"), "{err}");
-    assert!(err.contains("with conflux_role_binding.ci_publisher"), "{err}");
+    assert!(
+        err.contains("with conflux_role_binding.ci_publisher"),
+        "{err}"
+    );
     assert!(err.contains("role      = \"owner\""), "{err}");
 
     tf.write(&edit(
@@ -256,7 +322,10 @@ fn bad_roles_scopes_and_expiries_fail_the_plan_at_their_attribute() {
     ));
     let err = tf.fails(&["plan", "-no-color"]);
     assert!(err.contains("Invalid scope"), "{err}");
-    assert!(err.contains("scope     = \"acme/checkout/prod/extra\""), "{err}");
+    assert!(
+        err.contains("scope     = \"acme/checkout/prod/extra\""),
+        "{err}"
+    );
 
     tf.write(&edit(
         &base,

@@ -19,9 +19,6 @@ use crate::validate;
 
 pub struct RoleBinding;
 
-/// Binding ids appear in URLs; anything longer is not one.
-const MAX_BINDING_ID_BYTES: usize = 128;
-
 impl RoleBinding {
     fn state(view: &RoleBindingView) -> Obj {
         Obj::new()
@@ -122,10 +119,11 @@ impl Resource for RoleBinding {
     }
 
     async fn import(&self, api: &Api, id: &str) -> Outcome<Obj> {
-        if id.is_empty() || id.len() > MAX_BINDING_ID_BYTES || id.contains('/') {
+        // Binding ids are of the same shape as token ids.
+        if !conflux_domain::access::is_token_id(id) {
             return Err(Diagnostic::error(
                 "Invalid import ID",
-                format!("{id:?} is not a role binding id"),
+                format!("{id:?} is not a role binding id (lower-case letters and digits)"),
             )
             .into());
         }
