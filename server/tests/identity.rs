@@ -115,7 +115,7 @@ async fn scaffold(admin: &As) {
             .ok(
                 Method::POST,
                 &format!("/api/v1/mgt/configs/{id}/publish"),
-                Some(json!({"content": "{\"v\": 1}"})),
+                Some(json!({"content": "{\"v\": 1}", "strategy": {"type": "stable"}})),
             )
             .await;
     }
@@ -195,7 +195,7 @@ async fn matrix(admin: &As) {
             check("version", (status, Value::Null), 403);
             check(
                 "publish",
-                me.post(&format!("/api/v1/mgt/configs/{e1}/publish"), json!({"content": format!("{{\"p\": {n}}}")}))
+                me.post(&format!("/api/v1/mgt/configs/{e1}/publish"), json!({"content": format!("{{\"p\": {n}}}"), "strategy": {"type": "stable"}}))
                     .await,
                 403,
             );
@@ -317,6 +317,8 @@ async fn an_embedded_node_bootstraps_an_admin_token_file() {
 #[test]
 fn a_cluster_node_refuses_sqlite() {
     let mut spec = NodeSpec::new(1);
+    spec.api_addr = Some("127.0.0.1:2".into());
+    spec.raft_addr = Some("127.0.0.1:1".into());
     spec.extra_args = vec!["--peer".into(), "1=127.0.0.1:1,127.0.0.1:2".into()];
     let err = TestNode::start(spec).expect_err("refused");
     assert!(format!("{err:#}").contains("needs a PostgreSQL metadata DB"), "{err:#}");
