@@ -68,6 +68,15 @@ pub struct ServerArgs {
     /// certificate from another CA are refused.
     #[arg(long, env = "CONFLUX_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
     pub tls_ca: Option<PathBuf>,
+    /// The metadata DB (users, tokens, role bindings, audit): `postgres://...`, required by
+    /// every node of a multi-node cluster [default: SQLite in <data-dir>/metadata.db].
+    #[arg(long, env = "CONFLUX_METADATA_URL", value_name = "URL")]
+    pub metadata_url: Option<String>,
+    /// File holding the initial cluster_admin token (32-256 printable ASCII characters), the
+    /// same on every node; the first node that finds the metadata DB empty inserts it. Without
+    /// it, a node that finds the DB empty makes a token and writes it to <data-dir>/admin.token.
+    #[arg(long, env = "CONFLUX_BOOTSTRAP_TOKEN_FILE", value_name = "PATH")]
+    pub bootstrap_token_file: Option<PathBuf>,
 }
 
 /// One `--peer`: a member of a static cluster.
@@ -140,6 +149,8 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
+    metadata_url: Option<String>,
+    bootstrap_token_file: Option<PathBuf>,
 }
 
 mod humantime_serde_opt {
@@ -171,6 +182,9 @@ pub struct NodeConfig {
     pub peers: Vec<Peer>,
     pub join: Option<String>,
     pub tls: Option<TlsFiles>,
+    /// `postgres://...`; `None`: SQLite in the data directory (single node only).
+    pub metadata_url: Option<String>,
+    pub bootstrap_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -206,7 +220,22 @@ impl NodeConfig {
             peers: Vec::new(),
             join: None,
             tls: None,
+            metadata_url: None,
+            bootstrap_token_file: None,
         }
+    }
+
+    /// The metadata DB this node uses: `--metadata-url`, or SQLite in its data directory.
+    pub fn metadata_url(&self) -> String {
+        match &self.metadata_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("metadata.db").display()),
+        }
+    }
+
+    /// Whether this node is (or will be) one of several: static peers or a join.
+    pub fn is_clustered(&self) -> bool {
+        !self.peers.is_empty() || self.join.is_some()
     }
 
     pub fn from_args(args: &ServerArgs) -> Result<Self, ConfigError> {
@@ -288,6 +317,11 @@ impl NodeConfig {
             join: args.join.clone().or(file.join),
             peers,
             tls,
+            metadata_url: args.metadata_url.clone().or(file.metadata_url),
+            bootstrap_token_file: args
+                .bootstrap_token_file
+                .clone()
+                .or(file.bootstrap_token_file),
         };
         config.validate()?;
         Ok(config)
@@ -346,6 +380,19 @@ impl NodeConfig {
                     message: "a node id is listed twice".into(),
                 });
             }
+        }
+        let sqlite = self
+            .metadata_url
+            .as_deref()
+            .is_none_or(|url| url.starts_with("sqlite:"));
+        if self.is_clustered() && sqlite {
+            return Err(ConfigError::Invalid {
+                field: "metadata_url",
+                message: "a cluster node (--peer or --join) needs a PostgreSQL metadata DB \
+                          shared by all nodes (--metadata-url postgres://...); SQLite serves a \
+                          single embedded node only"
+                    .into(),
+            });
         }
         if self.snapshot_every < 100 {
             return Err(ConfigError::Invalid {
@@ -410,5 +457,29 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().starts_with("node_id"), "{err}");
+    }
+
+    #[test]
+    fn a_cluster_node_refuses_sqlite_metadata() {
+        let peer = parse_peer("1=127.0.0.1:8081,127.0.0.1:8080").unwrap();
+        let clustered = |metadata_url: Option<&str>| ServerArgs {
+            peers: vec![peer.clone()],
+            metadata_url: metadata_url.map(str::to_owned),
+            ..Default::default()
+        };
+        for url in [None, Some("sqlite:///tmp/m.db")] {
+            let err = NodeConfig::from_args(&clustered(url)).unwrap_err();
+            assert!(err.to_string().starts_with("metadata_url: "), "{err}");
+        }
+        let joining = ServerArgs {
+            join: Some("127.0.0.1:8080".into()),
+            ..Default::default()
+        };
+        assert!(NodeConfig::from_args(&joining).is_err());
+        let c = NodeConfig::from_args(&clustered(Some("postgres://db/conflux"))).unwrap();
+        assert_eq!(c.metadata_url(), "postgres://db/conflux");
+        let single = NodeConfig::from_args(&ServerArgs::default()).unwrap();
+        assert!(single.metadata_url().starts_with("sqlite://"));
+        assert!(single.metadata_url().ends_with("metadata.db"));
     }
 }

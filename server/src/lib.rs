@@ -8,6 +8,8 @@
 //! subcommands of the `conflux` binary (`conflux-cli`).
 
 pub mod api;
+pub mod audit;
+pub mod auth;
 pub mod batcher;
 pub mod clock;
 pub mod cluster;

@@ -15,6 +15,8 @@ use tokio::sync::watch;
 
 use crate::api::heavy::HeavyJobs;
 use crate::api::{self, AppInner, AppState};
+use crate::audit::Auditor;
+use crate::auth::{LinkSettings, MetadataLink};
 use crate::clock::now_ms;
 use crate::cluster::Cluster;
 use crate::config::NodeConfig;
@@ -74,6 +76,17 @@ pub async fn run(
         .map(tls::load)
         .transpose()
         .context("loading TLS files")?;
+
+    // The metadata DB first: a bad bootstrap token file should stop the node before it
+    // touches its data.
+    let metadata = MetadataLink::start(LinkSettings {
+        url: config.metadata_url(),
+        data_dir: config.data_dir.clone(),
+        bootstrap_token_file: config.bootstrap_token_file.clone(),
+        node_id: config.node_id,
+    })
+    .await?;
+    let auditor = Auditor::new(config.node_id, &config.data_dir);
 
     let storage = storage::open(&config.data_dir, config.node_id)
         .with_context(|| format!("opening storage in {}", config.data_dir.display()))?;
@@ -182,7 +195,18 @@ pub async fn run(
         max_subscriptions_per_connection: config.max_subscriptions_per_connection,
         heavy_jobs: HeavyJobs::per_cpu(),
         stop: stop_rx.clone(),
+        metadata: metadata.clone(),
+        auditor: auditor.clone(),
     });
+    let metadata_task = tokio::spawn(metadata.clone().run(stopped(stop_rx.clone())));
+    let spool_task = tokio::spawn(auditor.run(metadata.clone(), stopped(stop_rx.clone())));
+    let outbox_task = tokio::spawn(audit_outbox_drainer(
+        raft.clone(),
+        cluster.clone(),
+        plane.clone(),
+        metadata.clone(),
+        config.node_id,
+    ));
     let recorder = tokio::spawn(cluster.clone().record_started());
     let sweeper = tokio::spawn(retention_sweeper(
         raft.clone(),
@@ -199,11 +223,16 @@ pub async fn run(
         config.data_dir.display()
     );
     let app = api::router(state);
-    let served = axum::serve(api_listener, app)
-        .with_graceful_shutdown(stopped(stop_rx))
-        .await;
+    let served = axum::serve(
+        api_listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(stop_rx))
+    .await;
 
     sweeper.abort();
+    outbox_task.abort();
+    let _ = tokio::join!(metadata_task, spool_task);
     recorder.abort();
     let _ = stop_tx.send(true);
     if let Err(e) = raft.shutdown().await {
@@ -379,6 +408,41 @@ async fn join_cluster(api_addr: String, request: JoinRequest) {
 /// On the leader, periodically proposes a retention sweep when time-based rules have
 /// something to purge. The decision of *what* to purge is taken in apply. The sweep goes
 /// through the batcher like every write, so it is stamped and bounded in time like them.
+/// How often the leader copies applied changes' audit records into the metadata DB.
+const OUTBOX_DRAIN_EVERY: Duration = Duration::from_millis(500);
+
+/// On the leader: drains the audit outbox into the metadata DB, then trims what was drained
+/// on every node through Raft. Inserting is idempotent, so a leader change between the two
+/// steps only means the next leader inserts the same records again, harmlessly.
+async fn audit_outbox_drainer(
+    raft: Raft,
+    cluster: Cluster,
+    plane: storage::ConfigPlane,
+    metadata: Arc<MetadataLink>,
+    node_id: u64,
+) {
+    let mut tick = tokio::time::interval(OUTBOX_DRAIN_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if raft.metrics().borrow().current_leader != Some(node_id) {
+            continue;
+        }
+        let Ok(Some((index, position))) =
+            crate::audit::drain_outbox_once(&plane, &metadata).await
+        else {
+            continue;
+        };
+        let trim = Proposal::new(now_ms(), Command::TrimAuditOutbox { index, position });
+        if let Err(e) = cluster.propose(trim).await {
+            tracing::debug!(error = %e, "audit outbox not trimmed this round");
+        } else {
+            // More may be waiting: go again without waiting for the tick.
+            tick.reset_immediately();
+        }
+    }
+}
+
 async fn retention_sweeper(
     raft: Raft,
     cluster: Cluster,

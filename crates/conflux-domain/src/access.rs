@@ -235,6 +235,20 @@ pub fn allows(grants: &[Grant], needed: Role, resource: &Scope) -> bool {
         .any(|g| g.role >= needed && g.scope.covers(resource))
 }
 
+/// [`allows`] on the environment `tenant/app/env`, without building a [`Scope`]: the fetch
+/// and watch paths ask this on every request.
+pub fn allows_env(grants: &[Grant], needed: Role, tenant: &str, app: &str, env: &str) -> bool {
+    let target = [Some(tenant), Some(app), Some(env)];
+    grants.iter().any(|g| {
+        g.role >= needed
+            && g.scope
+                .parts()
+                .iter()
+                .zip(target)
+                .all(|(mine, theirs)| mine.is_none() || *mine == theirs)
+    })
+}
+
 /// Whether a principal holding `grants` may create or delete a binding of `role` on `scope`:
 /// cluster admins may grant anything; a tenant admin may grant any role but cluster_admin,
 /// on scopes inside one of its tenant_admin scopes.
@@ -248,6 +262,28 @@ pub fn may_grant(grants: &[Grant], role: Role, scope: &Scope) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allows_env_agrees_with_allows() {
+        let grants = [
+            grant(Role::Reader, "shop/web/prod"),
+            grant(Role::Viewer, "shop/api"),
+            grant(Role::Editor, "bank"),
+        ];
+        for t in ["shop", "bank", "other"] {
+            for a in ["web", "api"] {
+                for e in ["prod", "dev"] {
+                    for role in Role::ALL {
+                        assert_eq!(
+                            allows_env(&grants, role, t, a, e),
+                            allows(&grants, role, &scope(&format!("{t}/{a}/{e}"))),
+                            "{role} on {t}/{a}/{e}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     fn scope(s: &str) -> Scope {
         Scope::parse("scope", s).unwrap()

@@ -34,9 +34,22 @@ pub struct Proposal {
     /// `If-Match`: the revision the client expects the target entity to have.
     #[serde(default)]
     pub expected_revision: Option<Revision>,
+    /// The principal that asked for the change (`user:alice`, `token:<id>`): versions record
+    /// it, and so does the change's audit record.
     #[serde(default)]
     pub author: Option<String>,
+    /// Where the request came from, for the audit record the apply produces.
+    #[serde(default)]
+    pub origin: Option<RequestOrigin>,
     pub command: Command,
+}
+
+/// The request behind a proposal, as its audit record shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestOrigin {
+    pub request_id: String,
+    pub source_ip: String,
+    pub user_agent: String,
 }
 
 impl Proposal {
@@ -46,6 +59,7 @@ impl Proposal {
             idempotency: None,
             expected_revision: None,
             author: None,
+            origin: None,
             command,
         }
     }
@@ -181,6 +195,13 @@ pub enum Command {
     RecordMemberStarted {
         node_id: u64,
     },
+    /// Proposed by the leader once the audit records up to and including this position
+    /// (log index, position in the entry) are in the metadata DB: every node drops them from
+    /// its outbox.
+    TrimAuditOutbox {
+        index: u64,
+        position: u32,
+    },
 }
 
 impl Command {
@@ -217,4 +238,5 @@ pub enum Response {
         purged: u64,
     },
     MemberRecorded,
+    AuditTrimmed,
 }

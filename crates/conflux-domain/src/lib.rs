@@ -13,6 +13,7 @@
 //! and serves reads; the client crate reuses [`resolve`] so the SDK and the server agree.
 
 pub mod access;
+pub mod audit;
 mod command;
 mod diff;
 mod error;
@@ -28,7 +29,9 @@ mod transition;
 
 pub use access::{Grant, Principal, Role, Scope};
 pub use command::Patch;
-pub use command::{Command, IdempotencyKey, Proposal, PublishStrategy, Response, RollbackMode};
+pub use command::{
+    Command, IdempotencyKey, Proposal, PublishStrategy, RequestOrigin, Response, RollbackMode,
+};
 pub use diff::{DIFF_TIME_LIMIT, unified_diff};
 pub use error::{DomainError, Entity, Quota, SchemaViolation};
 pub use format::{Format, ParseError};

@@ -94,6 +94,11 @@ pub enum Change {
     PutStartedMember {
         node_id: u64,
     },
+    /// Drops the audit outbox up to and including (`index`, `position`); storage only.
+    TrimAuditOutbox {
+        index: u64,
+        position: u32,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -207,6 +212,8 @@ impl State {
             Change::PutStartedMember { node_id } => {
                 self.started_members.insert(node_id);
             }
+            // The outbox lives only in storage.
+            Change::TrimAuditOutbox { .. } => {}
         }
     }
 

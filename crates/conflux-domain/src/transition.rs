@@ -322,6 +322,13 @@ impl Tx<'_> {
                 }
                 Ok(Response::MemberRecorded)
             }
+            Command::TrimAuditOutbox { index, position } => {
+                self.changes.push(Change::TrimAuditOutbox {
+                    index: *index,
+                    position: *position,
+                });
+                Ok(Response::AuditTrimmed)
+            }
         }
     }
 

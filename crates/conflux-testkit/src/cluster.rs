@@ -23,17 +23,27 @@ fn lost_port_race(e: &anyhow::Error) -> bool {
 /// How long [`Cluster::wait_for_leader`] waits by default.
 pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// GET a JSON document from a node (blocking, short timeout).
+/// GET a JSON document from an open endpoint of a node (blocking, short timeout).
 pub fn get_json(url: &str) -> Result<Value> {
+    get_json_with(url, None)
+}
+
+/// GET a JSON document from a node with a bearer token.
+pub fn get_json_as(url: &str, token: &str) -> Result<Value> {
+    get_json_with(url, Some(token))
+}
+
+fn get_json_with(url: &str, token: Option<&str>) -> Result<Value> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(3)))
         .http_status_as_error(false)
         .build()
         .into();
-    let mut resp = agent
-        .get(url)
-        .call()
-        .with_context(|| format!("GET {url}"))?;
+    let mut request = agent.get(url);
+    if let Some(t) = token {
+        request = request.header("Authorization", &format!("Bearer {t}"));
+    }
+    let mut resp = request.call().with_context(|| format!("GET {url}"))?;
     let status = resp.status();
     let body: Value = resp
         .body_mut()
@@ -80,14 +90,23 @@ impl Member {
         format!("{}={},{}", self.node_id, self.raft_addr, self.api_addr)
     }
 
-    /// The spec of this member's node with `extra` arguments.
-    pub fn spec(&self, extra: &[String]) -> NodeSpec {
+    /// The spec of this member's node with `extra` arguments and the cluster's bootstrap
+    /// `token`.
+    pub fn spec(&self, extra: &[String], token: &str) -> NodeSpec {
         let mut spec = NodeSpec::new(self.node_id);
         spec.api_addr = Some(self.api_addr.clone());
         spec.raft_addr = Some(self.raft_addr.clone());
         spec.extra_args = extra.to_vec();
+        spec.bootstrap_token = Some(token.to_owned());
         spec
     }
+}
+
+/// Arguments that give a cluster its metadata DB: a fresh database on this test binary's
+/// throwaway PostgreSQL server (multi-node clusters refuse SQLite).
+pub fn metadata_args() -> Result<Vec<String>> {
+    let url = crate::postgres::TestPostgres::shared()?.fresh_database()?;
+    Ok(vec!["--metadata-url".into(), url])
 }
 
 /// Real nodes forming one cluster. Nodes keep fixed addresses across restarts (the
@@ -95,8 +114,10 @@ impl Member {
 #[derive(Debug)]
 pub struct Cluster {
     nodes: Vec<TestNode>,
-    /// Arguments every node gets (TLS files, snapshot policy...).
+    /// Arguments every node gets (TLS files, snapshot policy, the metadata DB...).
     common_args: Vec<String>,
+    /// The cluster_admin token every node bootstrapped with.
+    token: String,
 }
 
 impl Cluster {
@@ -129,9 +150,12 @@ impl Cluster {
 
     fn start_addressed(
         n: usize,
-        common_args: Vec<String>,
+        mut common_args: Vec<String>,
         ip_of: impl Fn(u64) -> IpAddr,
     ) -> Result<Cluster> {
+        if !common_args.iter().any(|a| a == "--metadata-url") {
+            common_args.extend(metadata_args()?);
+        }
         let mut attempt = 1;
         loop {
             match Cluster::start_once(n, &common_args, &ip_of) {
@@ -156,28 +180,38 @@ impl Cluster {
             args.push("--peer".into());
             args.push(m.peer_arg());
         }
+        let token = crate::random_token();
         let mut nodes = Vec::new();
         for m in &members {
             nodes.push(
-                TestNode::start(m.spec(&args))
+                TestNode::start(m.spec(&args, &token))
                     .with_context(|| format!("starting node {}", m.node_id))?,
             );
         }
         let cluster = Cluster {
             nodes,
             common_args: common_args.to_vec(),
+            token,
         };
         cluster.wait_for_leader(LEADER_TIMEOUT)?;
         Ok(cluster)
     }
 
     /// A cluster around a node that is already running (e.g. one restored from a backup),
-    /// which others can [`Cluster::join`].
+    /// which others can [`Cluster::join`]. `common_args` must name the node's PostgreSQL
+    /// metadata DB (`--metadata-url`), which joining nodes share.
     pub fn adopt(node: TestNode, common_args: Vec<String>) -> Cluster {
+        let token = node.token();
         Cluster {
             nodes: vec![node],
             common_args,
+            token,
         }
+    }
+
+    /// The cluster_admin token every node of this cluster accepts.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
     pub fn nodes(&self) -> &[TestNode] {
@@ -204,7 +238,10 @@ impl Cluster {
 
     /// `/_cluster/status` as seen by one node.
     pub fn status(&self, id: u64) -> Result<Value> {
-        get_json(&format!("{}/_cluster/status", self.node(id).api_url()))
+        get_json_as(
+            &format!("{}/_cluster/status", self.node(id).api_url()),
+            &self.token,
+        )
     }
 
     /// Waits until every node in `among` reports the same leader, which is one of them, and
@@ -279,7 +316,7 @@ impl Cluster {
         let mut args = self.common_args.clone();
         args.push("--join".into());
         args.push(self.node(via).api_addr().to_string());
-        let node = TestNode::start(member.spec(&args))?;
+        let node = TestNode::start(member.spec(&args, &self.token))?;
         self.nodes.push(node);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -311,6 +348,7 @@ impl Cluster {
             .into();
         let mut resp = agent
             .delete(&url)
+            .header("Authorization", &format!("Bearer {}", self.token))
             .call()
             .with_context(|| format!("DELETE {url}"))?;
         if !resp.status().is_success() {

@@ -9,10 +9,12 @@
 
 mod cluster;
 mod partition;
+pub mod postgres;
 pub mod tls;
 
-pub use cluster::{Cluster, LEADER_TIMEOUT, Member, get_json};
+pub use cluster::{Cluster, LEADER_TIMEOUT, Member, get_json, get_json_as};
 pub use partition::Partition;
+pub use postgres::TestPostgres;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -86,6 +88,18 @@ pub struct NodeSpec {
     pub raft_addr: Option<String>,
     pub extra_args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// The cluster_admin token the node bootstraps its metadata DB with (written to a file
+    /// passed as `--bootstrap-token-file`). `None`: no such flag, so a node with an empty DB
+    /// makes its own and writes it to `<data-dir>/admin.token` (the embedded default).
+    pub bootstrap_token: Option<String>,
+}
+
+/// A fresh random token of the kind an operator would put in a bootstrap token file.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("test-admin-{hex}")
 }
 
 impl NodeSpec {
@@ -96,6 +110,7 @@ impl NodeSpec {
             raft_addr: None,
             extra_args: Vec::new(),
             env: Vec::new(),
+            bootstrap_token: Some(random_token()),
         }
     }
 
@@ -153,6 +168,17 @@ impl TestNode {
         format!("http://{}", self.api_addr)
     }
 
+    /// A cluster_admin token of this node: the bootstrap token of its spec, or (embedded
+    /// default) the one the node wrote to `<data-dir>/admin.token`.
+    pub fn token(&self) -> String {
+        match &self.spec.bootstrap_token {
+            Some(t) => t.clone(),
+            None => std::fs::read_to_string(self.data_dir().join("admin.token"))
+                .map(|t| t.trim().to_owned())
+                .unwrap_or_default(),
+        }
+    }
+
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
     }
@@ -174,6 +200,13 @@ impl TestNode {
             .raft_addr
             .clone()
             .unwrap_or_else(|| "127.0.0.1:0".to_owned());
+        let mut bootstrap = Vec::new();
+        if let Some(token) = &self.spec.bootstrap_token {
+            let file = self.dir.path().join("bootstrap.token");
+            std::fs::write(&file, format!("{token}\n"))?;
+            bootstrap.push("--bootstrap-token-file".to_owned());
+            bootstrap.push(file.display().to_string());
+        }
         let mut cmd = Command::new(&self.binary);
         cmd.arg("server")
             .arg("--node-id")
@@ -184,6 +217,7 @@ impl TestNode {
             .arg(&api_addr)
             .arg("--raft-addr")
             .arg(&raft_addr)
+            .args(&bootstrap)
             .args(&self.spec.extra_args)
             .env(
                 "RUST_LOG",

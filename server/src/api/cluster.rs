@@ -11,7 +11,10 @@ use conflux_api_types::{
     ClusterChange, ClusterStatus, JoinRequest, MemberStatus, SnapshotTaken, TransferLeaderRequest,
 };
 
+use conflux_domain::{Role, Scope};
+
 use super::AppState;
+use super::access::Caller;
 use super::error::ApiError;
 use super::extract::{ApiPath, JsonBody, parse_json};
 use crate::cluster::ClusterError;
@@ -24,6 +27,36 @@ const MEMBERSHIP_TIMEOUT: Duration = Duration::from_secs(330);
 const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 
 type ApiResult = Result<Response, ApiError>;
+
+/// Every `/_cluster/*` call needs cluster_admin on `*`; the ones that change something
+/// (membership, leadership, snapshots) and backups (a copy of everything) are audited.
+pub async fn cluster_admin_only(
+    State(app): State<AppState>,
+    caller: Caller,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let action = format!("{} {}", req.method(), req.uri().path());
+    let audited = req.method() != axum::http::Method::GET || req.uri().path() == "/_cluster/backup";
+    if let Err(e) = caller.require(Role::ClusterAdmin, &Scope::All, "operate the cluster") {
+        return e.into_response();
+    }
+    let response = next.run(req).await;
+    if audited {
+        let status = response.status();
+        app.auditor().record(crate::audit::event(
+            &caller.principal(),
+            &caller.origin,
+            &action,
+            "cluster",
+            None,
+            if status.is_success() { "success" } else { "failed" },
+            None,
+            serde_json::json!({"status": status.as_u16()}),
+        ));
+    }
+    response
+}
 
 pub async fn status(State(app): State<AppState>) -> Json<ClusterStatus> {
     let cluster = app.cluster();
@@ -80,6 +113,14 @@ fn change(app: &AppState, reply: ForwardReply) -> ApiResult {
 
 pub async fn add_member(State(app): State<AppState>, body: JsonBody<JoinRequest>) -> ApiResult {
     let b = body.value;
+    if app.metadata().is_sqlite() {
+        return Err(ApiError::invalid_request(
+            "metadata_sqlite_single_node",
+            "node_id",
+            "this node keeps its metadata in SQLite, which serves a single node only: restart \
+             the cluster with a shared PostgreSQL metadata DB (--metadata-url) before adding members",
+        ));
+    }
     if b.node_id == 0 {
         return Err(ApiError::invalid_request(
             "invalid_argument",

@@ -8,8 +8,14 @@ use axum::response::{IntoResponse, Response};
 use conflux_api_types::{ErrorBody, ErrorDetail};
 use conflux_domain::{DomainError, Quota};
 
+use conflux_metadata::MetadataError;
+
 use crate::cluster::ClusterError;
 use crate::raft::FailureKind;
+
+/// Why a request was refused (401/403), attached to the response for the audit of denials.
+#[derive(Debug, Clone)]
+pub struct DeniedBecause(pub String);
 
 /// Errors of the HTTP layer, including the domain's.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +71,26 @@ pub enum ApiError {
         retry_after_secs: u32,
     },
 
+    /// No usable bearer token: missing, malformed, unknown, expired or revoked.
+    #[error("{message}")]
+    Unauthenticated { message: String },
+
+    /// Login with a wrong password or an unknown user (the same answer for both).
+    #[error("wrong username or password")]
+    InvalidCredentials,
+
+    /// Authenticated, but the caller's roles do not allow this.
+    #[error("{message}")]
+    Forbidden { message: String },
+
+    /// Too many failed logins for one username.
+    #[error("too many failed logins for this user; try again in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u32 },
+
+    /// The metadata DB (users, tokens, bindings, audit) failed.
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+
     /// A fault of this node (storage, Raft core stopped). Never caused by the request.
     #[error("internal error: {message}")]
     Internal { message: String },
@@ -102,6 +128,12 @@ impl ApiError {
             ApiError::RouteNotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unauthenticated { .. } | ApiError::InvalidCredentials => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Metadata(e) => metadata_status(e),
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -125,6 +157,11 @@ impl ApiError {
             ApiError::RouteNotFound { .. } => ("not_found", None, Vec::new()),
             ApiError::MethodNotAllowed { .. } => ("method_not_allowed", None, Vec::new()),
             ApiError::Unavailable { code, .. } => (code, None, Vec::new()),
+            ApiError::Unauthenticated { .. } => ("unauthenticated", None, Vec::new()),
+            ApiError::InvalidCredentials => ("invalid_credentials", None, Vec::new()),
+            ApiError::Forbidden { .. } => ("forbidden", None, Vec::new()),
+            ApiError::TooManyAttempts { .. } => ("too_many_attempts", None, Vec::new()),
+            ApiError::Metadata(e) => (metadata_code(e), None, Vec::new()),
             ApiError::Internal { .. } => ("internal", None, Vec::new()),
         };
         ErrorDetail {
@@ -133,6 +170,28 @@ impl ApiError {
             field,
             details,
         }
+    }
+}
+
+fn metadata_status(e: &MetadataError) -> StatusCode {
+    match e {
+        MetadataError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        MetadataError::Conflict(_) => StatusCode::CONFLICT,
+        MetadataError::NotFound(_) => StatusCode::NOT_FOUND,
+        MetadataError::Invalid(_) => StatusCode::BAD_REQUEST,
+        MetadataError::Migration(_) | MetadataError::Other(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+fn metadata_code(e: &MetadataError) -> &'static str {
+    match e {
+        MetadataError::Unavailable(_) => "metadata_unavailable",
+        MetadataError::Conflict(_) => "already_exists",
+        MetadataError::NotFound(_) => "not_found",
+        MetadataError::Invalid(_) => "invalid_argument",
+        MetadataError::Migration(_) | MetadataError::Other(_) => "internal",
     }
 }
 
@@ -235,13 +294,15 @@ fn domain_details(e: &DomainError) -> Vec<serde_json::Value> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let denied_because = self.to_string();
         if status.is_server_error() && status != StatusCode::SERVICE_UNAVAILABLE {
             tracing::error!(error = %self, "request failed with a server fault");
         }
         let retry_after = match &self {
             ApiError::Unavailable {
                 retry_after_secs, ..
-            } => Some(*retry_after_secs),
+            }
+            | ApiError::TooManyAttempts { retry_after_secs } => Some(*retry_after_secs),
             _ if status == StatusCode::SERVICE_UNAVAILABLE => Some(1),
             _ => None,
         };
@@ -256,6 +317,17 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            response
+                .extensions_mut()
+                .insert(DeniedBecause(denied_because));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }

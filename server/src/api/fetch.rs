@@ -17,15 +17,16 @@ use conflux_domain::{ClientLabels, ConfigPath, DomainError, Entity, resolve_orde
 use percent_encoding::percent_decode_str;
 
 use super::AppState;
+use super::access::Caller;
 use super::error::ApiError;
 use super::extract::client_labels;
 use crate::serving::{ServedConfig, ServedVersion};
 
 const PREFIX: &str = "/api/v1/fetch/config/";
 
-pub async fn fetch(State(app): State<AppState>, req: Request) -> Response {
+pub async fn fetch(State(app): State<AppState>, caller: Caller, req: Request) -> Response {
     let (parts, _) = req.into_parts();
-    let response = match serve(&app, &parts).await {
+    let response = match serve(&app, &caller, &parts).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };
@@ -76,6 +77,7 @@ fn parse_query(query: Option<&str>) -> Result<FetchQuery, ApiError> {
 /// asked for. Shared by the HTTP and gRPC fetch.
 pub async fn resolve_fetch(
     app: &AppState,
+    caller: &Caller,
     path: &str,
     labels: &ClientLabels,
     min_revision: Option<u64>,
@@ -103,7 +105,13 @@ pub async fn resolve_fetch(
             });
         }
     }
-    let Some(served) = app.plane().fetch_index().get(path) else {
+    // A config outside the caller's scope answers exactly like one that does not exist.
+    let found = app
+        .plane()
+        .fetch_index()
+        .get(path)
+        .filter(|_| caller.may_read_path(path));
+    let Some(served) = found else {
         // Distinguish a malformed path (400 naming the segment) from an unknown config.
         ConfigPath::parse(path)?;
         return Err(DomainError::NotFound {
@@ -140,7 +148,7 @@ fn etag_matches(headers: &HeaderMap, etag: &HeaderValue) -> bool {
         .any(|candidate| candidate == "*" || candidate.trim_start_matches("W/").as_bytes() == etag)
 }
 
-async fn serve(app: &AppState, req: &Parts) -> Result<Response, ApiError> {
+async fn serve(app: &AppState, caller: &Caller, req: &Parts) -> Result<Response, ApiError> {
     let uri = &req.uri;
     let raw = uri.path().strip_prefix(PREFIX).unwrap_or_default();
     let path: Cow<'_, str> = if raw.contains('%') {
@@ -154,7 +162,7 @@ async fn serve(app: &AppState, req: &Parts) -> Result<Response, ApiError> {
     let headers = &req.headers;
     let labels = client_labels(headers, [], None)?;
     let (served, version) =
-        resolve_fetch(app, &path, &labels, query.min_revision, query.linearizable).await?;
+        resolve_fetch(app, caller, &path, &labels, query.min_revision, query.linearizable).await?;
 
     let mut builder = Response::builder()
         .header(header::ETAG, version.etag.clone())

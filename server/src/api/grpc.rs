@@ -7,6 +7,7 @@ use futures::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use super::AppState;
+use super::access::{Caller, access_lost};
 use super::error::ApiError;
 use super::watch::{labels_from_map, subscribe};
 use crate::watch::Watcher;
@@ -34,12 +35,22 @@ fn identity(client: Option<pb::ClientIdentity>) -> Result<conflux_domain::Client
     labels_from_map(&labels, id.as_deref())
 }
 
+/// The caller `access::authenticate` attached to the HTTP request (tonic keeps its
+/// extensions).
+fn caller_of<T>(req: &Request<T>) -> Result<Caller, Status> {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("this call needs `authorization: Bearer <token>`"))
+}
+
 #[tonic::async_trait]
 impl pb::config_server::Config for FetchService {
     async fn fetch(
         &self,
         req: Request<pb::FetchRequest>,
     ) -> Result<Response<pb::FetchResponse>, Status> {
+        let caller = caller_of(&req)?;
         let req = req.into_inner();
         let key = ConfigPath::parse(&req.key)
             .map_err(ApiError::from)?
@@ -47,8 +58,15 @@ impl pb::config_server::Config for FetchService {
         let labels = identity(req.client)?;
         let min_revision = (req.min_revision > 0).then_some(req.min_revision);
         let (served, version) =
-            super::fetch::resolve_fetch(&self.0, &key, &labels, min_revision, req.linearizable)
-                .await?;
+            super::fetch::resolve_fetch(
+                &self.0,
+                &caller,
+                &key,
+                &labels,
+                min_revision,
+                req.linearizable,
+            )
+            .await?;
         Ok(Response::new(pb::FetchResponse {
             content: version.content.clone(),
             version: version.version,
@@ -66,6 +84,7 @@ impl pb::watch_server::Watch for WatchService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, req: Request<pb::WatchRequest>) -> Result<Response<WatchStream>, Status> {
+        let caller = caller_of(&req)?;
         let req = req.into_inner();
         let key = ConfigPath::parse(&req.key)
             .map_err(ApiError::from)?
@@ -80,8 +99,9 @@ impl pb::watch_server::Watch for WatchService {
             labels,
             label_aware,
         };
-        let events = subscribe(&self.0, watcher).await?;
-        let stream = events.map(|e| {
+        let lost = access_lost(&self.0, &caller, watcher.key.clone());
+        let events = subscribe(&self.0, &caller, watcher).await?;
+        let events = events.map(|e| {
             Ok(pb::WatchEvent {
                 key: e.key,
                 revision: e.revision,
@@ -91,6 +111,15 @@ impl pb::watch_server::Watch for WatchService {
                     WatchEventKind::Deleted => Kind::Deleted as i32,
                 },
             })
+        });
+        // Revoked while streaming: one final error status, then the stream ends.
+        let ending = futures::stream::once(lost).map(|e| Err(Status::from(e)));
+        let stream = futures::stream::select(events, ending).scan(false, |ended, item| {
+            if *ended {
+                return futures::future::ready(None);
+            }
+            *ended = item.is_err();
+            futures::future::ready(Some(item))
         });
         Ok(Response::new(Box::pin(stream)))
     }

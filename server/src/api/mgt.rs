@@ -16,13 +16,14 @@ use conflux_api_types::{
     VersionCreated, VersionList, VersionView, headers,
 };
 use conflux_domain::{
-    Command, Config, ConfigId, ConfigPath, ContentHash, DIFF_TIME_LIMIT, DomainError, Entity,
+    Command, Config, ConfigId, Role, Scope, ConfigPath, ContentHash, DIFF_TIME_LIMIT, DomainError, Entity,
     Patch, PublishStrategy, Response as Outcome, VersionCheck, VersionId, resolve, unified_diff,
     validate_config_name, validate_name,
 };
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
+use super::access::{Caller, app_scope, env_scope, tenant_scope};
 use super::extract::{ApiPath, ApiQuery, JsonBody, RawBody, WriteOptions, client_labels};
 use super::{AppState, Applied};
 
@@ -88,9 +89,11 @@ fn tenant_response(status: StatusCode, applied: Applied) -> ApiResult {
 
 pub async fn create_tenant(
     State(app): State<AppState>,
+    caller: Caller,
     opts: WriteOptions,
     body: JsonBody<CreateTenant>,
 ) -> ApiResult {
+    caller.require(Role::ClusterAdmin, &Scope::All, "create tenants")?;
     let b = body.value;
     let cmd = Command::CreateTenant {
         name: b.name,
@@ -99,23 +102,30 @@ pub async fn create_tenant(
     };
     tenant_response(
         StatusCode::CREATED,
-        app.propose(&opts, &body.raw, cmd).await?,
+        app.propose(&caller, &opts, &body.raw, cmd).await?,
     )
 }
 
-pub async fn list_tenants(State(app): State<AppState>) -> ApiResult {
+pub async fn list_tenants(State(app): State<AppState>, caller: Caller) -> ApiResult {
     ok(TenantList {
         tenants: app
             .plane()
-            .read(|s| s.tenants().map(TenantView::from).collect()),
+            .read(|s| {
+                s.tenants()
+                    .filter(|t| caller.sees(&tenant_scope(&t.name)))
+                    .map(TenantView::from)
+                    .collect()
+            }),
     })
 }
 
 pub async fn get_tenant(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath(tenant): ApiPath<String>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant)])?;
+    caller.require_sight(&tenant_scope(&tenant), "read")?;
     let view = app
         .plane()
         .read(|s| s.tenant(&tenant).map(TenantView::from));
@@ -125,11 +135,14 @@ pub async fn get_tenant(
 
 pub async fn update_tenant(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath(tenant): ApiPath<String>,
     opts: WriteOptions,
     body: JsonBody<UpdateTenant>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant)])?;
+    // Quotas and suspension are the operator's: a tenant admin cannot raise its own limits.
+    caller.require(Role::ClusterAdmin, &tenant_scope(&tenant), "change tenants")?;
     let b = body.value;
     let cmd = Command::UpdateTenant {
         name: tenant,
@@ -137,18 +150,21 @@ pub async fn update_tenant(
         status: b.status,
         quotas: b.quotas,
     };
-    tenant_response(StatusCode::OK, app.propose(&opts, &body.raw, cmd).await?)
+    tenant_response(StatusCode::OK, app.propose(&caller, &opts, &body.raw, cmd).await?)
 }
 
 pub async fn delete_tenant(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath(tenant): ApiPath<String>,
     ApiQuery(q): ApiQuery<CascadeQuery>,
     opts: WriteOptions,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant)])?;
+    caller.require(Role::ClusterAdmin, &tenant_scope(&tenant), "delete tenants")?;
     deleted(
         app.propose(
+            &caller,
             &opts,
             &[],
             Command::DeleteTenant {
@@ -171,11 +187,13 @@ fn app_response(status: StatusCode, applied: Applied) -> ApiResult {
 
 pub async fn create_app(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath(tenant): ApiPath<String>,
     opts: WriteOptions,
     body: JsonBody<CreateApp>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant)])?;
+    caller.require(Role::TenantAdmin, &tenant_scope(&tenant), "create apps")?;
     let b = body.value;
     let cmd = Command::CreateApp {
         tenant,
@@ -184,15 +202,25 @@ pub async fn create_app(
     };
     app_response(
         StatusCode::CREATED,
-        app.propose(&opts, &body.raw, cmd).await?,
+        app.propose(&caller, &opts, &body.raw, cmd).await?,
     )
 }
 
-pub async fn list_apps(State(app): State<AppState>, ApiPath(tenant): ApiPath<String>) -> ApiResult {
+pub async fn list_apps(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(tenant): ApiPath<String>,
+) -> ApiResult {
     check_names(&[("tenant", &tenant)])?;
+    caller.require_sight(&tenant_scope(&tenant), "list apps")?;
     let apps = app.plane().read(|s| {
         s.tenant(&tenant)
-            .map(|_| s.apps(&tenant).map(AppView::from).collect::<Vec<_>>())
+            .map(|_| {
+                s.apps(&tenant)
+                    .filter(|a| caller.sees(&app_scope(&tenant, &a.name)))
+                    .map(AppView::from)
+                    .collect::<Vec<_>>()
+            })
     });
     ok(AppList {
         apps: apps.ok_or_else(|| not_found(Entity::Tenant, &tenant))?,
@@ -201,9 +229,11 @@ pub async fn list_apps(State(app): State<AppState>, ApiPath(tenant): ApiPath<Str
 
 pub async fn get_app(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((tenant, name)): ApiPath<(String, String)>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &name)])?;
+    caller.require_sight(&app_scope(&tenant, &name), "read")?;
     let view = app
         .plane()
         .read(|s| s.app(&tenant, &name).map(AppView::from));
@@ -213,28 +243,33 @@ pub async fn get_app(
 
 pub async fn update_app(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((tenant, name)): ApiPath<(String, String)>,
     opts: WriteOptions,
     body: JsonBody<UpdateApp>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &name)])?;
+    caller.require(Role::TenantAdmin, &app_scope(&tenant, &name), "change apps")?;
     let cmd = Command::UpdateApp {
         tenant,
         name,
         description: body.value.description,
     };
-    app_response(StatusCode::OK, app.propose(&opts, &body.raw, cmd).await?)
+    app_response(StatusCode::OK, app.propose(&caller, &opts, &body.raw, cmd).await?)
 }
 
 pub async fn delete_app(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((tenant, name)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<CascadeQuery>,
     opts: WriteOptions,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &name)])?;
+    caller.require(Role::TenantAdmin, &app_scope(&tenant, &name), "delete apps")?;
     deleted(
         app.propose(
+            &caller,
             &opts,
             &[],
             Command::DeleteApp {
@@ -258,11 +293,13 @@ fn env_response(status: StatusCode, applied: Applied) -> ApiResult {
 
 pub async fn create_env(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((tenant, app_name)): ApiPath<(String, String)>,
     opts: WriteOptions,
     body: JsonBody<CreateEnvironment>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &app_name)])?;
+    caller.require(Role::TenantAdmin, &app_scope(&tenant, &app_name), "create environments")?;
     let b = body.value;
     let cmd = Command::CreateEnvironment {
         tenant,
@@ -273,18 +310,21 @@ pub async fn create_env(
     };
     env_response(
         StatusCode::CREATED,
-        app.propose(&opts, &body.raw, cmd).await?,
+        app.propose(&caller, &opts, &body.raw, cmd).await?,
     )
 }
 
 pub async fn list_envs(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((tenant, app_name)): ApiPath<(String, String)>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &app_name)])?;
+    caller.require_sight(&app_scope(&tenant, &app_name), "list environments")?;
     let envs = app.plane().read(|s| {
         s.app(&tenant, &app_name).map(|_| {
             s.environments(&tenant, &app_name)
+                .filter(|e| caller.sees(&env_scope(&tenant, &app_name, &e.name)))
                 .map(EnvironmentView::from)
                 .collect::<Vec<_>>()
         })
@@ -296,9 +336,11 @@ pub async fn list_envs(
 
 pub async fn get_env(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((tenant, app_name, env)): ApiPath<(String, String, String)>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &app_name), ("env", &env)])?;
+    caller.require_sight(&env_scope(&tenant, &app_name, &env), "read")?;
     let view = app.plane().read(|s| {
         s.environment(&tenant, &app_name, &env)
             .map(EnvironmentView::from)
@@ -310,11 +352,17 @@ pub async fn get_env(
 
 pub async fn update_env(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((tenant, app_name, env)): ApiPath<(String, String, String)>,
     opts: WriteOptions,
     body: JsonBody<UpdateEnvironment>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &app_name), ("env", &env)])?;
+    caller.require(
+        Role::TenantAdmin,
+        &env_scope(&tenant, &app_name, &env),
+        "change environments",
+    )?;
     let b = body.value;
     let cmd = Command::UpdateEnvironment {
         tenant,
@@ -323,23 +371,29 @@ pub async fn update_env(
         description: b.description,
         approval: b.approval,
     };
-    env_response(StatusCode::OK, app.propose(&opts, &body.raw, cmd).await?)
+    env_response(StatusCode::OK, app.propose(&caller, &opts, &body.raw, cmd).await?)
 }
 
 pub async fn delete_env(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((tenant, app_name, env)): ApiPath<(String, String, String)>,
     ApiQuery(q): ApiQuery<CascadeQuery>,
     opts: WriteOptions,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &app_name), ("env", &env)])?;
+    caller.require(
+        Role::TenantAdmin,
+        &env_scope(&tenant, &app_name, &env),
+        "delete environments",
+    )?;
     let cmd = Command::DeleteEnvironment {
         tenant,
         app: app_name,
         name: env,
         cascade: q.cascade,
     };
-    deleted(app.propose(&opts, &[], cmd).await?)
+    deleted(app.propose(&caller, &opts, &[], cmd).await?)
 }
 
 // ---- configs ------------------------------------------------------------------------------
@@ -357,11 +411,17 @@ fn schema_text(schema: &serde_json::Value) -> String {
 
 pub async fn create_config(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((tenant, app_name, env)): ApiPath<(String, String, String)>,
     opts: WriteOptions,
     body: JsonBody<CreateConfig>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &app_name), ("env", &env)])?;
+    caller.require(
+        Role::Editor,
+        &env_scope(&tenant, &app_name, &env),
+        "create configs",
+    )?;
     let b = body.value;
     let cmd = Command::CreateConfig {
         path: ConfigPath::new(tenant, app_name, env, b.name),
@@ -372,15 +432,21 @@ pub async fn create_config(
     };
     config_response(
         StatusCode::CREATED,
-        app.propose(&opts, &body.raw, cmd).await?,
+        app.propose(&caller, &opts, &body.raw, cmd).await?,
     )
 }
 
 pub async fn list_configs(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((tenant, app_name, env)): ApiPath<(String, String, String)>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &app_name), ("env", &env)])?;
+    caller.require(
+        Role::Viewer,
+        &env_scope(&tenant, &app_name, &env),
+        "list configs",
+    )?;
     let configs = app.plane().read(|s| {
         s.environment(&tenant, &app_name, &env).map(|_| {
             s.configs_under(&tenant, Some(&app_name), Some(&env))
@@ -396,9 +462,15 @@ pub async fn list_configs(
 
 pub async fn get_config_by_path(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((tenant, app_name, env, name)): ApiPath<(String, String, String, String)>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &app_name), ("env", &env)])?;
+    caller.require(
+        Role::Viewer,
+        &env_scope(&tenant, &app_name, &env),
+        "read configs",
+    )?;
     validate_config_name("name", &name)?;
     let path = ConfigPath::new(tenant, app_name, env, name);
     let view = app
@@ -406,6 +478,21 @@ pub async fn get_config_by_path(
         .read(|s| s.config_by_path(&path).map(ConfigView::from));
     let view = view.ok_or_else(|| not_found(Entity::Config, path.to_string()))?;
     Ok(respond(StatusCode::OK, view.revision, view))
+}
+
+/// `Ok` if `caller` holds `needed` on the environment of config `id`; 404 if there is no
+/// such config, 403 if the caller may not.
+fn require_on_config(
+    app: &AppState,
+    caller: &Caller,
+    id: ConfigId,
+    needed: Role,
+    action: &str,
+) -> Result<(), ApiError> {
+    let scope = with_config(app, id, |_, c| {
+        env_scope(&c.path.tenant, &c.path.app, &c.path.env)
+    })?;
+    caller.require(needed, &scope, action)
 }
 
 /// Reads something about one config, or 404.
@@ -419,17 +506,24 @@ fn with_config<R>(
         .ok_or_else(|| not_found(Entity::Config, id.to_string()))
 }
 
-pub async fn get_config(State(app): State<AppState>, ApiPath(id): ApiPath<ConfigId>) -> ApiResult {
+pub async fn get_config(
+    State(app): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<ConfigId>,
+) -> ApiResult {
+    require_on_config(&app, &caller, id, Role::Viewer, "read configs")?;
     let view = with_config(&app, id, |_, c| ConfigView::from(c))?;
     Ok(respond(StatusCode::OK, view.revision, view))
 }
 
 pub async fn update_config(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<ConfigId>,
     opts: WriteOptions,
     body: JsonBody<UpdateConfig>,
 ) -> ApiResult {
+    require_on_config(&app, &caller, id, Role::Editor, "change configs")?;
     let b = body.value;
     let schema = match b.schema {
         None => Patch::Unchanged,
@@ -447,16 +541,18 @@ pub async fn update_config(
         retention,
         description: b.description,
     };
-    config_response(StatusCode::OK, app.propose(&opts, &body.raw, cmd).await?)
+    config_response(StatusCode::OK, app.propose(&caller, &opts, &body.raw, cmd).await?)
 }
 
 pub async fn delete_config(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<ConfigId>,
     opts: WriteOptions,
 ) -> ApiResult {
+    require_on_config(&app, &caller, id, Role::Editor, "delete configs")?;
     deleted(
-        app.propose(&opts, &[], Command::DeleteConfig { id })
+        app.propose(&caller, &opts, &[], Command::DeleteConfig { id })
             .await?,
     )
 }
@@ -472,11 +568,13 @@ pub struct CreateVersionQuery {
 
 pub async fn create_version(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<ConfigId>,
     ApiQuery(q): ApiQuery<CreateVersionQuery>,
     opts: WriteOptions,
     body: RawBody,
 ) -> ApiResult {
+    require_on_config(&app, &caller, id, Role::Editor, "create versions")?;
     let format = with_config(&app, id, |_, c| c.format)?;
     if !format.accepts_content_type(&body.content_type) {
         return Err(ApiError::UnsupportedMediaType {
@@ -511,7 +609,7 @@ pub async fn create_version(
         content: body.bytes.clone(),
         description: q.description,
     };
-    match app.propose(&opts, &body.bytes, cmd).await?.response {
+    match app.propose(&caller, &opts, &body.bytes, cmd).await?.response {
         Outcome::Version { version, config } => {
             let created = VersionCreated {
                 version_id: version.version,
@@ -533,9 +631,11 @@ pub struct PageQuery {
 
 pub async fn list_versions(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<ConfigId>,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult {
+    require_on_config(&app, &caller, id, Role::Viewer, "list versions")?;
     let limit = q.limit.unwrap_or(DEFAULT_PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::invalid_request(
@@ -585,8 +685,10 @@ fn version_view(app: &AppState, id: ConfigId, version: VersionId) -> Result<Vers
 
 pub async fn get_version(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((id, version)): ApiPath<(ConfigId, VersionId)>,
 ) -> ApiResult {
+    require_on_config(&app, &caller, id, Role::Viewer, "read versions")?;
     ok(version_view(&app, id, version)?)
 }
 
@@ -602,8 +704,10 @@ async fn content_of(app: &AppState, id: ConfigId, version: VersionId) -> Result<
 
 pub async fn get_version_content(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((id, version)): ApiPath<(ConfigId, VersionId)>,
 ) -> ApiResult {
+    require_on_config(&app, &caller, id, Role::Viewer, "read contents")?;
     let content = content_of(&app, id, version).await?;
     let format = with_config(&app, id, |_, c| c.format)?;
     let view = version_view(&app, id, version)?;
@@ -622,8 +726,10 @@ pub async fn get_version_content(
 
 pub async fn diff_versions(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((id, a, b)): ApiPath<(ConfigId, VersionId, VersionId)>,
 ) -> ApiResult {
+    require_on_config(&app, &caller, id, Role::Viewer, "diff versions")?;
     // An unknown version is answered at once, without waiting for a heavy-job slot.
     let old = content_of(&app, id, a).await?;
     let new = content_of(&app, id, b).await?;
@@ -659,33 +765,39 @@ fn releases_response(applied: Applied) -> ApiResult {
 
 pub async fn get_releases(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<ConfigId>,
 ) -> ApiResult {
+    require_on_config(&app, &caller, id, Role::Viewer, "read releases")?;
     let view = with_config(&app, id, |_, c| ReleasesView::from(c))?;
     Ok(respond(StatusCode::OK, view.revision, view))
 }
 
 pub async fn put_releases(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<ConfigId>,
     opts: WriteOptions,
     body: JsonBody<PutReleases>,
 ) -> ApiResult {
+    require_on_config(&app, &caller, id, Role::Publisher, "change releases")?;
     let b = body.value;
     let cmd = Command::SetReleases {
         config_id: id,
         rules: b.releases,
         comment: b.comment,
     };
-    releases_response(app.propose(&opts, &body.raw, cmd).await?)
+    releases_response(app.propose(&caller, &opts, &body.raw, cmd).await?)
 }
 
 pub async fn publish(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<ConfigId>,
     opts: WriteOptions,
     body: JsonBody<PublishRequest>,
 ) -> ApiResult {
+    require_on_config(&app, &caller, id, Role::Publisher, "publish")?;
     let b = body.value;
     let strategy = match b.strategy {
         Strategy::Stable => PublishStrategy::Stable,
@@ -705,7 +817,7 @@ pub async fn publish(
         description: b.description,
         strategy,
     };
-    match app.propose(&opts, &body.raw, cmd).await?.response {
+    match app.propose(&caller, &opts, &body.raw, cmd).await?.response {
         Outcome::Version { version, config } => {
             let published = PublishResponse {
                 version_id: version.version,
@@ -721,27 +833,31 @@ pub async fn publish(
 
 pub async fn rollback(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<ConfigId>,
     opts: WriteOptions,
     body: JsonBody<RollbackRequest>,
 ) -> ApiResult {
+    require_on_config(&app, &caller, id, Role::Publisher, "roll back")?;
     let b = body.value;
     let cmd = Command::Rollback {
         config_id: id,
         version_id: b.version_id,
         mode: b.mode,
     };
-    releases_response(app.propose(&opts, &body.raw, cmd).await?)
+    releases_response(app.propose(&caller, &opts, &body.raw, cmd).await?)
 }
 
 /// `GET /configs/{id}/resolve`: labels from `X-Client-Label-*` headers and/or
 /// `?label.<key>=<value>`, client id from `X-Client-Id` or `?client_id=`.
 pub async fn resolve_simulator(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<ConfigId>,
     headers: HeaderMap,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> ApiResult {
+    require_on_config(&app, &caller, id, Role::Viewer, "simulate resolution")?;
     let extra = query
         .iter()
         .filter_map(|(k, v)| k.strip_prefix("label.").map(|k| (k, v.as_str())));

@@ -6,12 +6,15 @@
 //! (quotas, versions, rule validity); writes go through Raft ([`AppState::propose`]) and
 //! reads come from the applied state of this node.
 
+pub mod access;
+mod audit;
 mod cluster;
 pub mod error;
 pub mod extract;
 mod fetch;
 pub mod grpc;
 pub mod heavy;
+mod identity;
 mod mgt;
 mod ops;
 mod watch;
@@ -23,12 +26,14 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::routing::{get, post};
-use conflux_domain::{Command, Proposal, Response};
+use conflux_domain::{Command, Proposal, RequestOrigin, Response};
 
+use crate::auth::{IdentityCache, MetadataLink};
 use crate::cluster::Cluster;
 use crate::metrics::Metrics;
 use crate::raft::Raft;
 use crate::storage::ConfigPlane;
+use access::Caller;
 use error::ApiError;
 use extract::WriteOptions;
 use heavy::HeavyJobs;
@@ -62,6 +67,10 @@ pub struct AppInner {
     pub heavy_jobs: HeavyJobs,
     /// Raised when the node begins to shut down: long-lived requests (watches) end at once.
     pub stop: tokio::sync::watch::Receiver<bool>,
+    /// The metadata DB and the in-memory identity kept from it.
+    pub metadata: Arc<MetadataLink>,
+    /// Audit records of this node's own events (denials, logins, identity changes).
+    pub auditor: Arc<crate::audit::Auditor>,
 }
 
 /// A command that went through Raft: its response and the revision (log index) of its entry.
@@ -92,6 +101,19 @@ impl AppState {
         &self.0.heavy_jobs
     }
 
+    pub fn metadata(&self) -> &MetadataLink {
+        &self.0.metadata
+    }
+
+    pub fn auditor(&self) -> &crate::audit::Auditor {
+        &self.0.auditor
+    }
+
+    /// Who holds which token, in memory (no DB round trip per request).
+    pub fn identity(&self) -> &IdentityCache {
+        self.0.metadata.identity()
+    }
+
     /// Resolves when the node begins to shut down.
     pub fn stopping(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         let mut stop = self.0.stop.clone();
@@ -101,9 +123,11 @@ impl AppState {
     }
 
     /// Proposes a command through the leader (wherever it is) and waits until it is applied
-    /// on this node.
+    /// on this node. The proposal carries the caller and the request's origin into the
+    /// change's audit record.
     pub async fn propose(
         &self,
+        caller: &Caller,
         opts: &WriteOptions,
         body: &[u8],
         command: Command,
@@ -114,7 +138,12 @@ impl AppState {
             timestamp_ms: crate::clock::now_ms(),
             idempotency: opts.idempotency(body),
             expected_revision: opts.if_match,
-            author: None,
+            author: Some(caller.principal()),
+            origin: Some(RequestOrigin {
+                request_id: caller.origin.request_id.clone(),
+                source_ip: caller.origin.source_ip.clone(),
+                user_agent: caller.origin.user_agent.clone(),
+            }),
             command,
         };
         let outcome = match self.0.cluster.propose(proposal).await {
@@ -224,9 +253,47 @@ pub fn router(state: AppState) -> Router {
         .route("/_cluster/leader/transfer", post(cluster::transfer_leader))
         .route("/_cluster/snapshot", post(cluster::snapshot))
         .route("/_cluster/backup", get(cluster::backup))
+        .layer(axum::middleware::from_fn(extract::read_body_first))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cluster::cluster_admin_only,
+        ));
+
+    // Identity and audit (contract section 6); the same body handling as management.
+    let identity_routes = Router::new()
+        .route("/api/v1/auth/logout", post(identity::logout))
+        .route("/api/v1/auth/whoami", get(identity::whoami))
+        .route(
+            "/api/v1/users",
+            post(identity::create_user).get(identity::list_users),
+        )
+        .route(
+            "/api/v1/users/{username}",
+            get(identity::get_user)
+                .patch(identity::update_user)
+                .delete(identity::delete_user),
+        )
+        .route(
+            "/api/v1/tokens",
+            post(identity::create_token).get(identity::list_tokens),
+        )
+        .route(
+            "/api/v1/tokens/{id}",
+            get(identity::get_token).delete(identity::delete_token),
+        )
+        .route(
+            "/api/v1/role-bindings",
+            post(identity::create_binding).get(identity::list_bindings),
+        )
+        .route(
+            "/api/v1/role-bindings/{id}",
+            get(identity::get_binding).delete(identity::delete_binding),
+        )
+        .route("/api/v1/audit", get(audit::list))
         .layer(axum::middleware::from_fn(extract::read_body_first));
 
-    Router::new()
+    // Everything that needs a token: REST, the WebSocket upgrade and gRPC alike.
+    let protected = Router::new()
         .route(
             "/api/v1/fetch/config/{tenant}/{app}/{env}/{name}",
             get(fetch::fetch),
@@ -246,11 +313,29 @@ pub fn router(state: AppState) -> Router {
             grpc::pb::watch_server::WatchServer::new(grpc::WatchService(state.clone())),
         )
         .merge(cluster_routes)
+        .merge(identity_routes)
+        // Outermost: sees the 401s of `authenticate` as well as the handlers' 403s.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::authenticate,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::audit_denials,
+        ));
+
+    Router::new()
+        .merge(protected)
+        .route(
+            "/api/v1/auth/login",
+            post(identity::login).layer(axum::middleware::from_fn(extract::read_body_first)),
+        )
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(access::origin))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use tokio_stream::StreamMap;
 
 use super::AppState;
+use super::access::{Caller, access_lost};
 use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, client_labels};
 use crate::watch::Watcher;
@@ -44,7 +45,11 @@ pub type EventStream = Pin<Box<dyn Stream<Item = WatchEvent> + Send>>;
 /// A config that existed at that revision and is gone now answers one deletion event (at
 /// this node's applied revision); a config the watcher never saw is 404. Over the node's
 /// limit: 429.
-pub async fn subscribe(app: &AppState, watcher: Watcher) -> Result<EventStream, ApiError> {
+pub async fn subscribe(
+    app: &AppState,
+    caller: &Caller,
+    watcher: Watcher,
+) -> Result<EventStream, ApiError> {
     ConfigPath::parse(&watcher.key)?;
     let plane = app.plane();
     if plane.applied_index() < watcher.revision
@@ -63,12 +68,16 @@ pub async fn subscribe(app: &AppState, watcher: Watcher) -> Result<EventStream, 
             retry_after_secs: 1,
         });
     }
-    let subscribed = plane
-        .subscribe(&watcher.key)
-        .map_err(|e| ApiError::TooMany {
-            code: "too_many_watchers",
-            message: e.to_string(),
-        })?;
+    // A config outside the caller's scope answers exactly like one that does not exist.
+    let subscribed = match caller.may_read_path(&watcher.key) {
+        true => plane
+            .subscribe(&watcher.key)
+            .map_err(|e| ApiError::TooMany {
+                code: "too_many_watchers",
+                message: e.to_string(),
+            })?,
+        false => None,
+    };
     let Some(sub) = subscribed else {
         if watcher.revision == 0 {
             return Err(DomainError::NotFound {
@@ -131,6 +140,7 @@ fn poll_timeout(raw: Option<&str>) -> Result<Duration, ApiError> {
 /// of the version this client's labels resolve to), or 304 when `timeout` passes first.
 pub async fn long_poll(
     State(app): State<AppState>,
+    caller: Caller,
     ApiPath((tenant, app_name, env, name)): ApiPath<(String, String, String, String)>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<PollQuery>,
@@ -138,6 +148,7 @@ pub async fn long_poll(
     let key = ConfigPath::parse(&format!("{tenant}/{app_name}/{env}/{name}"))?.to_string();
     let timeout = poll_timeout(q.timeout.as_deref())?;
     let labels = client_labels(&headers, [], None)?;
+    let lost = access_lost(&app, &caller, key.clone());
     let watcher = Watcher {
         key,
         revision: q.revision.unwrap_or(0),
@@ -145,8 +156,13 @@ pub async fn long_poll(
         labels,
         label_aware: q.version.is_some(),
     };
-    let mut events = subscribe(&app, watcher).await?;
-    match tokio::time::timeout(timeout, events.next()).await {
+    let mut events = subscribe(&app, &caller, watcher).await?;
+    let waited = tokio::select! {
+        waited = tokio::time::timeout(timeout, events.next()) => waited,
+        // Revoked while waiting: the poll ends at once with the reason.
+        why = lost => return Err(why),
+    };
+    match waited {
         Ok(Some(event)) => {
             let mut r = Json(&event).into_response();
             r.headers_mut()
@@ -162,14 +178,18 @@ pub async fn long_poll(
     }
 }
 
-pub async fn websocket(State(app): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
+pub async fn websocket(
+    State(app): State<AppState>,
+    caller: Caller,
+    upgrade: WebSocketUpgrade,
+) -> Response {
     // Small buffers: an idle watch connection must cost little, and events are small.
     upgrade
         .max_message_size(MAX_WS_MESSAGE_BYTES)
         .read_buffer_size(WS_READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_write_buffer_size(WS_MAX_WRITE_BUFFER_BYTES)
-        .on_upgrade(move |socket| ws_session(app, socket))
+        .on_upgrade(move |socket| ws_session(app, caller, socket))
 }
 
 fn ws_error(error: &ApiError, key: Option<String>) -> WatchMessage {
@@ -215,8 +235,8 @@ type SessionStream = Pin<Box<dyn Stream<Item = SessionItem> + Send>>;
 
 /// A subscription that first waits for this node to reach the watcher's revision (bounded,
 /// see [`subscribe`]), then yields `Subscribed` and the events, or `Failed` and ends.
-fn subscribe_when_reached(app: AppState, watcher: Watcher) -> SessionStream {
-    let subscribed = async move { subscribe(&app, watcher).await };
+fn subscribe_when_reached(app: AppState, caller: Caller, watcher: Watcher) -> SessionStream {
+    let subscribed = async move { subscribe(&app, &caller, watcher).await };
     Box::pin(
         futures::stream::once(subscribed).flat_map(|result| -> SessionStream {
             match result {
@@ -237,6 +257,7 @@ fn subscribe_when_reached(app: AppState, watcher: Watcher) -> SessionStream {
 /// send now, in order: per-key errors, then the keys subscribed.
 async fn subscribe_all(
     app: &AppState,
+    caller: &Caller,
     subs: &mut StreamMap<String, SessionStream>,
     list: Vec<Subscription>,
 ) -> Vec<WatchMessage> {
@@ -261,11 +282,14 @@ async fn subscribe_all(
             }
         };
         if app.plane().applied_index() < watcher.revision {
-            subs.insert(key, subscribe_when_reached(app.clone(), watcher));
+            subs.insert(
+                key,
+                subscribe_when_reached(app.clone(), caller.clone(), watcher),
+            );
             continue;
         }
         // Applied revisions only grow: this does not wait.
-        match subscribe(app, watcher).await {
+        match subscribe(app, caller, watcher).await {
             Ok(events) => {
                 subs.insert(key.clone(), Box::pin(events.map(SessionItem::Event)));
                 subscribed.push(key);
@@ -283,16 +307,29 @@ async fn subscribe_all(
 /// events sent as they happen; a slow reader sees coalesced (latest) states. Nothing a
 /// subscription waits for holds up the session: it keeps reading messages, delivering events
 /// and noticing shutdown.
-async fn ws_session(app: AppState, socket: WebSocket) {
+async fn ws_session(app: AppState, caller: Caller, socket: WebSocket) {
     let (mut tx, mut rx) = socket.split();
     let mut subs: StreamMap<String, SessionStream> = StreamMap::new();
     let stopping = app.stopping();
     tokio::pin!(stopping);
+    let mut identity = app.identity().subscribe();
     loop {
         let outgoing: Vec<WatchMessage> = tokio::select! {
             _ = &mut stopping => {
                 let _ = tx.send(Message::Close(None)).await;
                 break;
+            }
+            // After every identity reload: a revoked token ends the connection; a key the
+            // caller may no longer read ends its subscription, as if the config were gone.
+            Ok(()) = identity.changed() => {
+                match recheck(&app, &caller, &mut subs) {
+                    Ok(ended) => ended,
+                    Err(e) => {
+                        let _ = send(&mut tx, &ws_error(&e, None)).await;
+                        let _ = tx.send(Message::Close(None)).await;
+                        break;
+                    }
+                }
             }
             incoming = rx.next() => {
                 let Some(Ok(message)) = incoming else { break };
@@ -304,7 +341,9 @@ async fn ws_session(app: AppState, socket: WebSocket) {
                 };
                 match super::extract::parse_json(text.as_bytes()) {
                     Err(e) => vec![ws_error(&e, None)],
-                    Ok(WatchRequest::Subscribe(list)) => subscribe_all(&app, &mut subs, list).await,
+                    Ok(WatchRequest::Subscribe(list)) => {
+                        subscribe_all(&app, &caller, &mut subs, list).await
+                    }
                     Ok(WatchRequest::Unsubscribe(keys)) => {
                         for k in keys {
                             subs.remove(&k);
@@ -325,6 +364,42 @@ async fn ws_session(app: AppState, socket: WebSocket) {
             }
         }
     }
+}
+
+/// Checks a WebSocket session's caller against the current identity: `Err` when its token no
+/// longer authenticates; otherwise ends (and reports) the subscriptions it may no longer read.
+fn recheck(
+    app: &AppState,
+    caller: &Caller,
+    subs: &mut StreamMap<String, SessionStream>,
+) -> Result<Vec<WatchMessage>, ApiError> {
+    let now = crate::clock::now_ms() as i64;
+    let Some(subject) = app.identity().load().authenticate_digest(&caller.token, now) else {
+        return Err(ApiError::Unauthenticated {
+            message: "the token was revoked or expired".into(),
+        });
+    };
+    let current = Caller {
+        subject,
+        token: caller.token,
+        origin: caller.origin.clone(),
+    };
+    let lost: Vec<String> = subs
+        .keys()
+        .filter(|k| !current.may_read_path(k))
+        .cloned()
+        .collect();
+    Ok(lost
+        .into_iter()
+        .map(|key| {
+            subs.remove(&key);
+            let e = ApiError::from(DomainError::NotFound {
+                entity: Entity::Config,
+                key: key.clone(),
+            });
+            ws_error(&e, Some(key))
+        })
+        .collect())
 }
 
 /// Labels given as a map (gRPC, WebSocket) rather than headers.

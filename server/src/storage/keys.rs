@@ -69,3 +69,17 @@ pub fn versions_of(config_id: ConfigId) -> (Vec<u8>, Vec<u8>) {
         version(config_id, VersionId::MAX).to_vec(),
     )
 }
+
+/// An audit outbox record: log index, then position of the proposal in the entry.
+pub fn outbox(index: u64, position: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k[..8].copy_from_slice(&index.to_be_bytes());
+    k[8..].copy_from_slice(&position.to_be_bytes());
+    k
+}
+
+pub fn parse_outbox(key: &[u8]) -> Option<(u64, u32)> {
+    let index = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+    let position = u32::from_be_bytes(key.get(8..12)?.try_into().ok()?);
+    Some((index, position))
+}

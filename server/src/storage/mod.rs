@@ -49,10 +49,13 @@ pub mod cf {
     pub const VERSIONS: &str = "versions";
     pub const CONTENTS: &str = "contents";
     pub const IDEMPOTENCY: &str = "idempotency";
+    /// Audit records of applied changes not yet in the metadata DB (see `audit.rs`).
+    pub const AUDIT_OUTBOX: &str = "audit_outbox";
 
     /// The state-machine column families, in snapshot order. A snapshot record names its
     /// family by index into this list, so the order is part of the snapshot format.
-    pub const STATE: [&str; 8] = [
+    /// (New families go at the end, so older snapshots stay readable.)
+    pub const STATE: [&str; 9] = [
         SM_META,
         TENANTS,
         APPS,
@@ -61,9 +64,10 @@ pub mod cf {
         VERSIONS,
         CONTENTS,
         IDEMPOTENCY,
+        AUDIT_OUTBOX,
     ];
 
-    pub const ALL: [&str; 10] = [
+    pub const ALL: [&str; 11] = [
         META,
         LOG,
         SM_META,
@@ -74,6 +78,7 @@ pub mod cf {
         VERSIONS,
         CONTENTS,
         IDEMPOTENCY,
+        AUDIT_OUTBOX,
     ];
 }
 

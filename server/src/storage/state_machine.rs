@@ -24,6 +24,7 @@ use tokio::sync::watch;
 
 use super::snapshot::{self, SnapshotBuilder};
 use super::{StorageOpenError, cf, codec, handle, keys, pause_point};
+use crate::audit::AuditEntry;
 use crate::raft::{
     Entry, EntryResult, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
@@ -109,6 +110,28 @@ impl ConfigPlane {
     }
 
     /// The log index of the last applied entry.
+    /// The oldest audit records not yet trimmed from the outbox, at most `limit`, in log
+    /// order. A record that cannot be decoded is skipped with an error in the log (it would
+    /// otherwise block the drain forever).
+    pub fn audit_outbox(&self, limit: usize) -> Vec<(u64, u32, AuditEntry)> {
+        let db = &self.0.db;
+        let mut out = Vec::new();
+        for item in db.iterator_cf(handle(db, cf::AUDIT_OUTBOX), IteratorMode::Start) {
+            let Ok((k, v)) = item else { break };
+            let Some((index, position)) = keys::parse_outbox(&k) else {
+                continue;
+            };
+            match codec::decode::<AuditEntry>(&v) {
+                Ok(entry) => out.push((index, position, entry)),
+                Err(e) => tracing::error!(index, position, error = %e, "undecodable audit outbox record"),
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        out
+    }
+
     pub fn applied_index(&self) -> u64 {
         *self.0.applied_index.borrow()
     }
@@ -304,6 +327,12 @@ fn persist(db: &DB, batch: &mut WriteBatch, change: &Change) {
         Change::PutStartedMember { node_id } => {
             batch.put_cf(handle(db, cf::SM_META), keys::started_member(*node_id), [])
         }
+        Change::TrimAuditOutbox { index, position } => {
+            let through = keys::outbox(*index, *position);
+            let mut end = through.to_vec();
+            end.push(0); // the first key after `through`
+            batch.delete_range_cf(handle(db, cf::AUDIT_OUTBOX), &keys::outbox(0, 0)[..], &end[..]);
+        }
     }
 }
 
@@ -419,8 +448,25 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     membership_changed = true;
                 }
                 EntryPayload::Normal(entry_batch) => {
-                    for proposal in &entry_batch.proposals {
+                    for (position, proposal) in entry_batch.proposals.iter().enumerate() {
+                        // Named before the change: a deleted config is still there.
+                        let audited = conflux_domain::audit::describe(&state, &proposal.command);
                         let decision = state.apply(revision, proposal);
+                        if let Some(subject) = audited {
+                            let entry = AuditEntry::of_change(
+                                proposal.author.as_deref().unwrap_or("system"),
+                                subject,
+                                proposal,
+                                revision,
+                                &decision.outcome,
+                                decision.replayed,
+                            );
+                            batch.put_cf(
+                                handle(db, cf::AUDIT_OUTBOX),
+                                keys::outbox(revision, position as u32),
+                                codec::encode(&entry),
+                            );
+                        }
                         for change in &decision.changes {
                             persist(db, &mut batch, change);
                             match change {
