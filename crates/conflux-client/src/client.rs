@@ -48,13 +48,29 @@ pub const WATCH_GRACE: Duration = Duration::from_secs(10);
 /// Builds a [`ApiClient`]. Options that need a new HTTP client (connection settings, the
 /// bearer token, later TLS) live here; per-request settings such as the timeout can also be
 /// changed on a built client. Several endpoints are the SDK's ([`crate::ConfluxClient`]).
-#[derive(Debug, Clone)]
+/// Its `Debug` output never shows the token.
+#[derive(Clone)]
 pub struct ApiClientBuilder {
     endpoint: String,
     timeout: Duration,
     connect_timeout: Duration,
     user_agent: String,
     bearer_token: Option<String>,
+}
+
+impl std::fmt::Debug for ApiClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClientBuilder")
+            .field("endpoint", &self.endpoint)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("user_agent", &self.user_agent)
+            .field(
+                "bearer_token",
+                &self.bearer_token.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl ApiClientBuilder {
@@ -139,7 +155,7 @@ struct Inner {
 }
 
 /// A request body.
-enum Body {
+pub(crate) enum Body {
     Empty,
     Json(Vec<u8>),
     Raw {
@@ -149,7 +165,7 @@ enum Body {
 }
 
 /// A whole answer, read to the end.
-struct Answer {
+pub(crate) struct Answer {
     /// `METHOD /path`, for error messages.
     request: String,
     status: StatusCode,
@@ -159,7 +175,7 @@ struct Answer {
 
 impl Answer {
     /// Fails with [`ClientError::Api`] unless the status is 2xx.
-    fn success(self) -> Result<Answer, ClientError> {
+    pub(crate) fn success(self) -> Result<Answer, ClientError> {
         if self.status.is_success() {
             Ok(self)
         } else {
@@ -171,10 +187,15 @@ impl Answer {
         }
     }
 
-    fn json<T: DeserializeOwned>(self) -> Result<T, ClientError> {
+    pub(crate) fn json<T: DeserializeOwned>(self) -> Result<T, ClientError> {
         let answer = self.success()?;
         serde_json::from_slice(&answer.body)
             .map_err(|e| ClientError::decode(answer.request, e.to_string()))
+    }
+
+    /// Succeeds on any 2xx and ignores the body (the 204s of deletes and logout).
+    pub(crate) fn no_content(self) -> Result<(), ClientError> {
+        self.success().map(|_| ())
     }
 
     fn text(self) -> Result<String, ClientError> {
@@ -199,7 +220,7 @@ impl Answer {
     }
 }
 
-fn json_body<T: Serialize>(value: &T) -> Result<Body, ClientError> {
+pub(crate) fn json_body<T: Serialize>(value: &T) -> Result<Body, ClientError> {
     serde_json::to_vec(value)
         .map(Body::Json)
         .map_err(|e| ClientError::invalid_argument("body", e.to_string()))
@@ -294,7 +315,7 @@ impl ApiClient {
             .map_err(|e| ClientError::transport(&self.inner.base, &e))
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         method: Method,
         path: &ApiPath,
@@ -317,7 +338,7 @@ impl ApiClient {
         })
     }
 
-    async fn get<T: DeserializeOwned>(&self, path: ApiPath) -> Result<T, ClientError> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: ApiPath) -> Result<T, ClientError> {
         self.send(Method::GET, &path, HeaderMap::new(), Body::Empty)
             .await?
             .json()

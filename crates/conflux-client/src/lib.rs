@@ -16,6 +16,11 @@
 //!   the wire types, and turning every failure into one [`ClientError`] with a stable code.
 //!   It does not retry: [`ClientError::is_retryable`] tells a caller when a retry (with the
 //!   same idempotency key, for writes) makes sense; the SDK is the layer that retries.
+//!   Identity, access and audit (contract section 6: login, whoami, users, service tokens,
+//!   role bindings, [`AuditQuery`]) are methods of the same client, in `identity.rs`. A
+//!   client built with [`ApiClientBuilder::bearer_token`] (or an SDK client with
+//!   [`ConfluxClientBuilder::with_token`]) sends the token with every request, and neither
+//!   builder shows it in its `Debug` output.
 //!
 //! Neither owns the wire shapes (they are `conflux-api-types`, re-exported here as
 //! [`types`], so the server and this client cannot drift), nor any semantics: validation,
@@ -26,6 +31,7 @@
 //! use conflux_client::ConfluxClient;
 //!
 //! let client = ConfluxClient::new(["http://10.0.0.1:8080", "http://10.0.0.2:8080"])
+//!     .with_token("a reader token")
 //!     .with_labels([("canary", "true")])
 //!     .build()
 //!     .await?;
@@ -40,7 +46,9 @@
 //! use conflux_client::{ApiClient, FetchOptions, Fetched};
 //! use conflux_domain::ConfigPath;
 //!
-//! let client = ApiClient::new("http://127.0.0.1:8080")?;
+//! let client = ApiClient::builder("http://127.0.0.1:8080")
+//!     .bearer_token(std::env::var("CONFLUX_TOKEN").unwrap_or_default())
+//!     .build()?;
 //! let path = ConfigPath::new("acme", "billing", "prod", "database.toml");
 //! if let Fetched::Modified { content, version, .. } =
 //!     client.fetch(&path, &FetchOptions::default()).await?
@@ -53,6 +61,7 @@
 
 mod client;
 mod error;
+mod identity;
 mod options;
 mod path;
 pub mod sdk;
@@ -65,6 +74,7 @@ pub use client::{
     DEFAULT_WATCH_TIMEOUT, WATCH_GRACE,
 };
 pub use error::{ClientError, MAX_ERROR_TEXT_BYTES};
+pub use identity::AuditQuery;
 pub use options::{FetchOptions, Fetched, NewVersion, WatchOptions, WriteOptions};
 pub use sdk::{
     Backoff, Change, ChangeKind, ConfigHandle, ConfigValue, ConfigWatch, ConfluxClient,

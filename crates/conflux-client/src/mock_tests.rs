@@ -6,14 +6,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use conflux_api_types::{
-    CreateTenant, PutReleases, ReleaseRule, RollbackMode, RollbackRequest, UpdateConfig,
+    BindingSpec, CreateRoleBinding, CreateTenant, CreateToken, CreateUser, PutReleases,
+    ReleaseRule, RollbackMode, RollbackRequest, UpdateConfig, UpdateUser,
 };
 use conflux_domain::ConfigPath;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
-use crate::{ApiClient, ClientError, FetchOptions, Fetched, NewVersion, WriteOptions};
+use crate::{ApiClient, AuditQuery, ClientError, FetchOptions, Fetched, NewVersion, WriteOptions};
 
 /// One request as the peer saw it.
 #[derive(Debug)]
@@ -495,4 +496,333 @@ async fn slow_answers_time_out() {
     let err = client.health().await.unwrap_err();
     assert_eq!(err.code(), "timeout", "{err}");
     let _ = done_tx.send(());
+}
+
+// ---- identity, access and audit ---------------------------------------------------------
+
+/// [`peer`], with a client that sends `token`.
+async fn peer_with_token(reply: Vec<u8>, token: &str) -> (ApiClient, oneshot::Receiver<Seen>) {
+    let (client, seen) = peer(reply).await;
+    let client = ApiClient::builder(client.endpoint())
+        .bearer_token(token)
+        .build()
+        .unwrap();
+    (client, seen)
+}
+
+fn no_content() -> Vec<u8> {
+    answer("204 No Content", &[], b"")
+}
+
+#[tokio::test]
+async fn login_posts_credentials_and_reads_the_session() {
+    let (client, seen) = peer(json_answer(
+        "200 OK",
+        r#"{"token": "sess-abc", "expires_at": "2030-01-01T00:00:00.000Z"}"#,
+    ))
+    .await;
+    let login = client.login("alice", "correct horse").await.unwrap();
+    assert_eq!(login.token, "sess-abc");
+    assert!(!format!("{login:?}").contains("sess-abc"));
+    let seen = seen.await.unwrap();
+    assert_eq!(
+        (seen.method.as_str(), seen.target.as_str()),
+        ("POST", "/api/v1/auth/login")
+    );
+    assert_eq!(seen.header("content-type"), Some("application/json"));
+    assert_eq!(seen.header("authorization"), None);
+    let body: serde_json::Value = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"username": "alice", "password": "correct horse"})
+    );
+}
+
+#[tokio::test]
+async fn bad_credentials_and_throttling_are_api_errors() {
+    let (client, _seen) = peer(answer(
+        "401 Unauthorized",
+        &[
+            ("content-type", "application/json"),
+            ("www-authenticate", "Bearer"),
+        ],
+        br#"{"error": {"code": "invalid_credentials", "message": "wrong username or password"}}"#,
+    ))
+    .await;
+    let err = client.login("alice", "nope").await.unwrap_err();
+    assert_eq!(
+        (err.status(), err.code()),
+        (Some(401), "invalid_credentials")
+    );
+    assert!(!err.is_retryable());
+
+    let (client, _seen) = peer(answer(
+        "429 Too Many Requests",
+        &[("content-type", "application/json"), ("retry-after", "60")],
+        br#"{"error": {"code": "too_many_attempts", "message": "too many failed logins"}}"#,
+    ))
+    .await;
+    let err = client.login("alice", "nope").await.unwrap_err();
+    assert_eq!(err.code(), "too_many_attempts");
+    assert_eq!(err.retry_after_secs(), Some(60));
+}
+
+#[tokio::test]
+async fn logout_and_whoami_send_the_token() {
+    let (client, seen) = peer_with_token(no_content(), "sess-abc").await;
+    client.logout().await.unwrap();
+    let seen = seen.await.unwrap();
+    assert_eq!(
+        (seen.method.as_str(), seen.target.as_str()),
+        ("POST", "/api/v1/auth/logout")
+    );
+    assert_eq!(seen.header("authorization"), Some("Bearer sess-abc"));
+    assert!(seen.body.is_empty());
+
+    let (client, seen) = peer_with_token(
+        json_answer(
+            "200 OK",
+            r#"{"principal": "user:alice", "bindings": [{"id": "b1", "role": "viewer", "scope": "acme"}]}"#,
+        ),
+        "sess-abc",
+    )
+    .await;
+    let me = client.whoami().await.unwrap();
+    assert_eq!(me.principal, "user:alice");
+    assert_eq!(me.bindings[0].role, "viewer");
+    let seen = seen.await.unwrap();
+    assert_eq!(
+        (seen.method.as_str(), seen.target.as_str()),
+        ("GET", "/api/v1/auth/whoami")
+    );
+    assert_eq!(seen.header("authorization"), Some("Bearer sess-abc"));
+}
+
+const USER: &str = r#"{"username": "alice", "display_name": "Alice", "disabled": false,
+    "created_at": "2030-01-01T00:00:00.000Z", "updated_at": "2030-01-01T00:00:00.000Z"}"#;
+
+#[tokio::test]
+async fn users_crud_requests() {
+    let (client, seen) = peer(json_answer("201 Created", USER)).await;
+    let body = CreateUser {
+        username: "alice".into(),
+        password: "twelve chars!".into(),
+        display_name: Some("Alice".into()),
+    };
+    let user = client.create_user(&body).await.unwrap();
+    assert_eq!(user.username, "alice");
+    let seen = seen.await.unwrap();
+    assert_eq!(
+        (seen.method.as_str(), seen.target.as_str()),
+        ("POST", "/api/v1/users")
+    );
+    let sent: CreateUser = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(sent, body);
+
+    let (client, seen) = peer(json_answer("200 OK", &format!(r#"{{"users": [{USER}]}}"#))).await;
+    assert_eq!(client.list_users().await.unwrap().users.len(), 1);
+    assert_eq!(seen.await.unwrap().target, "/api/v1/users");
+
+    let (client, seen) = peer(json_answer("200 OK", USER)).await;
+    client.get_user("a/b c").await.unwrap();
+    let seen = seen.await.unwrap();
+    assert_eq!(
+        (seen.method.as_str(), seen.target.as_str()),
+        ("GET", "/api/v1/users/a%2Fb%20c")
+    );
+
+    let (client, seen) = peer(json_answer("200 OK", USER)).await;
+    let patch = UpdateUser {
+        disabled: Some(true),
+        ..UpdateUser::default()
+    };
+    client.update_user("alice", &patch).await.unwrap();
+    let seen = seen.await.unwrap();
+    assert_eq!(
+        (seen.method.as_str(), seen.target.as_str()),
+        ("PATCH", "/api/v1/users/alice")
+    );
+    assert_eq!(seen.body, br#"{"disabled":true}"#);
+
+    let (client, seen) = peer(no_content()).await;
+    client.delete_user("alice").await.unwrap();
+    let seen = seen.await.unwrap();
+    assert_eq!(
+        (seen.method.as_str(), seen.target.as_str()),
+        ("DELETE", "/api/v1/users/alice")
+    );
+
+    let client = ApiClient::new("http://127.0.0.1:9").unwrap();
+    let err = client.get_user("..").await.unwrap_err();
+    assert_eq!(err.field(), Some("username"));
+}
+
+const TOKEN: &str = r#"{"id": "t-1", "name": "billing-reader", "created_at": "2030-01-01T00:00:00.000Z",
+    "expires_at": null, "created_by": "user:alice"}"#;
+
+#[tokio::test]
+async fn token_requests() {
+    let (client, seen) = peer(json_answer(
+        "201 Created",
+        r#"{"id": "t-1", "name": "billing-reader", "token": "cfx_secret", "expires_at": "2031-01-01T00:00:00Z",
+            "bindings": [{"id": "b-9", "principal": "token:t-1", "role": "reader", "scope": "acme/billing",
+                          "created_at": "2030-01-01T00:00:00.000Z", "created_by": "user:alice"}]}"#,
+    ))
+    .await;
+    let body = CreateToken {
+        name: "billing-reader".into(),
+        expires_at: Some("2031-01-01T00:00:00Z".into()),
+        bindings: vec![BindingSpec {
+            role: "reader".into(),
+            scope: "acme/billing".into(),
+        }],
+    };
+    let created = client.create_token(&body).await.unwrap();
+    assert_eq!(created.token, "cfx_secret");
+    assert_eq!(created.bindings[0].principal, "token:t-1");
+    let seen = seen.await.unwrap();
+    assert_eq!(
+        (seen.method.as_str(), seen.target.as_str()),
+        ("POST", "/api/v1/tokens")
+    );
+    let sent: CreateToken = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(sent, body);
+
+    let (client, seen) = peer(json_answer(
+        "200 OK",
+        &format!(r#"{{"tokens": [{TOKEN}]}}"#),
+    ))
+    .await;
+    let list = client.list_tokens().await.unwrap();
+    assert_eq!(list.tokens[0].created_by, "user:alice");
+    assert_eq!(seen.await.unwrap().target, "/api/v1/tokens");
+
+    let (client, seen) = peer(json_answer("200 OK", TOKEN)).await;
+    assert_eq!(client.get_token("t-1").await.unwrap().id, "t-1");
+    assert_eq!(seen.await.unwrap().target, "/api/v1/tokens/t-1");
+
+    let (client, seen) = peer(no_content()).await;
+    client.delete_token("t/1").await.unwrap();
+    let seen = seen.await.unwrap();
+    assert_eq!(
+        (seen.method.as_str(), seen.target.as_str()),
+        ("DELETE", "/api/v1/tokens/t%2F1")
+    );
+}
+
+const BINDING: &str = r#"{"id": "b-1", "principal": "user:alice", "role": "viewer", "scope": "acme",
+    "created_at": "2030-01-01T00:00:00.000Z", "created_by": "token:admin"}"#;
+
+#[tokio::test]
+async fn role_binding_requests() {
+    let (client, seen) = peer(json_answer("201 Created", BINDING)).await;
+    let body = CreateRoleBinding {
+        principal: "user:alice".into(),
+        role: "viewer".into(),
+        scope: "acme".into(),
+    };
+    assert_eq!(client.create_role_binding(&body).await.unwrap().id, "b-1");
+    let seen = seen.await.unwrap();
+    assert_eq!(
+        (seen.method.as_str(), seen.target.as_str()),
+        ("POST", "/api/v1/role-bindings")
+    );
+    let sent: CreateRoleBinding = serde_json::from_slice(&seen.body).unwrap();
+    assert_eq!(sent, body);
+
+    let list = format!(r#"{{"role_bindings": [{BINDING}]}}"#);
+    let (client, seen) = peer(json_answer("200 OK", &list)).await;
+    client
+        .list_role_bindings(Some("user:alice"), Some("acme/web"))
+        .await
+        .unwrap();
+    assert_eq!(
+        seen.await.unwrap().target,
+        "/api/v1/role-bindings?principal=user%3Aalice&scope=acme%2Fweb"
+    );
+    let (client, seen) = peer(json_answer("200 OK", &list)).await;
+    client.list_role_bindings(None, None).await.unwrap();
+    assert_eq!(seen.await.unwrap().target, "/api/v1/role-bindings");
+
+    let (client, seen) = peer(json_answer("200 OK", BINDING)).await;
+    client.get_role_binding("b-1").await.unwrap();
+    assert_eq!(seen.await.unwrap().target, "/api/v1/role-bindings/b-1");
+
+    let (client, seen) = peer(no_content()).await;
+    client.delete_role_binding("b-1").await.unwrap();
+    let seen = seen.await.unwrap();
+    assert_eq!(
+        (seen.method.as_str(), seen.target.as_str()),
+        ("DELETE", "/api/v1/role-bindings/b-1")
+    );
+
+    let (client, _seen) = peer(json_answer(
+        "403 Forbidden",
+        r#"{"error": {"code": "forbidden", "message": "create role binding on acme needs tenant_admin"}}"#,
+    ))
+    .await;
+    let err = client.create_role_binding(&body).await.unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(403), "forbidden"));
+}
+
+#[tokio::test]
+async fn audit_sends_its_filters_as_query_parameters() {
+    let (client, seen) = peer(json_answer(
+        "200 OK",
+        r#"{"records": [{"id": 7, "time": "2030-01-01T00:00:00.000Z", "actor": "user:alice",
+            "action": "login", "resource": "user:alice", "tenant": null, "outcome": "success",
+            "request_id": "r-1", "source_ip": "127.0.0.1", "user_agent": "conflux-cli",
+            "details": {}}], "next_cursor": "c2"}"#,
+    ))
+    .await;
+    let query = AuditQuery {
+        tenant: Some("acme".into()),
+        actor: Some("user:alice".into()),
+        action: Some("login".into()),
+        since: Some("2030-01-01T00:00:00+01:00".into()),
+        until: None,
+        limit: Some(10),
+        cursor: Some("c1".into()),
+    };
+    let page = client.audit(&query).await.unwrap();
+    assert_eq!(page.records[0].id, 7);
+    assert_eq!(page.next_cursor.as_deref(), Some("c2"));
+    assert_eq!(
+        seen.await.unwrap().target,
+        "/api/v1/audit?tenant=acme&actor=user%3Aalice&action=login&since=2030-01-01T00%3A00%3A00%2B01%3A00&limit=10&cursor=c1"
+    );
+
+    let (client, seen) = peer(json_answer("200 OK", r#"{"records": []}"#)).await;
+    let page = client.audit(&AuditQuery::default()).await.unwrap();
+    assert!(page.records.is_empty() && page.next_cursor.is_none());
+    assert_eq!(seen.await.unwrap().target, "/api/v1/audit");
+}
+
+#[tokio::test]
+async fn a_missing_or_rejected_token_is_unauthenticated() {
+    let (client, _seen) = peer(answer(
+        "401 Unauthorized",
+        &[
+            ("content-type", "application/json"),
+            ("www-authenticate", "Bearer"),
+        ],
+        br#"{"error": {"code": "unauthenticated", "message": "no bearer token"}}"#,
+    ))
+    .await;
+    let err = client.list_tenants().await.unwrap_err();
+    assert_eq!((err.status(), err.code()), (Some(401), "unauthenticated"));
+}
+
+#[test]
+fn builders_never_show_the_token() {
+    let builder = ApiClient::builder("http://127.0.0.1:1").bearer_token("s3cr3t-token");
+    let text = format!("{builder:?}");
+    assert!(!text.contains("s3cr3t-token"), "{text}");
+    assert!(text.contains("<redacted>"), "{text}");
+    let client = builder.build().unwrap();
+    let text = format!("{client:?}");
+    assert!(!text.contains("s3cr3t-token"), "{text}");
+    let sdk = crate::ConfluxClient::new(["http://127.0.0.1:1"]).with_token("s3cr3t-token");
+    let text = format!("{sdk:?}");
+    assert!(!text.contains("s3cr3t-token"), "{text}");
 }

@@ -152,8 +152,9 @@ pub enum StartMode {
     FailSafe,
 }
 
-/// Builds a [`ConfluxClient`]; see [`ConfluxClient::new`].
-#[derive(Debug, Clone)]
+/// Builds a [`ConfluxClient`]; see [`ConfluxClient::new`]. Its `Debug` output never shows
+/// the token.
+#[derive(Clone)]
 pub struct ConfluxClientBuilder {
     endpoints: Vec<String>,
     token: Option<String>,
@@ -165,6 +166,23 @@ pub struct ConfluxClientBuilder {
     fallback_dir: Option<PathBuf>,
     start_mode: StartMode,
     backoff: Backoff,
+}
+
+impl std::fmt::Debug for ConfluxClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfluxClientBuilder")
+            .field("endpoints", &self.endpoints)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("labels", &self.labels)
+            .field("client_id", &self.client_id)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("poll_timeout", &self.poll_timeout)
+            .field("fallback_dir", &self.fallback_dir)
+            .field("start_mode", &self.start_mode)
+            .field("backoff", &self.backoff)
+            .finish()
+    }
 }
 
 impl ConfluxClientBuilder {

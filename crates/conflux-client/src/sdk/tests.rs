@@ -665,3 +665,40 @@ async fn a_reconnecting_watch_notices_a_re_created_config_with_the_same_version_
     );
     assert_eq!(change.content().unwrap().as_ref(), b"{\"new\": true}");
 }
+
+#[tokio::test]
+async fn the_token_goes_with_watch_polls_too() {
+    let (node, seen) = peer(vec![
+        content(1, 1),
+        event(2, Some(2), "updated"),
+        content(2, 2),
+    ])
+    .await;
+    let c = ConfluxClient::new([node])
+        .with_token("t0ken")
+        .with_backoff(FAST)
+        .build()
+        .await
+        .unwrap();
+    let mut watch = c.watch_config("acme", "shop", "prod", "app.json");
+    // The starting state (fetched, not reported), the poll's event, then its content.
+    let change = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .expect("a change")
+        .expect("the watch goes on");
+    assert_eq!(change.version, Some(2));
+    let seen = seen.lock().clone();
+    assert!(
+        seen.iter()
+            .any(|s| s.target.starts_with("/api/v1/watch/config/")),
+        "{seen:?}"
+    );
+    for s in &seen {
+        assert_eq!(
+            s.header("authorization"),
+            Some("Bearer t0ken"),
+            "{}",
+            s.target
+        );
+    }
+}
