@@ -3,7 +3,9 @@
 //! the expected names) and how they fail (exit code 1 with exactly one `error: <code>: ...`
 //! line on stderr; exit code 2 for usage errors).
 //!
-//! Every test starts its own single node (port 0, its own temporary data directory).
+//! Every test starts its own single node (port 0, its own temporary data directory) and
+//! talks to it with the node's cluster_admin token (`CONFLUX_TOKEN`); identity and access
+//! through the CLI are `cli_identity.rs`'s.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -38,10 +40,12 @@ impl Out {
     }
 }
 
-/// Runs `conflux <args> --endpoint <node>` and checks what it printed.
+/// Runs `conflux <args> --endpoint <node>` (with the node's admin token) and checks what it
+/// printed.
 struct Cli {
     bin: PathBuf,
     endpoint: String,
+    token: String,
 }
 
 impl Cli {
@@ -49,6 +53,7 @@ impl Cli {
         Cli {
             bin: conflux_binary().expect("the conflux binary"),
             endpoint: node.api_url(),
+            token: node.token(),
         }
     }
 
@@ -60,6 +65,11 @@ impl Cli {
             // Nothing from the environment of whoever runs the tests.
             .env_remove("CONFLUX_ENDPOINT")
             .env_remove("RUST_LOG")
+            .env("CONFLUX_TOKEN", &self.token)
+            .env(
+                "CONFLUX_CREDENTIALS",
+                "/nonexistent/conflux-test/credentials",
+            )
             .stdin(if stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -204,7 +214,10 @@ fn one_error_line(out: &Out, args: &[&str], exit: i32, code: &str) -> String {
 
 async fn start() -> (TestNode, Cli, ApiClient) {
     let node = TestNode::start(NodeSpec::new(1)).expect("node starts");
-    let client = ApiClient::new(&node.api_url()).expect("client");
+    let client = ApiClient::builder(node.api_url())
+        .bearer_token(node.token())
+        .build()
+        .expect("client");
     let deadline = Instant::now() + Duration::from_secs(15);
     while !client.ready().await.is_ok_and(|r| r.ready) {
         assert!(Instant::now() < deadline, "node not ready within 15 s");
@@ -1360,6 +1373,7 @@ async fn unreachable_or_bad_endpoints_are_one_error_line() {
         let cli = Cli {
             bin: bin.clone(),
             endpoint,
+            token: "unused-token".to_owned(),
         };
         for args in [
             &["admin", "tenant", "list"][..],

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use conflux_api_types::{ClusterChange, ClusterStatus, SnapshotTaken};
-use conflux_testkit::{Cluster, NodeSpec, TestNode, conflux_binary, free_port};
+use conflux_testkit::{Cluster, NodeSpec, TestNode, TestPostgres, conflux_binary, free_port};
 use serde::de::DeserializeOwned;
 
 /// One finished CLI process.
@@ -23,12 +23,25 @@ struct Out {
 }
 
 fn conflux(args: &[&str]) -> Out {
-    let output = Command::new(conflux_binary().expect("the conflux binary"))
+    conflux_as(args, None)
+}
+
+/// `conflux <args>`, sending `token` (through `CONFLUX_TOKEN`) when given.
+fn conflux_as(args: &[&str], token: Option<&str>) -> Out {
+    let mut cmd = Command::new(conflux_binary().expect("the conflux binary"));
+    if let Some(t) = token {
+        cmd.env("CONFLUX_TOKEN", t);
+    }
+    let output = cmd
         .args(args)
         // Nothing from the environment of whoever runs the tests.
         .env_remove("CONFLUX_ENDPOINT")
         .env_remove("CONFLUX_DATA_DIR")
         .env_remove("RUST_LOG")
+        .env(
+            "CONFLUX_CREDENTIALS",
+            "/nonexistent/conflux-test/credentials",
+        )
         .stdin(Stdio::null())
         .output()
         .expect("conflux runs");
@@ -39,12 +52,13 @@ fn conflux(args: &[&str]) -> Out {
     }
 }
 
-/// `conflux <args> --endpoint <node>`.
+/// `conflux <args> --endpoint <node>` with the node's admin token (every node of the
+/// cluster bootstrapped with the same one).
 fn cli(node: &TestNode, args: &[&str]) -> Out {
     let endpoint = node.api_url();
     let mut all = args.to_vec();
     all.extend(["--endpoint", &endpoint]);
-    conflux(&all)
+    conflux_as(&all, Some(&node.token()))
 }
 
 /// Exit 0 and nothing on stderr; returns stdout.
@@ -157,7 +171,13 @@ fn cluster_commands_against_a_three_node_cluster() {
         assert!(out.stdout.is_empty(), "conflux {args:?}: {out:?}");
     }
 
-    let mut cluster = Cluster::start(3).expect("cluster starts");
+    // The metadata DB is named here so that node 4, added later, can share it.
+    let metadata_url = TestPostgres::shared()
+        .expect("the test PostgreSQL server")
+        .fresh_database()
+        .expect("a metadata database");
+    let mut cluster = Cluster::start_with(3, vec!["--metadata-url".into(), metadata_url.clone()])
+        .expect("cluster starts");
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
     let followers: Vec<u64> = cluster
         .ids()
@@ -283,12 +303,19 @@ fn cluster_commands_against_a_three_node_cluster() {
     // Node 4 starts without a cluster: its --join target does not exist, so it waits (asking
     // in vain) until the CLI adds it.
     let mut spec = NodeSpec::new(4);
+    spec.bootstrap_token = Some(cluster.token().to_owned());
     let raft_addr = format!("127.0.0.1:{}", free_port().unwrap());
     let api_addr = format!("127.0.0.1:{}", free_port().unwrap());
     spec.raft_addr = Some(raft_addr.clone());
     spec.api_addr = Some(api_addr.clone());
     let dead = format!("127.0.0.1:{}", free_port().unwrap());
-    let mut node4 = TestNode::start(spec.arg("--join").arg(dead)).expect("node 4 starts");
+    let mut node4 = TestNode::start(
+        spec.arg("--metadata-url")
+            .arg(metadata_url.as_str())
+            .arg("--join")
+            .arg(dead),
+    )
+    .expect("node 4 starts");
     let text = ok(
         cluster.node(leader),
         &[

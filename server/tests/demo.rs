@@ -11,6 +11,7 @@ fn the_readme_walkthrough_runs_against_a_fresh_node() {
     let out = Command::new("bash")
         .arg(script)
         .env("CONFLUX_URL", node.api_url())
+        .env("CONFLUX_TOKEN", node.token())
         .output()
         .expect("bash runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -1,9 +1,11 @@
-//! `conflux admin ...`: tenants, apps and environments; `admin cluster` is in [`crate::cluster`].
+//! `conflux admin ...`: tenants, apps and environments; `admin cluster` is in
+//! [`crate::cluster`], users, service tokens and role bindings in [`crate::identity`].
 
 use conflux_api_types::{CreateApp, CreateEnvironment, CreateTenant, QuotasPatch};
 
 use crate::cluster::{self, ClusterCommand};
 use crate::error::CliError;
+use crate::identity::{self, RoleBindingCommand, TokenCommand, UserCommand};
 use crate::parse::{self, AppPath, EnvPath};
 use crate::{Ctx, Output, WriteArgs};
 
@@ -21,6 +23,15 @@ pub enum AdminCommand {
     /// The cluster: status, members, leadership, snapshots and backups.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Users (people, who log in with a password).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Service tokens (for services, Terraform, CI).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Role bindings: who has which role on which scope.
+    #[command(subcommand)]
+    RoleBinding(RoleBindingCommand),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -152,6 +163,9 @@ pub(crate) async fn execute(ctx: &Ctx, command: AdminCommand) -> Result<Output, 
             ctx.render(&client.list_envs(&app.tenant, &app.app).await?)
         }
         AdminCommand::Cluster(c) => cluster::execute(ctx, c).await,
+        AdminCommand::User(c) => identity::user(ctx, c).await,
+        AdminCommand::Token(c) => identity::token(ctx, c).await,
+        AdminCommand::RoleBinding(c) => identity::role_binding(ctx, c).await,
     }
 }
 

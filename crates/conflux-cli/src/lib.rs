@@ -1,11 +1,14 @@
-//! The client subcommands of the `conflux` binary: `config`, `release` and `admin`.
+//! The client subcommands of the `conflux` binary: `config`, `release`, `admin`, `audit`,
+//! `login`, `logout` and `auth`.
 //!
 //! This crate owns the command-line surface of contract section 5 for talking to a running
 //! cluster: the clap definitions ([`Command`], [`GlobalArgs`]), the small syntaxes of their
 //! values (paths, `k=v` label lists, the `--rule` syntax in [`parse::RULE_SYNTAX`]), the
 //! table/JSON/YAML renderings ([`render`]) and the error convention: exit code 1 with exactly
 //! one line `error: <code>: <message>[ (field: <field>)]` on stderr, exit code 2 for usage
-//! errors.
+//! errors. Who the CLI is (the bearer token: `--token`, `--token-file`, `CONFLUX_TOKEN`, or
+//! the session `conflux login` saved) is [`auth`]'s; how a refusal (401, 403, 429) is
+//! explained is [`error`]'s.
 //!
 //! It does not own the binary (`main`, `conflux server`, tracing setup: the server crate
 //! flattens [`GlobalArgs`], adds [`Command`] as subcommands and calls [`run`]), nor HTTP
@@ -14,9 +17,11 @@
 //! everything else is left to the server.
 
 pub mod admin;
+pub mod auth;
 pub mod cluster;
 pub mod config;
 mod error;
+pub mod identity;
 mod input;
 pub mod parse;
 pub mod release;
@@ -24,17 +29,21 @@ pub mod render;
 pub mod watch;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use conflux_client::{ApiClient, WriteOptions};
 
 pub use admin::{AdminCommand, AppCommand, EnvCommand, TenantCommand};
+pub use auth::{AuthCommand, LoginArgs, Token};
 pub use cluster::ClusterCommand;
 pub use config::ConfigCommand;
+pub use identity::{AuditCommand, RoleBindingCommand, TokenCommand, UserCommand};
 pub use release::ReleaseCommand;
 pub use render::OutputFormat;
 
+use auth::{Environment, TokenSource};
 use error::CliError;
 use render::Render;
 
@@ -66,6 +75,16 @@ pub struct GlobalArgs {
     /// Timeout of each request, e.g. 10s, 500ms, 2m (a bare number is seconds).
     #[arg(long, global = true, help_heading = GLOBAL_HEADING, default_value = "30s", value_parser = parse::timeout, value_name = "DURATION")]
     pub timeout: Duration,
+
+    /// The bearer token to send. Without it: --token-file, then CONFLUX_TOKEN, then the
+    /// session saved by `conflux login` for this endpoint. (Prefer --token-file or the
+    /// variable: a flag value is visible to other users in the process list.)
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "TOKEN", hide_env_values = true)]
+    pub token: Option<Token>,
+
+    /// A file whose content (trimmed) is the bearer token, e.g. a data dir's admin.token.
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "PATH")]
+    pub token_file: Option<PathBuf>,
 }
 
 // The client subcommands (plain comment for the same reason as on `GlobalArgs`). The
@@ -78,9 +97,21 @@ pub enum Command {
     /// Release rules: which clients get which version (set/apply, status, publish, rollback).
     #[command(subcommand)]
     Release(Box<ReleaseCommand>),
-    /// Tenants, apps, environments and the cluster.
+    /// Tenants, apps, environments, users, service tokens, role bindings and the cluster.
     #[command(subcommand)]
     Admin(Box<AdminCommand>),
+    /// The audit log: who did what, when, and whether it was allowed.
+    #[command(subcommand)]
+    Audit(Box<AuditCommand>),
+    /// Log in as a user: the session token is saved for this endpoint (credentials file:
+    /// $CONFLUX_CREDENTIALS, $XDG_CONFIG_HOME/conflux/credentials or
+    /// ~/.config/conflux/credentials, mode 0600).
+    Login(Box<LoginArgs>),
+    /// End the session on the server and remove the saved login for this endpoint.
+    Logout,
+    /// Who the CLI is to the server.
+    #[command(subcommand)]
+    Auth(Box<AuthCommand>),
 }
 
 // `--idempotency-key` and `--if-match`, shared by the write commands.
@@ -114,11 +145,13 @@ enum Output {
     Raw(Vec<u8>),
 }
 
-/// What every command gets: a client and the output format.
+/// What every command gets: a client (sending the token, if any) and the output format.
 #[derive(Debug)]
 struct Ctx {
     client: ApiClient,
     output: OutputFormat,
+    /// Where the token the client sends came from; `None`: it sends none.
+    token: Option<TokenSource>,
 }
 
 impl Ctx {
@@ -157,19 +190,53 @@ fn report(e: &CliError) -> ExitCode {
 }
 
 async fn execute(global: &GlobalArgs, command: Command) -> Result<Output, CliError> {
-    let client = ApiClient::builder(global.endpoint.as_str())
+    execute_in(global, command, &Environment::from_process()).await
+}
+
+/// [`execute`] with the environment given (tests pass their own).
+async fn execute_in(
+    global: &GlobalArgs,
+    command: Command,
+    env: &Environment,
+) -> Result<Output, CliError> {
+    let builder = ApiClient::builder(global.endpoint.as_str())
         .timeout(global.timeout)
-        .user_agent(concat!("conflux-cli/", env!("CARGO_PKG_VERSION")))
-        .build()?;
+        .user_agent(concat!("conflux-cli/", env!("CARGO_PKG_VERSION")));
+    // Without a token: logs in with one, and names the endpoint the way the client does
+    // (the key of saved logins).
+    let anonymous = builder.clone().build()?;
+    let command = match command {
+        Command::Login(args) => return auth::login(&anonymous, global.output, env, *args).await,
+        other => other,
+    };
+    let token = auth::resolve(
+        global.token.as_ref(),
+        global.token_file.as_deref(),
+        env,
+        anonymous.endpoint(),
+    )?;
+    let (client, source) = match token {
+        Some(t) => (
+            builder.bearer_token(t.token.expose()).build()?,
+            Some(t.source),
+        ),
+        None => (anonymous, None),
+    };
     let ctx = Ctx {
         client,
         output: global.output,
+        token: source,
     };
-    match command {
+    let result = match command {
         Command::Config(c) => config::execute(&ctx, *c).await,
         Command::Release(c) => release::execute(&ctx, *c).await,
         Command::Admin(c) => admin::execute(&ctx, *c).await,
-    }
+        Command::Audit(c) => identity::audit(&ctx, *c).await,
+        Command::Logout => auth::logout(&ctx).await,
+        Command::Auth(c) => auth::execute(&ctx, *c).await,
+        Command::Login(_) => unreachable!("handled above"),
+    };
+    result.map_err(|e| e.with_token_source(ctx.token.as_ref()))
 }
 
 #[cfg(test)]
@@ -344,6 +411,8 @@ mod tests {
             endpoint: endpoint.to_owned(),
             output: OutputFormat::Table,
             timeout: Duration::from_secs(2),
+            token: None,
+            token_file: None,
         }
     }
 
@@ -446,5 +515,131 @@ mod tests {
             "{}",
             err.line()
         );
+    }
+
+    /// A peer that answers one request with `status` and `body`, and reports the request's
+    /// head (lower-cased).
+    async fn one_shot(
+        status: &'static str,
+        body: &'static str,
+    ) -> (String, tokio::sync::oneshot::Receiver<String>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                head.extend_from_slice(&chunk[..n]);
+            }
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(reply.as_bytes()).await.unwrap();
+            let _ = tx.send(String::from_utf8_lossy(&head).to_ascii_lowercase());
+        });
+        (format!("http://{addr}"), rx)
+    }
+
+    #[tokio::test]
+    async fn the_token_chosen_goes_on_the_wire_and_a_refusal_names_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "from-file\n").unwrap();
+        let env = Environment {
+            token: Some(Token::new("from-env")),
+            credentials: Some(dir.path().join("credentials")),
+        };
+        let (endpoint, head) = one_shot("200 OK", r#"{"tenants": []}"#).await;
+        let mut g = global(&endpoint);
+        g.token_file = Some(file.clone());
+        execute_in(&g, command(&["admin", "tenant", "list"]), &env)
+            .await
+            .unwrap();
+        let head = head.await.unwrap();
+        assert!(
+            head.contains("\r\nauthorization: bearer from-file\r\n"),
+            "{head}"
+        );
+
+        let (endpoint, head) = one_shot(
+            "401 Unauthorized",
+            r#"{"error": {"code": "unauthenticated", "message": "unknown token"}}"#,
+        )
+        .await;
+        let err = execute_in(&global(&endpoint), command(&["auth", "whoami"]), &env)
+            .await
+            .unwrap_err();
+        assert!(
+            head.await
+                .unwrap()
+                .contains("authorization: bearer from-env")
+        );
+        assert_eq!(err.exit_code(), 1);
+        assert!(
+            err.line().starts_with("error: unauthenticated: token rejected (expired, revoked or unknown; it came from CONFLUX_TOKEN): run `conflux login` or pass --token"),
+            "{}",
+            err.line()
+        );
+        assert!(!err.line().contains("from-env"), "{}", err.line());
+
+        // No token anywhere: nothing is sent, and the refusal says to log in.
+        let (endpoint, head) = one_shot(
+            "401 Unauthorized",
+            r#"{"error": {"code": "unauthenticated", "message": "no token"}}"#,
+        )
+        .await;
+        let err = execute_in(
+            &global(&endpoint),
+            command(&["admin", "tenant", "list"]),
+            &Environment::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(!head.await.unwrap().contains("authorization"));
+        assert!(
+            err.line().starts_with(
+                "error: unauthenticated: not logged in (no token was sent): run `conflux login`"
+            ),
+            "{}",
+            err.line()
+        );
+    }
+
+    #[tokio::test]
+    async fn logout_without_a_token_sends_nothing() {
+        // Port 9 is never contacted.
+        let out = execute_in(
+            &global("http://127.0.0.1:9"),
+            command(&["logout"]),
+            &Environment::default(),
+        )
+        .await
+        .unwrap();
+        let Output::Text(text) = out else { panic!() };
+        assert_eq!(text, "not logged in to http://127.0.0.1:9\n");
+    }
+
+    #[test]
+    fn token_flags_parse_and_never_show_in_debug() {
+        let cli = parse(&["--token", "s3cr3t", "auth", "whoami"]).unwrap();
+        assert_eq!(cli.global.token.as_ref().map(Token::expose), Some("s3cr3t"));
+        assert!(!format!("{cli:?}").contains("s3cr3t"));
+        let cli = parse(&["admin", "token", "list", "--token-file", "/x/admin.token"]).unwrap();
+        assert_eq!(
+            cli.global.token_file.as_deref(),
+            Some(std::path::Path::new("/x/admin.token"))
+        );
+        assert!(parse(&["login", "--password-stdin"]).is_err());
+        assert!(parse(&["login", "-u", "alice", "--password-stdin"]).is_ok());
+        assert!(parse(&["logout"]).is_ok());
+        assert!(parse(&["audit", "list", "--limit", "5"]).is_ok());
     }
 }

@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use conflux_api_types::ReleaseRule;
-use conflux_domain::{ConfigPath, validate_label_key, validate_name};
+use conflux_api_types::{BindingSpec, ReleaseRule};
+use conflux_domain::{ConfigPath, Principal, Role, Scope, validate_label_key, validate_name};
 
 /// `tenant/app/env/name`.
 pub fn config_path(s: &str) -> Result<ConfigPath, String> {
@@ -204,6 +204,75 @@ pub fn timeout(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+// ---- identity (contract section 6) --------------------------------------------------------
+
+/// A username (the rules of a tenant name).
+pub fn username(s: &str) -> Result<String, String> {
+    validate_name("username", s).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
+}
+
+/// A role: `cluster_admin`, `tenant_admin`, `publisher`, `editor`, `viewer` or `reader`.
+pub fn role(s: &str) -> Result<String, String> {
+    s.parse::<Role>()
+        .map(|r| r.as_str().to_owned())
+        .map_err(|e| e.to_string())
+}
+
+/// A scope: `*`, `tenant`, `tenant/app` or `tenant/app/env`.
+pub fn scope(s: &str) -> Result<String, String> {
+    Scope::parse("scope", s)
+        .map(|s| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// A principal: `user:<username>` or `token:<id>`.
+pub fn principal(s: &str) -> Result<String, String> {
+    Principal::parse("principal", s)
+        .map(|p| p.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// `--bind role=scope`, e.g. `reader=acme/billing/prod`.
+pub fn binding(s: &str) -> Result<BindingSpec, String> {
+    let (r, sc) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} has no '='; write role=scope, e.g. reader=acme/billing"))?;
+    Ok(BindingSpec {
+        role: role(r.trim())?,
+        scope: scope(sc.trim())?,
+    })
+}
+
+/// A point in time for the API (RFC 3339): either RFC 3339 itself (passed on as given; the
+/// server checks it), or a duration (`90d`, `12h`) counted back from now for `--since` and
+/// `--until`.
+pub fn time_ago(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(
+            "an empty time; give RFC 3339 (2030-01-31T12:00:00Z) or a duration (1h)".into(),
+        );
+    }
+    match humantime::parse_duration(s) {
+        Ok(d) => std::time::SystemTime::now()
+            .checked_sub(d)
+            .map(|t| humantime::format_rfc3339(t).to_string())
+            .ok_or_else(|| format!("{s:?} reaches before the epoch")),
+        Err(_) => Ok(s.to_owned()),
+    }
+}
+
+/// `--expires-in DURATION`: now plus the duration, in RFC 3339.
+pub fn time_from_now(s: &str) -> Result<String, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{s:?} is not a duration (e.g. 90d, 12h): {e}"))?;
+    std::time::SystemTime::now()
+        .checked_add(d)
+        .map(|t| humantime::format_rfc3339(t).to_string())
+        .ok_or_else(|| format!("{s:?} is too far in the future"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,5 +413,27 @@ mod tests {
         assert_eq!(timeout("2m").unwrap(), Duration::from_secs(120));
         assert!(timeout("0").is_err());
         assert!(timeout("soon").unwrap_err().contains("not a duration"));
+    }
+
+    #[test]
+    fn identity_values() {
+        assert_eq!(binding("reader = acme/billing").unwrap().role, "reader");
+        assert_eq!(binding("cluster_admin=*").unwrap().scope, "*");
+        assert!(binding("reader").unwrap_err().contains("role=scope"));
+        assert!(binding("owner=acme").unwrap_err().contains("not a role"));
+        assert!(binding("reader=a/b/c/d").is_err());
+        assert_eq!(principal("user:alice").unwrap(), "user:alice");
+        assert!(principal("alice").is_err());
+        assert!(principal("token:ABC").is_err());
+        assert!(username("Alice").is_err());
+        assert_eq!(
+            time_ago("2030-01-01T00:00:00Z").unwrap(),
+            "2030-01-01T00:00:00Z"
+        );
+        let an_hour_ago = time_ago("1h").unwrap();
+        assert!(an_hour_ago.ends_with('Z'), "{an_hour_ago}");
+        assert!(an_hour_ago < humantime::format_rfc3339(std::time::SystemTime::now()).to_string());
+        assert!(time_from_now("soon").is_err());
+        assert!(time_from_now("90d").unwrap().ends_with('Z'));
     }
 }

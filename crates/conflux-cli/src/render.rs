@@ -9,6 +9,10 @@ use conflux_api_types::{
     EnvironmentView, PublishResponse, ReleaseRule, ReleasesView, ResolveResponse, SnapshotTaken,
     TenantList, TenantView, VersionCreated, VersionList,
 };
+use conflux_api_types::{
+    AuditPage, RoleBindingList, RoleBindingView, TokenCreated, TokenList, TokenView, UserList,
+    UserView, WhoAmI,
+};
 use conflux_domain::order_rules;
 use serde::Serialize;
 
@@ -480,6 +484,246 @@ impl Render for BackupWritten {
     }
 }
 
+// ---- identity, access and audit ----------------------------------------------------------
+
+fn opt_text(v: &Option<String>) -> String {
+    v.as_deref()
+        .map_or(NONE.to_owned(), |s| or_none(s).to_owned())
+}
+
+fn grants_text<'a>(grants: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let text: Vec<String> = grants
+        .into_iter()
+        .map(|(role, scope)| format!("{role} on {scope}"))
+        .collect();
+    if text.is_empty() {
+        NONE.to_owned()
+    } else {
+        text.join(", ")
+    }
+}
+
+impl Render for WhoAmI {
+    fn table(&self) -> String {
+        let mut out = format!("principal: {}\n", self.principal);
+        if self.bindings.is_empty() {
+            out.push_str("(no role bindings: only whoami and logout are allowed)\n");
+        } else {
+            out.push_str(&list(
+                &["BINDING", "ROLE", "SCOPE"],
+                self.bindings
+                    .iter()
+                    .map(|b| vec![b.id.clone(), b.role.clone(), b.scope.clone()]),
+            ));
+        }
+        out
+    }
+}
+
+impl Render for UserView {
+    fn table(&self) -> String {
+        fields(&[
+            ("username", self.username.clone()),
+            ("display name", opt_text(&self.display_name)),
+            ("disabled", yes_no(self.disabled).to_owned()),
+            ("created", self.created_at.clone()),
+            ("updated", self.updated_at.clone()),
+        ])
+    }
+}
+
+impl Render for UserList {
+    fn table(&self) -> String {
+        list(
+            &["USERNAME", "DISPLAY NAME", "DISABLED", "CREATED"],
+            self.users.iter().map(|u| {
+                vec![
+                    u.username.clone(),
+                    opt_text(&u.display_name),
+                    yes_no(u.disabled).to_owned(),
+                    u.created_at.clone(),
+                ]
+            }),
+        )
+    }
+}
+
+/// Printed under a new service token's secret.
+pub const TOKEN_SHOWN_ONCE: &str =
+    "This is the only time the token is shown: store it now (it is kept only as a hash).";
+
+impl Render for TokenCreated {
+    fn table(&self) -> String {
+        let mut out = fields(&[
+            ("id", self.id.clone()),
+            ("principal", format!("token:{}", self.id)),
+            ("name", self.name.clone()),
+            ("expires", opt_text(&self.expires_at)),
+            (
+                "bindings",
+                grants_text(
+                    self.bindings
+                        .iter()
+                        .map(|b| (b.role.as_str(), b.scope.as_str())),
+                ),
+            ),
+            ("token", self.token.clone()),
+        ]);
+        out.push_str(TOKEN_SHOWN_ONCE);
+        out.push('\n');
+        out
+    }
+}
+
+impl Render for TokenView {
+    fn table(&self) -> String {
+        fields(&[
+            ("id", self.id.clone()),
+            ("name", self.name.clone()),
+            ("created", self.created_at.clone()),
+            ("created by", self.created_by.clone()),
+            ("expires", opt_text(&self.expires_at)),
+        ])
+    }
+}
+
+impl Render for TokenList {
+    fn table(&self) -> String {
+        list(
+            &["ID", "NAME", "CREATED", "EXPIRES", "CREATED BY"],
+            self.tokens.iter().map(|t| {
+                vec![
+                    t.id.clone(),
+                    t.name.clone(),
+                    t.created_at.clone(),
+                    opt_text(&t.expires_at),
+                    t.created_by.clone(),
+                ]
+            }),
+        )
+    }
+}
+
+impl Render for RoleBindingView {
+    fn table(&self) -> String {
+        fields(&[
+            ("id", self.id.clone()),
+            ("principal", self.principal.clone()),
+            ("role", self.role.clone()),
+            ("scope", self.scope.clone()),
+            ("created", self.created_at.clone()),
+            ("created by", self.created_by.clone()),
+        ])
+    }
+}
+
+impl Render for RoleBindingList {
+    fn table(&self) -> String {
+        list(
+            &["ID", "PRINCIPAL", "ROLE", "SCOPE", "CREATED BY"],
+            self.role_bindings.iter().map(|b| {
+                vec![
+                    b.id.clone(),
+                    b.principal.clone(),
+                    b.role.clone(),
+                    b.scope.clone(),
+                    b.created_by.clone(),
+                ]
+            }),
+        )
+    }
+}
+
+impl Render for AuditPage {
+    fn table(&self) -> String {
+        let mut out = list(
+            &["TIME", "ACTOR", "ACTION", "RESOURCE", "OUTCOME", "REASON"],
+            self.records.iter().map(|r| {
+                vec![
+                    r.time.clone(),
+                    r.actor.clone(),
+                    r.action.clone(),
+                    r.resource.clone(),
+                    r.outcome.clone(),
+                    opt_text(&r.reason),
+                ]
+            }),
+        );
+        if let Some(cursor) = &self.next_cursor {
+            let _ = writeln!(out, "more: --cursor {cursor}");
+        }
+        out
+    }
+}
+
+/// A deletion (users, tokens, role bindings answer 204, so there is nothing else to show).
+#[derive(Debug, Clone, Serialize)]
+pub struct Removed {
+    /// `user`, `token`, `role binding`.
+    pub deleted: &'static str,
+    pub id: String,
+}
+
+impl Removed {
+    pub fn new(deleted: &'static str, id: impl Into<String>) -> Self {
+        Removed {
+            deleted,
+            id: id.into(),
+        }
+    }
+}
+
+impl Render for Removed {
+    fn table(&self) -> String {
+        format!("{} {} deleted\n", self.deleted, self.id)
+    }
+}
+
+/// `conflux login` (never the token: it is in the credentials file).
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedIn {
+    pub endpoint: String,
+    pub principal: String,
+    pub expires_at: String,
+    pub credentials_file: String,
+}
+
+impl Render for LoggedIn {
+    fn table(&self) -> String {
+        format!(
+            "logged in to {} as {} until {}\ncredentials saved in {}\n",
+            self.endpoint, self.principal, self.expires_at, self.credentials_file
+        )
+    }
+}
+
+/// `conflux logout`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedOut {
+    pub endpoint: String,
+    /// The server ended the session (false: it was already invalid, or there was none).
+    pub session_ended: bool,
+    /// The saved login for the endpoint was removed from the credentials file.
+    pub credentials_removed: bool,
+}
+
+impl Render for LoggedOut {
+    fn table(&self) -> String {
+        match (self.session_ended, self.credentials_removed) {
+            (false, false) => format!("not logged in to {}\n", self.endpoint),
+            (true, true) => format!(
+                "logged out of {} (session ended, saved login removed)\n",
+                self.endpoint
+            ),
+            (true, false) => format!("logged out of {} (session ended)\n", self.endpoint),
+            (false, true) => format!(
+                "logged out of {} (the session had already ended; saved login removed)\n",
+                self.endpoint
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -826,5 +1070,60 @@ mod tests {
         .unwrap();
         let back: ConfigList = serde_norway::from_str(&yaml).unwrap();
         assert_eq!(back.configs, vec![config]);
+    }
+
+    #[test]
+    fn identity_tables() {
+        let created = TokenCreated {
+            id: "t1".into(),
+            name: "billing-reader".into(),
+            token: "cfx_s3cr3t".into(),
+            expires_at: None,
+            bindings: vec![conflux_api_types::RoleBindingView {
+                id: "b1".into(),
+                principal: "token:t1".into(),
+                role: "reader".into(),
+                scope: "acme/billing".into(),
+                created_at: "t".into(),
+                created_by: "user:alice".into(),
+            }],
+        };
+        let text = created.table();
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with("token:") && l.ends_with("cfx_s3cr3t")),
+            "{text}"
+        );
+        assert!(
+            text.lines().any(|l| l.ends_with("reader on acme/billing")),
+            "{text}"
+        );
+        assert!(text.ends_with(&format!("{TOKEN_SHOWN_ONCE}\n")), "{text}");
+        // Scripts get the wire shape, secret included (that is what they asked for).
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&created, OutputFormat::Json).unwrap()).unwrap();
+        assert_eq!(json["token"], "cfx_s3cr3t");
+
+        let me = WhoAmI {
+            principal: "token:t1".into(),
+            bindings: vec![],
+        };
+        assert!(me.table().contains("no role bindings"), "{}", me.table());
+        let page = AuditPage {
+            records: vec![],
+            next_cursor: Some("c9".into()),
+        };
+        assert_eq!(page.table(), "(none)\nmore: --cursor c9\n");
+        assert_eq!(Removed::new("token", "t1").table(), "token t1 deleted\n");
+        assert_eq!(
+            render(&Removed::new("role binding", "b1"), OutputFormat::Json).unwrap(),
+            "{\n  \"deleted\": \"role binding\",\n  \"id\": \"b1\"\n}\n"
+        );
+        let out = LoggedOut {
+            endpoint: "http://h:1".into(),
+            session_ended: true,
+            credentials_removed: true,
+        };
+        assert!(out.table().starts_with("logged out of http://h:1"));
     }
 }

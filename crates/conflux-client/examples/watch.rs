@@ -1,12 +1,13 @@
 //! Watches one config and prints every change.
 //!
 //! ```sh
-//! cargo run -p conflux-client --example watch -- \
+//! CONFLUX_TOKEN=<a reader token> cargo run -p conflux-client --example watch -- \
 //!     http://127.0.0.1:8080,http://127.0.0.1:8082 acme/checkout/prod/app.yaml [k=v,...]
 //! ```
 //!
 //! The first argument is the cluster's nodes (comma-separated, in failover order), the second
-//! the config, the optional third this client's labels. It keeps a [`ConfigHandle`] (with a
+//! the config, the optional third this client's labels; `CONFLUX_TOKEN` is the bearer token
+//! (a `reader` binding on the config's environment is enough). It keeps a [`ConfigHandle`] (with a
 //! fallback copy under the system's temporary directory, so a second run starts even when no
 //! node is up) and prints each change the handle receives, until the config is deleted or
 //! Ctrl-C.
@@ -41,7 +42,14 @@ async fn main() -> ExitCode {
         })
         .unwrap_or_default();
 
-    let client = match ConfluxClient::new(endpoints.split(','))
+    let mut builder = ConfluxClient::new(endpoints.split(','));
+    if let Some(token) = std::env::var("CONFLUX_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+    {
+        builder = builder.with_token(token.trim());
+    }
+    let client = match builder
         .with_labels(labels)
         .with_fallback_dir(std::env::temp_dir().join("conflux-example-fallback"))
         .start_mode(StartMode::FailSafe)
