@@ -436,8 +436,7 @@ async fn audit_outbox_drainer(
         if raft.metrics().borrow().current_leader != Some(node_id) {
             continue;
         }
-        let Ok(Some((index, position))) =
-            crate::audit::drain_outbox_once(&plane, &metadata).await
+        let Ok(Some((index, position))) = crate::audit::drain_outbox_once(&plane, &metadata).await
         else {
             continue;
         };

@@ -137,8 +137,7 @@ async fn a_cancelled_leadership_transfer_still_completes() {
     let cluster = Cluster::start(3).expect("cluster starts");
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
     let target = others(&cluster, leader)[0];
-    let impatient = common::client(cluster.node(leader))
-        .with_timeout(Duration::from_millis(300));
+    let impatient = common::client(cluster.node(leader)).with_timeout(Duration::from_millis(300));
     // The transfer waits for the followers' leader lease (about a second) before the target
     // campaigns, so this client gives up while it is under way.
     let gave_up = impatient.transfer_leader(Some(target)).await;
@@ -255,8 +254,7 @@ async fn entries_of_many_huge_proposals_still_replicate() {
     let description = "d".repeat(3 * 1024 * 1024);
     let requests: Vec<_> = (0..40)
         .map(|i| {
-            let lc = common::client(cluster.node(leader))
-                .with_timeout(Duration::from_secs(60));
+            let lc = common::client(cluster.node(leader)).with_timeout(Duration::from_secs(60));
             let body = PublishRequest {
                 content: format!("small content {i}"),
                 description: Some(description.clone()),

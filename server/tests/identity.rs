@@ -46,7 +46,10 @@ impl As {
         let resp = req.send().await.expect("request reaches the node");
         let status = resp.status();
         let bytes = resp.bytes().await.unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -83,7 +86,11 @@ impl As {
 async fn scaffold(admin: &As) {
     for t in ["t1", "t2"] {
         admin
-            .ok(Method::POST, "/api/v1/mgt/tenants", Some(json!({"name": t})))
+            .ok(
+                Method::POST,
+                "/api/v1/mgt/tenants",
+                Some(json!({"name": t})),
+            )
             .await;
     }
     for (t, a) in [("t1", "a1"), ("t1", "a2"), ("t2", "a1")] {
@@ -95,7 +102,12 @@ async fn scaffold(admin: &As) {
             )
             .await;
     }
-    for (t, a, e) in [("t1", "a1", "e1"), ("t1", "a1", "e2"), ("t1", "a2", "e1"), ("t2", "a1", "e1")] {
+    for (t, a, e) in [
+        ("t1", "a1", "e1"),
+        ("t1", "a1", "e2"),
+        ("t1", "a2", "e1"),
+        ("t2", "a1", "e1"),
+    ] {
         admin
             .ok(
                 Method::POST,
@@ -122,7 +134,13 @@ async fn scaffold(admin: &As) {
 }
 
 async fn config_id(admin: &As, env: &str) -> u64 {
-    admin.ok(Method::GET, &format!("/api/v1/mgt/tenants/{env}/configs/c.json"), None).await["id"]
+    admin
+        .ok(
+            Method::GET,
+            &format!("/api/v1/mgt/tenants/{env}/configs/c.json"),
+            None,
+        )
+        .await["id"]
         .as_u64()
         .unwrap()
 }
@@ -133,10 +151,17 @@ const SCOPES: [&str; 4] = ["*", "t1", "t1/a1", "t1/a1/e1"];
 /// What a role may do, by endpoint class (the contract's role inclusion).
 fn allowed(role: &str, class: &str, scope: &str) -> bool {
     let rank = |r: &str| {
-        ["reader", "viewer", "editor", "publisher", "tenant_admin", "cluster_admin"]
-            .iter()
-            .position(|x| *x == r)
-            .unwrap()
+        [
+            "reader",
+            "viewer",
+            "editor",
+            "publisher",
+            "tenant_admin",
+            "cluster_admin",
+        ]
+        .iter()
+        .position(|x| *x == r)
+        .unwrap()
     };
     let need = match class {
         "fetch" | "watch" => "reader",
@@ -160,7 +185,14 @@ async fn matrix(admin: &As) {
     scaffold(admin).await;
     let e1 = config_id(admin, "t1/apps/a1/envs/e1").await;
     let other_tenant = config_id(admin, "t2/apps/a1/envs/e1").await;
-    let roles = ["reader", "viewer", "editor", "publisher", "tenant_admin", "cluster_admin"];
+    let roles = [
+        "reader",
+        "viewer",
+        "editor",
+        "publisher",
+        "tenant_admin",
+        "cluster_admin",
+    ];
     let mut n = 0;
     for scope in SCOPES {
         for role in roles {
@@ -170,17 +202,39 @@ async fn matrix(admin: &As) {
             let check = |class: &'static str, got: (StatusCode, Value), denied: u16| {
                 let want_ok = allowed(role, class, scope);
                 if want_ok {
-                    assert!(got.0.is_success(), "{role}@{scope} {class}: {} {}", got.0, got.1);
+                    assert!(
+                        got.0.is_success(),
+                        "{role}@{scope} {class}: {} {}",
+                        got.0,
+                        got.1
+                    );
                 } else {
                     assert_eq!(got.0.as_u16(), denied, "{role}@{scope} {class}: {}", got.1);
                 }
             };
             // Fetch and watch: out of scope looks like not found.
-            check("fetch", me.get("/api/v1/fetch/config/t1/a1/e1/c.json").await, 404);
-            check("watch", me.get("/api/v1/watch/config/t1/a1/e1/c.json?timeout=0s").await, 404);
+            check(
+                "fetch",
+                me.get("/api/v1/fetch/config/t1/a1/e1/c.json").await,
+                404,
+            );
+            check(
+                "watch",
+                me.get("/api/v1/watch/config/t1/a1/e1/c.json?timeout=0s")
+                    .await,
+                404,
+            );
             // Management reads.
-            check("read", me.get(&format!("/api/v1/mgt/configs/{e1}/versions")).await, 403);
-            check("read", me.get(&format!("/api/v1/mgt/configs/{e1}/releases")).await, 403);
+            check(
+                "read",
+                me.get(&format!("/api/v1/mgt/configs/{e1}/versions")).await,
+                403,
+            );
+            check(
+                "read",
+                me.get(&format!("/api/v1/mgt/configs/{e1}/releases")).await,
+                403,
+            );
             // Version write, publish.
             let status = me
                 .http
@@ -195,8 +249,11 @@ async fn matrix(admin: &As) {
             check("version", (status, Value::Null), 403);
             check(
                 "publish",
-                me.post(&format!("/api/v1/mgt/configs/{e1}/publish"), json!({"content": format!("{{\"p\": {n}}}"), "strategy": {"type": "stable"}}))
-                    .await,
+                me.post(
+                    &format!("/api/v1/mgt/configs/{e1}/publish"),
+                    json!({"content": format!("{{\"p\": {n}}}"), "strategy": {"type": "stable"}}),
+                )
+                .await,
                 403,
             );
             // Environment and app administration (create then delete, so runs do not collide).
@@ -206,15 +263,41 @@ async fn matrix(admin: &As) {
                 .await;
             let env_scope_ok = allowed(role, "env_admin", scope) && scope != "t1/a1/e1";
             if env_scope_ok {
-                assert!(created.0.is_success(), "{role}@{scope} env create: {:?}", created);
+                assert!(
+                    created.0.is_success(),
+                    "{role}@{scope} env create: {:?}",
+                    created
+                );
                 admin
-                    .ok(Method::DELETE, &format!("/api/v1/mgt/tenants/t1/apps/a1/envs/{env}"), None)
+                    .ok(
+                        Method::DELETE,
+                        &format!("/api/v1/mgt/tenants/t1/apps/a1/envs/{env}"),
+                        None,
+                    )
                     .await;
             } else {
-                assert_eq!(created.0.as_u16(), 403, "{role}@{scope} env create: {:?}", created);
+                assert_eq!(
+                    created.0.as_u16(),
+                    403,
+                    "{role}@{scope} env create: {:?}",
+                    created
+                );
             }
-            check("app_create", me.post("/api/v1/mgt/tenants/t1/apps", json!({"name": format!("app{n}")})).await, 403);
-            check("tenant_create", me.post("/api/v1/mgt/tenants", json!({"name": format!("tenant{n}")})).await, 403);
+            check(
+                "app_create",
+                me.post(
+                    "/api/v1/mgt/tenants/t1/apps",
+                    json!({"name": format!("app{n}")}),
+                )
+                .await,
+                403,
+            );
+            check(
+                "tenant_create",
+                me.post("/api/v1/mgt/tenants", json!({"name": format!("tenant{n}")}))
+                    .await,
+                403,
+            );
             // Identity and cluster.
             check("users", me.get("/api/v1/users").await, 403);
             check("cluster", me.get("/_cluster/status").await, 403);
@@ -232,7 +315,10 @@ async fn matrix(admin: &As) {
             } else if role == "reader" || scope != "*" {
                 assert_eq!(outside.0.as_u16(), 403, "{role}@{scope} other tenant");
                 assert_eq!(
-                    me.get("/api/v1/fetch/config/t2/a1/e1/c.json").await.0.as_u16(),
+                    me.get("/api/v1/fetch/config/t2/a1/e1/c.json")
+                        .await
+                        .0
+                        .as_u16(),
                     if scope == "*" { 200 } else { 404 }
                 );
             }
@@ -261,21 +347,38 @@ async fn matrix(admin: &As) {
     }
     // No token, a garbage token, a malformed header: 401 with WWW-Authenticate.
     let anonymous = As::new(&admin.base, None);
-    for path in ["/api/v1/mgt/tenants", "/api/v1/fetch/config/t1/a1/e1/c.json", "/_cluster/status"] {
+    for path in [
+        "/api/v1/mgt/tenants",
+        "/api/v1/fetch/config/t1/a1/e1/c.json",
+        "/_cluster/status",
+    ] {
         assert_eq!(anonymous.get(path).await.0.as_u16(), 401, "{path}");
         assert_eq!(admin.with("cfxs_garbage").get(path).await.0.as_u16(), 401);
     }
     // A principal with no binding can only whoami.
     let (_, bare) = admin
-        .ok(Method::POST, "/api/v1/tokens", Some(json!({"name": "bare"})))
+        .ok(
+            Method::POST,
+            "/api/v1/tokens",
+            Some(json!({"name": "bare"})),
+        )
         .await
         .as_object()
         .map(|o| ((), o["token"].as_str().unwrap().to_owned()))
         .unwrap();
     let bare = admin.with(&bare);
     assert!(bare.get("/api/v1/auth/whoami").await.0.is_success());
-    assert_eq!(bare.get("/api/v1/mgt/tenants").await.1["tenants"], json!([]));
-    assert_eq!(bare.get("/api/v1/fetch/config/t1/a1/e1/c.json").await.0.as_u16(), 404);
+    assert_eq!(
+        bare.get("/api/v1/mgt/tenants").await.1["tenants"],
+        json!([])
+    );
+    assert_eq!(
+        bare.get("/api/v1/fetch/config/t1/a1/e1/c.json")
+            .await
+            .0
+            .as_u16(),
+        404
+    );
     assert_eq!(bare.get("/api/v1/audit").await.0.as_u16(), 403);
 }
 
@@ -290,7 +393,11 @@ async fn the_access_matrix_holds_on_a_postgresql_cluster_through_a_follower() {
     let cluster = Cluster::start(3).expect("cluster starts");
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
     let follower = cluster.ids().into_iter().find(|i| *i != leader).unwrap();
-    matrix(&As::new(&cluster.node(follower).api_url(), Some(cluster.token()))).await;
+    matrix(&As::new(
+        &cluster.node(follower).api_url(),
+        Some(cluster.token()),
+    ))
+    .await;
 }
 
 /// The embedded default with no flags: the node writes its own admin token (mode 0600).
@@ -308,9 +415,15 @@ async fn an_embedded_node_bootstraps_an_admin_token_file() {
     let me = As::new(&node.api_url(), Some(&token));
     let who = me.ok(Method::GET, "/api/v1/auth/whoami", None).await;
     assert_eq!(who["bindings"][0]["role"], "cluster_admin");
-    assert!(!node.log_contains(&token), "the token never appears in the log");
+    assert!(
+        !node.log_contains(&token),
+        "the token never appears in the log"
+    );
     let db = node.data_dir().join("metadata.db");
-    assert_eq!(std::fs::metadata(db).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(db).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
 }
 
 /// A cluster refuses SQLite metadata at start-up, with a one-line reason.
@@ -321,7 +434,10 @@ fn a_cluster_node_refuses_sqlite() {
     spec.raft_addr = Some("127.0.0.1:1".into());
     spec.extra_args = vec!["--peer".into(), "1=127.0.0.1:1,127.0.0.1:2".into()];
     let err = TestNode::start(spec).expect_err("refused");
-    assert!(format!("{err:#}").contains("needs a PostgreSQL metadata DB"), "{err:#}");
+    assert!(
+        format!("{err:#}").contains("needs a PostgreSQL metadata DB"),
+        "{err:#}"
+    );
 }
 
 /// Login, throttling, sessions, users: bad credentials look alike, SQL-looking names are
@@ -340,53 +456,97 @@ async fn logins_users_and_grants_refuse_bad_input_and_overreach() {
         .await;
     // Short password, bad names: 400 naming the field.
     let (s, v) = admin
-        .post("/api/v1/users", json!({"username": "bob", "password": "short"}))
+        .post(
+            "/api/v1/users",
+            json!({"username": "bob", "password": "short"}),
+        )
         .await;
-    assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("password")));
+    assert_eq!(
+        (s.as_u16(), v["error"]["field"].as_str()),
+        (400, Some("password"))
+    );
     let (s, v) = admin
         .post(
             "/api/v1/users",
             json!({"username": "alice'; DROP TABLE users;--", "password": "long enough pass"}),
         )
         .await;
-    assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("username")), "{v}");
+    assert_eq!(
+        (s.as_u16(), v["error"]["field"].as_str()),
+        (400, Some("username")),
+        "{v}"
+    );
     // Wrong password and unknown user: the same 401.
     let wrong = anon
-        .post("/api/v1/auth/login", json!({"username": "alice", "password": "nope nope nope"}))
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "alice", "password": "nope nope nope"}),
+        )
         .await;
     let unknown = anon
-        .post("/api/v1/auth/login", json!({"username": "mallory", "password": "nope nope nope"}))
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "mallory", "password": "nope nope nope"}),
+        )
         .await;
     assert_eq!(wrong.0.as_u16(), 401);
     assert_eq!(wrong.1["error"]["code"], "invalid_credentials");
     assert_eq!(wrong.1, unknown.1);
     let sql = anon
-        .post("/api/v1/auth/login", json!({"username": "x' OR '1'='1", "password": "x' OR '1'='1"}))
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "x' OR '1'='1", "password": "x' OR '1'='1"}),
+        )
         .await;
     assert_eq!(sql.0.as_u16(), 401);
     // Login works, whoami names the user, logout ends the session.
     let login = anon
-        .post("/api/v1/auth/login", json!({"username": "alice", "password": "correct horse battery"}))
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "alice", "password": "correct horse battery"}),
+        )
         .await;
     assert!(login.0.is_success(), "{:?}", login);
     let session = login.1["token"].as_str().unwrap().to_owned();
     assert!(session.starts_with("cfxu_"));
     let alice = anon.with(&session);
-    assert_eq!(alice.get("/api/v1/auth/whoami").await.1["principal"], "user:alice");
-    assert_eq!(alice.call(Method::POST, "/api/v1/auth/logout", None).await.0.as_u16(), 204);
+    assert_eq!(
+        alice.get("/api/v1/auth/whoami").await.1["principal"],
+        "user:alice"
+    );
+    assert_eq!(
+        alice
+            .call(Method::POST, "/api/v1/auth/logout", None)
+            .await
+            .0
+            .as_u16(),
+        204
+    );
     assert_eq!(alice.get("/api/v1/auth/whoami").await.0.as_u16(), 401);
     // More than 5 failures within a minute: 429, even with the right password.
     for _ in 0..5 {
-        anon.post("/api/v1/auth/login", json!({"username": "alice", "password": "wrong wrong wrong"}))
-            .await;
+        anon.post(
+            "/api/v1/auth/login",
+            json!({"username": "alice", "password": "wrong wrong wrong"}),
+        )
+        .await;
     }
     let throttled = anon
-        .post("/api/v1/auth/login", json!({"username": "alice", "password": "correct horse battery"}))
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "alice", "password": "correct horse battery"}),
+        )
         .await;
     assert_eq!(throttled.0.as_u16(), 429, "{:?}", throttled);
     assert_eq!(throttled.1["error"]["code"], "too_many_attempts");
     // Garbage in the Authorization header, and a huge one: 401 or 431, never 500.
-    for header in ["Bearer", "Bearer ", "Basic YWxhZGRpbjpvcGVu", "Bearer a b", "bearer \u{7f}"] {
+    for header in [
+        "Bearer",
+        "Bearer ",
+        "Basic YWxhZGRpbjpvcGVu",
+        "Bearer a b",
+        "bearer \u{7f}",
+    ] {
         let r = anon
             .http
             .get(format!("{}/api/v1/mgt/tenants", anon.base))
@@ -405,35 +565,73 @@ async fn logins_users_and_grants_refuse_bad_input_and_overreach() {
         .send()
         .await
         .unwrap();
-    assert!(matches!(huge.status().as_u16(), 401 | 431), "{}", huge.status());
+    assert!(
+        matches!(huge.status().as_u16(), 401 | 431),
+        "{}",
+        huge.status()
+    );
     // A tenant admin cannot grant cluster_admin, nor act outside its tenant.
     for t in ["t1", "t2"] {
-        admin.ok(Method::POST, "/api/v1/mgt/tenants", Some(json!({"name": t}))).await;
+        admin
+            .ok(
+                Method::POST,
+                "/api/v1/mgt/tenants",
+                Some(json!({"name": t})),
+            )
+            .await;
     }
     let (_, ta) = admin.token("tenant_admin", "t1").await;
     let ta = admin.with(&ta);
     let (s, v) = ta
-        .post("/api/v1/role-bindings", json!({"principal": "user:alice", "role": "cluster_admin", "scope": "t1"}))
+        .post(
+            "/api/v1/role-bindings",
+            json!({"principal": "user:alice", "role": "cluster_admin", "scope": "t1"}),
+        )
         .await;
-    assert_eq!((s.as_u16(), v["error"]["code"].as_str()), (403, Some("forbidden")));
+    assert_eq!(
+        (s.as_u16(), v["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
     let (s, _) = ta
-        .post("/api/v1/role-bindings", json!({"principal": "user:alice", "role": "editor", "scope": "t2"}))
+        .post(
+            "/api/v1/role-bindings",
+            json!({"principal": "user:alice", "role": "editor", "scope": "t2"}),
+        )
         .await;
     assert_eq!(s.as_u16(), 403);
-    let (s, _) = ta.post("/api/v1/mgt/tenants/t2/apps", json!({"name": "sneaky"})).await;
+    let (s, _) = ta
+        .post("/api/v1/mgt/tenants/t2/apps", json!({"name": "sneaky"}))
+        .await;
     assert_eq!(s.as_u16(), 403);
     let (s, v) = ta
-        .post("/api/v1/role-bindings", json!({"principal": "user:alice", "role": "editor", "scope": "t1"}))
+        .post(
+            "/api/v1/role-bindings",
+            json!({"principal": "user:alice", "role": "editor", "scope": "t1"}),
+        )
         .await;
     assert_eq!(s.as_u16(), 201, "{v}");
     let (s, v) = ta
-        .post("/api/v1/role-bindings", json!({"principal": "user:alice", "role": "overlord", "scope": "t1"}))
+        .post(
+            "/api/v1/role-bindings",
+            json!({"principal": "user:alice", "role": "overlord", "scope": "t1"}),
+        )
         .await;
-    assert_eq!((s.as_u16(), v["error"]["field"].as_str()), (400, Some("role")));
+    assert_eq!(
+        (s.as_u16(), v["error"]["field"].as_str()),
+        (400, Some("role"))
+    );
     // Nothing of the refused requests happened; the node keeps serving.
-    let apps = admin.ok(Method::GET, "/api/v1/mgt/tenants/t2/apps", None).await;
+    let apps = admin
+        .ok(Method::GET, "/api/v1/mgt/tenants/t2/apps", None)
+        .await;
     assert_eq!(apps["apps"], json!([]));
-    let bindings = admin.ok(Method::GET, "/api/v1/role-bindings?principal=user:alice", None).await;
+    let bindings = admin
+        .ok(
+            Method::GET,
+            "/api/v1/role-bindings?principal=user:alice",
+            None,
+        )
+        .await;
     assert_eq!(bindings["role_bindings"].as_array().unwrap().len(), 1);
     // Denials, logins and identity changes are audited; secrets never are.
     eventually(Duration::from_secs(10), "audit rows", || {
@@ -442,7 +640,9 @@ async fn logins_users_and_grants_refuse_bad_input_and_overreach() {
             let page = admin.get("/api/v1/audit?limit=1000").await.1;
             let records = page["records"].as_array().cloned().unwrap_or_default();
             let has = |action: &str, outcome: &str| {
-                records.iter().any(|r| r["action"] == action && r["outcome"] == outcome)
+                records
+                    .iter()
+                    .any(|r| r["action"] == action && r["outcome"] == outcome)
             };
             has("auth.login", "failed")
                 && has("auth.login", "success")
@@ -469,59 +669,103 @@ async fn revocation_reaches_every_node_and_ends_open_watches() {
         .map(|i| As::new(&cluster.node(*i).api_url(), Some(&secret)))
         .collect();
     for n in &nodes {
-        eventually(Duration::from_secs(5), "the new token on every node", || {
-            let n = n.clone();
-            async move { n.get("/api/v1/fetch/config/t1/a1/e1/c.json").await.0.is_success() }
-        })
+        eventually(
+            Duration::from_secs(5),
+            "the new token on every node",
+            || {
+                let n = n.clone();
+                async move {
+                    n.get("/api/v1/fetch/config/t1/a1/e1/c.json")
+                        .await
+                        .0
+                        .is_success()
+                }
+            },
+        )
         .await;
     }
     let revision: u64 = {
         let r = nodes[2]
             .http
-            .get(format!("{}/api/v1/fetch/config/t1/a1/e1/c.json", nodes[2].base))
+            .get(format!(
+                "{}/api/v1/fetch/config/t1/a1/e1/c.json",
+                nodes[2].base
+            ))
             .bearer_auth(&secret)
             .send()
             .await
             .unwrap();
-        r.headers()["x-conflux-revision"].to_str().unwrap().parse().unwrap()
+        r.headers()["x-conflux-revision"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
     };
     // An open long poll on node 3 and a WebSocket on node 2.
     let poll = {
         let n = nodes[2].clone();
         tokio::spawn(async move {
-            n.get(&format!("/api/v1/watch/config/t1/a1/e1/c.json?revision={revision}&timeout=60s"))
-                .await
+            n.get(&format!(
+                "/api/v1/watch/config/t1/a1/e1/c.json?revision={revision}&timeout=60s"
+            ))
+            .await
         })
     };
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
-    let mut request = format!("{}/api/v1/watch/ws", nodes[1].base.replace("http://", "ws://"))
-        .into_client_request()
-        .unwrap();
+    let mut request = format!(
+        "{}/api/v1/watch/ws",
+        nodes[1].base.replace("http://", "ws://")
+    )
+    .into_client_request()
+    .unwrap();
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {secret}").parse().unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await.unwrap();
     ws.send(Message::Text(
-        format!(r#"{{"subscribe": [{{"key": "t1/a1/e1/c.json", "revision": {revision}}}]}}"#).into(),
+        format!(r#"{{"subscribe": [{{"key": "t1/a1/e1/c.json", "revision": {revision}}}]}}"#)
+            .into(),
     ))
     .await
     .unwrap();
-    let ack = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.unwrap();
+    let ack = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap();
     assert!(format!("{ack:?}").contains("subscribed"), "{ack:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Revoked on node 1.
     let revoked_at = Instant::now();
-    assert_eq!(admin.call(Method::DELETE, &format!("/api/v1/tokens/{id}"), None).await.0.as_u16(), 204);
+    assert_eq!(
+        admin
+            .call(Method::DELETE, &format!("/api/v1/tokens/{id}"), None)
+            .await
+            .0
+            .as_u16(),
+        204
+    );
     for n in &nodes {
-        eventually(Duration::from_secs(2), "the revocation on every node", || {
-            let n = n.clone();
-            async move { n.get("/api/v1/fetch/config/t1/a1/e1/c.json").await.0.as_u16() == 401 }
-        })
+        eventually(
+            Duration::from_secs(2),
+            "the revocation on every node",
+            || {
+                let n = n.clone();
+                async move {
+                    n.get("/api/v1/fetch/config/t1/a1/e1/c.json")
+                        .await
+                        .0
+                        .as_u16()
+                        == 401
+                }
+            },
+        )
         .await;
     }
-    let (status, _) = tokio::time::timeout(Duration::from_secs(3), poll).await.unwrap().unwrap();
+    let (status, _) = tokio::time::timeout(Duration::from_secs(3), poll)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status.as_u16(), 401, "the open long poll ends");
     let closed = tokio::time::timeout(Duration::from_secs(3), async {
         while let Some(Ok(m)) = ws.next().await {
@@ -538,7 +782,11 @@ async fn revocation_reaches_every_node_and_ends_open_watches() {
 
     // A removed binding and a disabled user stop working everywhere too.
     admin
-        .ok(Method::POST, "/api/v1/users", Some(json!({"username": "carol", "password": "carol's long password"})))
+        .ok(
+            Method::POST,
+            "/api/v1/users",
+            Some(json!({"username": "carol", "password": "carol's long password"})),
+        )
         .await;
     let b = admin
         .ok(
@@ -548,7 +796,10 @@ async fn revocation_reaches_every_node_and_ends_open_watches() {
         )
         .await;
     let login = As::new(&cluster.node(2).api_url(), None)
-        .post("/api/v1/auth/login", json!({"username": "carol", "password": "carol's long password"}))
+        .post(
+            "/api/v1/auth/login",
+            json!({"username": "carol", "password": "carol's long password"}),
+        )
         .await;
     let carol_token = login.1["token"].as_str().unwrap().to_owned();
     let carol: Vec<As> = nodes.iter().map(|n| n.with(&carol_token)).collect();
@@ -560,23 +811,39 @@ async fn revocation_reaches_every_node_and_ends_open_watches() {
         .await;
     }
     admin
-        .ok(Method::DELETE, &format!("/api/v1/role-bindings/{}", b["id"].as_str().unwrap()), None)
+        .ok(
+            Method::DELETE,
+            &format!("/api/v1/role-bindings/{}", b["id"].as_str().unwrap()),
+            None,
+        )
         .await;
     for c in &carol {
-        eventually(Duration::from_secs(2), "the binding removal everywhere", || {
-            let c = c.clone();
-            async move { c.get("/api/v1/mgt/tenants/t1").await.0.as_u16() == 403 }
-        })
+        eventually(
+            Duration::from_secs(2),
+            "the binding removal everywhere",
+            || {
+                let c = c.clone();
+                async move { c.get("/api/v1/mgt/tenants/t1").await.0.as_u16() == 403 }
+            },
+        )
         .await;
     }
     admin
-        .ok(Method::PATCH, "/api/v1/users/carol", Some(json!({"disabled": true})))
+        .ok(
+            Method::PATCH,
+            "/api/v1/users/carol",
+            Some(json!({"disabled": true})),
+        )
         .await;
     for c in &carol {
-        eventually(Duration::from_secs(2), "the disabled user everywhere", || {
-            let c = c.clone();
-            async move { c.get("/api/v1/auth/whoami").await.0.as_u16() == 401 }
-        })
+        eventually(
+            Duration::from_secs(2),
+            "the disabled user everywhere",
+            || {
+                let c = c.clone();
+                async move { c.get("/api/v1/auth/whoami").await.0.as_u16() == 401 }
+            },
+        )
         .await;
     }
 }
@@ -594,7 +861,9 @@ async fn audit_by_request(admin: &As) -> BTreeMap<String, usize> {
         assert!(status.is_success(), "{page}");
         for r in page["records"].as_array().unwrap() {
             if r["action"] == "version.create" && r["outcome"] == "success" {
-                *counts.entry(r["request_id"].as_str().unwrap().to_owned()).or_default() += 1;
+                *counts
+                    .entry(r["request_id"].as_str().unwrap().to_owned())
+                    .or_default() += 1;
             }
         }
         match page["next_cursor"].as_str() {
@@ -606,7 +875,12 @@ async fn audit_by_request(admin: &As) -> BTreeMap<String, usize> {
 
 /// Pushes versions with request ids `prefix-<i>` until told to stop; returns the ids that
 /// were acknowledged.
-async fn push_versions(node: As, id: u64, prefix: &'static str, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Vec<String> {
+async fn push_versions(
+    node: As,
+    id: u64,
+    prefix: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<String> {
     let mut acked = Vec::new();
     let mut i = 0;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -636,7 +910,8 @@ async fn push_versions(node: As, id: u64, prefix: &'static str, stop: std::sync:
 async fn a_metadata_outage_delays_audit_but_loses_nothing() {
     let pg = blocking(|| TestPostgres::start().expect("PostgreSQL starts")).await;
     let url = pg.fresh_database().unwrap();
-    let cluster = Cluster::start_with(3, vec!["--metadata-url".into(), url]).expect("cluster starts");
+    let cluster =
+        Cluster::start_with(3, vec!["--metadata-url".into(), url]).expect("cluster starts");
     let admin = As::new(&cluster.node(1).api_url(), Some(cluster.token()));
     scaffold(&admin).await;
     let (_, reader) = admin.token("reader", "t1").await;
@@ -654,13 +929,25 @@ async fn a_metadata_outage_delays_audit_but_loses_nothing() {
     let writer = tokio::spawn(push_versions(admin.clone(), id, "outage", stop.clone()));
     for n in cluster.ids() {
         let r = As::new(&cluster.node(n).api_url(), Some(&reader));
-        assert!(r.get("/api/v1/fetch/config/t1/a1/e1/c.json").await.0.is_success());
+        assert!(
+            r.get("/api/v1/fetch/config/t1/a1/e1/c.json")
+                .await
+                .0
+                .is_success()
+        );
     }
     // Identity changes: 503 metadata_unavailable.
     let (s, v) = admin
-        .post("/api/v1/users", json!({"username": "dave", "password": "dave's long password"}))
+        .post(
+            "/api/v1/users",
+            json!({"username": "dave", "password": "dave's long password"}),
+        )
         .await;
-    assert_eq!((s.as_u16(), v["error"]["code"].as_str()), (503, Some("metadata_unavailable")), "{v}");
+    assert_eq!(
+        (s.as_u16(), v["error"]["code"].as_str()),
+        (503, Some("metadata_unavailable")),
+        "{v}"
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let acked = writer.await.unwrap();
@@ -709,20 +996,35 @@ async fn a_leader_kill_leaves_exactly_one_audit_row_per_committed_change() {
     cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
     // The committed versions: what the config holds now.
     let versions = admin
-        .ok(Method::GET, &format!("/api/v1/mgt/configs/{id}/versions?limit=1000"), None)
+        .ok(
+            Method::GET,
+            &format!("/api/v1/mgt/configs/{id}/versions?limit=1000"),
+            None,
+        )
         .await;
     let committed = versions["versions"].as_array().unwrap().len() - 1; // minus the scaffold publish
-    eventually(Duration::from_secs(30), "every committed change audited", || {
-        let admin = admin.clone();
-        async move {
-            let counts = audit_by_request(&admin).await;
-            counts.keys().filter(|k| k.starts_with("kill-")).count() >= committed
-        }
-    })
+    eventually(
+        Duration::from_secs(30),
+        "every committed change audited",
+        || {
+            let admin = admin.clone();
+            async move {
+                let counts = audit_by_request(&admin).await;
+                counts.keys().filter(|k| k.starts_with("kill-")).count() >= committed
+            }
+        },
+    )
     .await;
     let counts = audit_by_request(&admin).await;
-    let kill: Vec<(&String, &usize)> = counts.iter().filter(|(k, _)| k.starts_with("kill-")).collect();
-    assert_eq!(kill.len(), committed, "one row per committed version, none for others");
+    let kill: Vec<(&String, &usize)> = counts
+        .iter()
+        .filter(|(k, _)| k.starts_with("kill-"))
+        .collect();
+    assert_eq!(
+        kill.len(),
+        committed,
+        "one row per committed version, none for others"
+    );
     assert!(kill.iter().all(|(_, n)| **n == 1), "{kill:?}");
     for r in &acked {
         assert_eq!(counts.get(r), Some(&1), "acknowledged {r} is audited once");

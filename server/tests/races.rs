@@ -191,8 +191,7 @@ async fn a_follower_installing_snapshots_keeps_serving_every_config_and_restarts
     }
     {
         let (stop, seen) = (stop.clone(), seen.clone());
-        let backup = common::client(cluster.node(follower))
-            .with_timeout(Duration::from_secs(30));
+        let backup = common::client(cluster.node(follower)).with_timeout(Duration::from_secs(30));
         background.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 if backup.backup().await.is_ok() {

@@ -101,7 +101,9 @@ async fn ws_connect(base: &Base) -> Ws {
     let mut request = url.into_client_request().expect("a WebSocket request");
     request.headers_mut().insert(
         "authorization",
-        format!("Bearer {}", base.token).parse().expect("a header value"),
+        format!("Bearer {}", base.token)
+            .parse()
+            .expect("a header value"),
     );
     tokio_tungstenite::connect_async(request)
         .await
@@ -144,7 +146,9 @@ async fn grpc_watch(base: &Base, revision: u64) -> tonic::Streaming<pb::WatchEve
     });
     req.metadata_mut().insert(
         "authorization",
-        format!("Bearer {}", base.token).parse().expect("metadata value"),
+        format!("Bearer {}", base.token)
+            .parse()
+            .expect("metadata value"),
     );
     c.watch(req).await.expect("watch starts").into_inner()
 }
@@ -376,9 +380,10 @@ async fn watch_limits_give_documented_errors() {
         || async { metric(&node, "conflux_watch_subscriptions").await == Some(3.0) },
     )
     .await;
-    let resp = get(&base, format!(
-        "{base}/api/v1/watch/config/{KEY}?revision={rev}&timeout=1s"
-    ))
+    let resp = get(
+        &base,
+        format!("{base}/api/v1/watch/config/{KEY}?revision={rev}&timeout=1s"),
+    )
     .await
     .unwrap();
     assert_eq!(resp.status().as_u16(), 429);
@@ -393,9 +398,10 @@ async fn watch_limits_give_documented_errors() {
         || {
             let base = base.clone();
             async move {
-                let r = get(&base, format!(
-                    "{base}/api/v1/watch/config/{KEY}?revision={rev}&timeout=0"
-                ))
+                let r = get(
+                    &base,
+                    format!("{base}/api/v1/watch/config/{KEY}?revision={rev}&timeout=0"),
+                )
                 .await
                 .unwrap();
                 r.status().as_u16() == 304
@@ -405,13 +411,19 @@ async fn watch_limits_give_documented_errors() {
     .await;
 
     // Bad input: an unparsable timeout, a malformed key, a malformed subscribe message.
-    let resp = get(&base, format!("{base}/api/v1/watch/config/{KEY}?timeout=forever"))
-        .await
-        .unwrap();
+    let resp = get(
+        &base,
+        format!("{base}/api/v1/watch/config/{KEY}?timeout=forever"),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
-    let resp = get(&base, format!("{base}/api/v1/watch/config/{KEY}?timeout=301s"))
-        .await
-        .unwrap();
+    let resp = get(
+        &base,
+        format!("{base}/api/v1/watch/config/{KEY}?timeout=301s"),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
     let mut ws = ws_connect(&base).await;
     ws.send(Message::Text(
@@ -454,9 +466,12 @@ async fn reconnecting_after_a_delete_or_a_recreate_is_told() {
         .expect("a deletion event");
     assert_eq!(e.event, WatchEventKind::Deleted);
     assert!(e.revision >= deleted && e.revision > seen, "{e:?}");
-    let resp = get(&base, format!("{base}/api/v1/watch/config/{KEY}?timeout=1s"))
-        .await
-        .unwrap();
+    let resp = get(
+        &base,
+        format!("{base}/api/v1/watch/config/{KEY}?timeout=1s"),
+    )
+    .await
+    .unwrap();
     assert_eq!(resp.status().as_u16(), 404);
 
     // Re-created with the same version number: a label-aware watch holding "version 1" of
@@ -476,9 +491,10 @@ async fn reconnecting_after_a_delete_or_a_recreate_is_told() {
     // A node shutting down ends pending watches at once instead of waiting for them.
     let poll_base = base.clone();
     let pending = tokio::spawn(async move {
-        get(&poll_base, format!(
-            "{poll_base}/api/v1/watch/config/{KEY}?revision={recreated}&timeout=120s"
-        ))
+        get(
+            &poll_base,
+            format!("{poll_base}/api/v1/watch/config/{KEY}?revision={recreated}&timeout=120s"),
+        )
         .await
         .map(|r| r.status().as_u16())
     });

@@ -256,8 +256,9 @@ impl Conflux {
                         tokio::time::sleep(Duration::from_millis(100)).await
                     }
                     Err(e) => {
-                        return Err(e)
-                            .with_context(|| format!("node {} serves the fetched config", node + 1));
+                        return Err(e).with_context(|| {
+                            format!("node {} serves the fetched config", node + 1)
+                        });
                     }
                 }
             }

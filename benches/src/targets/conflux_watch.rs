@@ -95,9 +95,10 @@ async fn ws_watcher(
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
-        format!("ws://{server}/api/v1/watch/ws"),
-    )?;
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
+            "ws://{server}/api/v1/watch/ws"
+        ))?;
     request
         .headers_mut()
         .insert("authorization", format!("Bearer {token}").parse()?);

@@ -50,24 +50,54 @@ pub fn describe(state: &State, command: &Command) -> Option<AuditSubject> {
         Command::CreateTenant { name, .. } => at("tenant.create", name, None, None, name.clone()),
         Command::UpdateTenant { name, .. } => at("tenant.update", name, None, None, name.clone()),
         Command::DeleteTenant { name, .. } => at("tenant.delete", name, None, None, name.clone()),
-        Command::CreateApp { tenant, name, .. } => {
-            at("app.create", tenant, Some(name), None, format!("{tenant}/{name}"))
-        }
-        Command::UpdateApp { tenant, name, .. } => {
-            at("app.update", tenant, Some(name), None, format!("{tenant}/{name}"))
-        }
-        Command::DeleteApp { tenant, name, .. } => {
-            at("app.delete", tenant, Some(name), None, format!("{tenant}/{name}"))
-        }
+        Command::CreateApp { tenant, name, .. } => at(
+            "app.create",
+            tenant,
+            Some(name),
+            None,
+            format!("{tenant}/{name}"),
+        ),
+        Command::UpdateApp { tenant, name, .. } => at(
+            "app.update",
+            tenant,
+            Some(name),
+            None,
+            format!("{tenant}/{name}"),
+        ),
+        Command::DeleteApp { tenant, name, .. } => at(
+            "app.delete",
+            tenant,
+            Some(name),
+            None,
+            format!("{tenant}/{name}"),
+        ),
         Command::CreateEnvironment {
             tenant, app, name, ..
-        } => at("env.create", tenant, Some(app), Some(name), format!("{tenant}/{app}/{name}")),
+        } => at(
+            "env.create",
+            tenant,
+            Some(app),
+            Some(name),
+            format!("{tenant}/{app}/{name}"),
+        ),
         Command::UpdateEnvironment {
             tenant, app, name, ..
-        } => at("env.update", tenant, Some(app), Some(name), format!("{tenant}/{app}/{name}")),
+        } => at(
+            "env.update",
+            tenant,
+            Some(app),
+            Some(name),
+            format!("{tenant}/{app}/{name}"),
+        ),
         Command::DeleteEnvironment {
             tenant, app, name, ..
-        } => at("env.delete", tenant, Some(app), Some(name), format!("{tenant}/{app}/{name}")),
+        } => at(
+            "env.delete",
+            tenant,
+            Some(app),
+            Some(name),
+            format!("{tenant}/{app}/{name}"),
+        ),
         Command::CreateConfig { path, .. } => at(
             "config.create",
             &path.tenant,

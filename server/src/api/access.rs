@@ -94,11 +94,9 @@ pub fn bearer_token(parts_headers: &axum::http::HeaderMap) -> Result<Option<&str
     let Some(value) = parts_headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::Unauthenticated {
-            message: "the Authorization header is not visible ASCII".into(),
-        })?;
+    let value = value.to_str().map_err(|_| ApiError::Unauthenticated {
+        message: "the Authorization header is not visible ASCII".into(),
+    })?;
     let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
         return Err(ApiError::Unauthenticated {
@@ -129,7 +127,11 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
         }),
         Err(e) => Err(e),
     };
-    let origin = req.extensions().get::<Origin>().cloned().unwrap_or_default();
+    let origin = req
+        .extensions()
+        .get::<Origin>()
+        .cloned()
+        .unwrap_or_default();
     match subject {
         Ok((subject, token)) => {
             let actor = Actor(subject.principal.to_string());

@@ -32,7 +32,11 @@ const MAX_DENIALS_PER_SECOND: u64 = 50;
 pub async fn audit_denials(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
-    let origin = req.extensions().get::<Origin>().cloned().unwrap_or_default();
+    let origin = req
+        .extensions()
+        .get::<Origin>()
+        .cloned()
+        .unwrap_or_default();
     let response = next.run(req).await;
     let status = response.status();
     if (status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN)
@@ -84,7 +88,10 @@ fn denial_budget() -> bool {
         USED.store(0, Ordering::Relaxed);
         let dropped = DROPPED.swap(0, Ordering::Relaxed);
         if dropped > 0 {
-            tracing::warn!(dropped, "denied requests not audited: over {MAX_DENIALS_PER_SECOND}/s");
+            tracing::warn!(
+                dropped,
+                "denied requests not audited: over {MAX_DENIALS_PER_SECOND}/s"
+            );
         }
     }
     if USED.fetch_add(1, Ordering::Relaxed) < MAX_DENIALS_PER_SECOND {

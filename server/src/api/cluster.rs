@@ -50,7 +50,11 @@ pub async fn cluster_admin_only(
             &action,
             "cluster",
             None,
-            if status.is_success() { "success" } else { "failed" },
+            if status.is_success() {
+                "success"
+            } else {
+                "failed"
+            },
             None,
             serde_json::json!({"status": status.as_u16()}),
         ));

@@ -179,9 +179,7 @@ fn metadata_status(e: &MetadataError) -> StatusCode {
         MetadataError::Conflict(_) => StatusCode::CONFLICT,
         MetadataError::NotFound(_) => StatusCode::NOT_FOUND,
         MetadataError::Invalid(_) => StatusCode::BAD_REQUEST,
-        MetadataError::Migration(_) | MetadataError::Other(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        MetadataError::Migration(_) | MetadataError::Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -324,10 +322,9 @@ impl IntoResponse for ApiError {
                 .insert(DeniedBecause(denied_because));
         }
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer"),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
     }

@@ -161,8 +161,15 @@ async fn serve(app: &AppState, caller: &Caller, req: &Parts) -> Result<Response,
     let query = parse_query(uri.query())?;
     let headers = &req.headers;
     let labels = client_labels(headers, [], None)?;
-    let (served, version) =
-        resolve_fetch(app, caller, &path, &labels, query.min_revision, query.linearizable).await?;
+    let (served, version) = resolve_fetch(
+        app,
+        caller,
+        &path,
+        &labels,
+        query.min_revision,
+        query.linearizable,
+    )
+    .await?;
 
     let mut builder = Response::builder()
         .header(header::ETAG, version.etag.clone())

@@ -57,16 +57,15 @@ impl pb::config_server::Config for FetchService {
             .to_string();
         let labels = identity(req.client)?;
         let min_revision = (req.min_revision > 0).then_some(req.min_revision);
-        let (served, version) =
-            super::fetch::resolve_fetch(
-                &self.0,
-                &caller,
-                &key,
-                &labels,
-                min_revision,
-                req.linearizable,
-            )
-            .await?;
+        let (served, version) = super::fetch::resolve_fetch(
+            &self.0,
+            &caller,
+            &key,
+            &labels,
+            min_revision,
+            req.linearizable,
+        )
+        .await?;
         Ok(Response::new(pb::FetchResponse {
             content: version.content.clone(),
             version: version.version,

@@ -72,7 +72,13 @@ fn require_cluster_admin(caller: &Caller, action: &str) -> Result<(), ApiError> 
 }
 
 /// A successful identity change of `caller`, audited.
-fn audit_ok(app: &AppState, caller: &Caller, action: &str, resource: &str, details: serde_json::Value) {
+fn audit_ok(
+    app: &AppState,
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    details: serde_json::Value,
+) {
     app.auditor().record(event(
         &caller.principal(),
         &caller.origin,
@@ -117,7 +123,11 @@ pub async fn login(
         return Err(ApiError::InvalidCredentials);
     }
     let store = store(&app)?;
-    let failures = db(&app, store.login_failures(&username, now(), LOGIN_WINDOW_MS)).await?;
+    let failures = db(
+        &app,
+        store.login_failures(&username, now(), LOGIN_WINDOW_MS),
+    )
+    .await?;
     if failures >= MAX_LOGIN_FAILURES {
         audit("denied", Some("too many failed logins"));
         return Err(ApiError::TooManyAttempts {
@@ -138,7 +148,11 @@ pub async fn login(
         .await?;
     let usable = matches && user.as_ref().is_some_and(|u| !u.disabled);
     if !usable {
-        db(&app, store.record_login_failure(&username, now(), LOGIN_WINDOW_MS)).await?;
+        db(
+            &app,
+            store.record_login_failure(&username, now(), LOGIN_WINDOW_MS),
+        )
+        .await?;
         audit("failed", Some("invalid credentials"));
         return Err(ApiError::InvalidCredentials);
     }
@@ -215,7 +229,9 @@ fn check_display_name(name: &Option<String>) -> Result<(), ApiError> {
             Err(ApiError::invalid_request(
                 "invalid_argument",
                 "display_name",
-                format!("display_name is at most {MAX_NAME_LEN} characters, without control characters"),
+                format!(
+                    "display_name is at most {MAX_NAME_LEN} characters, without control characters"
+                ),
             ))
         }
         _ => Ok(()),
@@ -254,7 +270,13 @@ pub async fn create_user(
     )
     .await?;
     refresh(&app).await;
-    audit_ok(&app, &caller, "user.create", &format!("user:{}", b.username), json!({}));
+    audit_ok(
+        &app,
+        &caller,
+        "user.create",
+        &format!("user:{}", b.username),
+        json!({}),
+    );
     Ok((StatusCode::CREATED, Json(user_view(&user))).into_response())
 }
 
@@ -337,7 +359,13 @@ pub async fn delete_user(
         return Err(no_user(&username));
     }
     refresh(&app).await;
-    audit_ok(&app, &caller, "user.delete", &format!("user:{username}"), json!({}));
+    audit_ok(
+        &app,
+        &caller,
+        "user.delete",
+        &format!("user:{username}"),
+        json!({}),
+    );
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -504,14 +532,16 @@ pub async fn create_token(
         expires_at: record.expires_at_ms.map(time),
         bindings: bindings
             .iter()
-            .map(|n| binding_view(&BindingRecord {
-                id: n.id.clone(),
-                principal: n.principal.clone(),
-                role: n.role.clone(),
-                scope: n.scope.clone(),
-                created_at_ms: n.created_at_ms,
-                created_by: n.created_by.clone(),
-            }))
+            .map(|n| {
+                binding_view(&BindingRecord {
+                    id: n.id.clone(),
+                    principal: n.principal.clone(),
+                    role: n.role.clone(),
+                    scope: n.scope.clone(),
+                    created_at_ms: n.created_at_ms,
+                    created_by: n.created_by.clone(),
+                })
+            })
             .collect(),
     };
     Ok((StatusCode::CREATED, Json(created)).into_response())
@@ -592,7 +622,13 @@ pub async fn delete_token(
         return Err(no_token(&id));
     }
     refresh(&app).await;
-    audit_ok(&app, &caller, "token.delete", &format!("token:{id}"), json!({}));
+    audit_ok(
+        &app,
+        &caller,
+        "token.delete",
+        &format!("token:{id}"),
+        json!({}),
+    );
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -16,14 +16,14 @@ use conflux_api_types::{
     VersionCreated, VersionList, VersionView, headers,
 };
 use conflux_domain::{
-    Command, Config, ConfigId, Role, Scope, ConfigPath, ContentHash, DIFF_TIME_LIMIT, DomainError, Entity,
-    Patch, PublishStrategy, Response as Outcome, VersionCheck, VersionId, resolve, unified_diff,
-    validate_config_name, validate_name,
+    Command, Config, ConfigId, ConfigPath, ContentHash, DIFF_TIME_LIMIT, DomainError, Entity,
+    Patch, PublishStrategy, Response as Outcome, Role, Scope, VersionCheck, VersionId, resolve,
+    unified_diff, validate_config_name, validate_name,
 };
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
 use super::access::{Caller, app_scope, env_scope, tenant_scope};
+use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, JsonBody, RawBody, WriteOptions, client_labels};
 use super::{AppState, Applied};
 
@@ -108,14 +108,12 @@ pub async fn create_tenant(
 
 pub async fn list_tenants(State(app): State<AppState>, caller: Caller) -> ApiResult {
     ok(TenantList {
-        tenants: app
-            .plane()
-            .read(|s| {
-                s.tenants()
-                    .filter(|t| caller.sees(&tenant_scope(&t.name)))
-                    .map(TenantView::from)
-                    .collect()
-            }),
+        tenants: app.plane().read(|s| {
+            s.tenants()
+                .filter(|t| caller.sees(&tenant_scope(&t.name)))
+                .map(TenantView::from)
+                .collect()
+        }),
     })
 }
 
@@ -150,7 +148,10 @@ pub async fn update_tenant(
         status: b.status,
         quotas: b.quotas,
     };
-    tenant_response(StatusCode::OK, app.propose(&caller, &opts, &body.raw, cmd).await?)
+    tenant_response(
+        StatusCode::OK,
+        app.propose(&caller, &opts, &body.raw, cmd).await?,
+    )
 }
 
 pub async fn delete_tenant(
@@ -214,13 +215,12 @@ pub async fn list_apps(
     check_names(&[("tenant", &tenant)])?;
     caller.require_sight(&tenant_scope(&tenant), "list apps")?;
     let apps = app.plane().read(|s| {
-        s.tenant(&tenant)
-            .map(|_| {
-                s.apps(&tenant)
-                    .filter(|a| caller.sees(&app_scope(&tenant, &a.name)))
-                    .map(AppView::from)
-                    .collect::<Vec<_>>()
-            })
+        s.tenant(&tenant).map(|_| {
+            s.apps(&tenant)
+                .filter(|a| caller.sees(&app_scope(&tenant, &a.name)))
+                .map(AppView::from)
+                .collect::<Vec<_>>()
+        })
     });
     ok(AppList {
         apps: apps.ok_or_else(|| not_found(Entity::Tenant, &tenant))?,
@@ -255,7 +255,10 @@ pub async fn update_app(
         name,
         description: body.value.description,
     };
-    app_response(StatusCode::OK, app.propose(&caller, &opts, &body.raw, cmd).await?)
+    app_response(
+        StatusCode::OK,
+        app.propose(&caller, &opts, &body.raw, cmd).await?,
+    )
 }
 
 pub async fn delete_app(
@@ -299,7 +302,11 @@ pub async fn create_env(
     body: JsonBody<CreateEnvironment>,
 ) -> ApiResult {
     check_names(&[("tenant", &tenant), ("app", &app_name)])?;
-    caller.require(Role::TenantAdmin, &app_scope(&tenant, &app_name), "create environments")?;
+    caller.require(
+        Role::TenantAdmin,
+        &app_scope(&tenant, &app_name),
+        "create environments",
+    )?;
     let b = body.value;
     let cmd = Command::CreateEnvironment {
         tenant,
@@ -371,7 +378,10 @@ pub async fn update_env(
         description: b.description,
         approval: b.approval,
     };
-    env_response(StatusCode::OK, app.propose(&caller, &opts, &body.raw, cmd).await?)
+    env_response(
+        StatusCode::OK,
+        app.propose(&caller, &opts, &body.raw, cmd).await?,
+    )
 }
 
 pub async fn delete_env(
@@ -541,7 +551,10 @@ pub async fn update_config(
         retention,
         description: b.description,
     };
-    config_response(StatusCode::OK, app.propose(&caller, &opts, &body.raw, cmd).await?)
+    config_response(
+        StatusCode::OK,
+        app.propose(&caller, &opts, &body.raw, cmd).await?,
+    )
 }
 
 pub async fn delete_config(
@@ -613,7 +626,11 @@ pub async fn create_version(
         content: body.bytes.clone(),
         description: q.description,
     };
-    match app.propose(&caller, &opts, &body.bytes, cmd).await?.response {
+    match app
+        .propose(&caller, &opts, &body.bytes, cmd)
+        .await?
+        .response
+    {
         Outcome::Version { version, config } => {
             let created = VersionCreated {
                 version_id: version.version,

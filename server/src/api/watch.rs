@@ -374,7 +374,11 @@ fn recheck(
     subs: &mut StreamMap<String, SessionStream>,
 ) -> Result<Vec<WatchMessage>, ApiError> {
     let now = crate::clock::now_ms() as i64;
-    let Some(subject) = app.identity().load().authenticate_digest(&caller.token, now) else {
+    let Some(subject) = app
+        .identity()
+        .load()
+        .authenticate_digest(&caller.token, now)
+    else {
         return Err(ApiError::Unauthenticated {
             message: "the token was revoked or expired".into(),
         });

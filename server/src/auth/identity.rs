@@ -54,7 +54,9 @@ impl Identity {
                     .entry(b.principal.clone())
                     .or_default()
                     .push((b.id.clone(), Grant { role, scope })),
-                _ => tracing::warn!(binding = %b.id, "skipping a role binding with an unknown role or scope"),
+                _ => {
+                    tracing::warn!(binding = %b.id, "skipping a role binding with an unknown role or scope")
+                }
             }
         }
         let subject = |principal: Principal, expires_at_ms, session_id| {

@@ -69,8 +69,12 @@ impl MetadataLink {
         });
         match tokio::time::timeout(FIRST_CONNECT_WAIT, link.connect()).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "metadata DB not ready at start; retrying in the background"),
-            Err(_) => tracing::warn!("metadata DB did not answer within {FIRST_CONNECT_WAIT:?}; retrying in the background"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "metadata DB not ready at start; retrying in the background")
+            }
+            Err(_) => tracing::warn!(
+                "metadata DB did not answer within {FIRST_CONNECT_WAIT:?}; retrying in the background"
+            ),
         }
         Ok(link)
     }
@@ -81,9 +85,9 @@ impl MetadataLink {
 
     /// The DB, once connected.
     pub fn store(&self) -> Result<Arc<MetadataStore>, MetadataError> {
-        self.store
-            .load_full()
-            .ok_or_else(|| MetadataError::Unavailable("not connected to the metadata DB yet".into()))
+        self.store.load_full().ok_or_else(|| {
+            MetadataError::Unavailable("not connected to the metadata DB yet".into())
+        })
     }
 
     /// Whether the last call to the DB succeeded.
@@ -103,7 +107,9 @@ impl MetadataLink {
             if ok {
                 tracing::info!("metadata DB reachable again");
             } else {
-                tracing::warn!("metadata DB unreachable: identity changes answer 503, serving goes on with the identity already loaded");
+                tracing::warn!(
+                    "metadata DB unreachable: identity changes answer 503, serving goes on with the identity already loaded"
+                );
             }
         }
     }
@@ -178,7 +184,11 @@ impl MetadataLink {
             .await
             .map_err(|e| anyhow::anyhow!("loading identity: {e}"))?;
         let identity = Identity::from_snapshot(&snapshot);
-        tracing::debug!(principals = identity.len(), counter = identity.counter, "identity loaded");
+        tracing::debug!(
+            principals = identity.len(),
+            counter = identity.counter,
+            "identity loaded"
+        );
         self.identity.replace(identity);
         Ok(())
     }
@@ -208,7 +218,9 @@ impl MetadataLink {
             if counter != self.identity.load().counter || last_full.elapsed() >= FULL_RELOAD_EVERY {
                 match self.reload(&store).await {
                     Ok(()) => last_full = tokio::time::Instant::now(),
-                    Err(e) => tracing::warn!(error = %e, "reloading identity failed; keeping the previous one"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reloading identity failed; keeping the previous one")
+                    }
                 }
             }
             if last_purge.elapsed() >= PURGE_EVERY {

@@ -123,7 +123,9 @@ impl ConfigPlane {
             };
             match codec::decode::<AuditEntry>(&v) {
                 Ok(entry) => out.push((index, position, entry)),
-                Err(e) => tracing::error!(index, position, error = %e, "undecodable audit outbox record"),
+                Err(e) => {
+                    tracing::error!(index, position, error = %e, "undecodable audit outbox record")
+                }
             }
             if out.len() >= limit {
                 break;
@@ -331,7 +333,11 @@ fn persist(db: &DB, batch: &mut WriteBatch, change: &Change) {
             let through = keys::outbox(*index, *position);
             let mut end = through.to_vec();
             end.push(0); // the first key after `through`
-            batch.delete_range_cf(handle(db, cf::AUDIT_OUTBOX), &keys::outbox(0, 0)[..], &end[..]);
+            batch.delete_range_cf(
+                handle(db, cf::AUDIT_OUTBOX),
+                &keys::outbox(0, 0)[..],
+                &end[..],
+            );
         }
     }
 }
