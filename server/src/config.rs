@@ -385,6 +385,14 @@ impl NodeConfig {
             .metadata_url
             .as_deref()
             .is_none_or(|url| url.starts_with("sqlite:"));
+        if self.join.is_some() && self.bootstrap_token_file.is_none() {
+            return Err(ConfigError::Invalid {
+                field: "bootstrap_token_file",
+                message: "--join needs --bootstrap-token-file: the cluster_admin token a \
+                          joining node asks for membership with"
+                    .into(),
+            });
+        }
         if self.is_clustered() && sqlite {
             return Err(ConfigError::Invalid {
                 field: "metadata_url",

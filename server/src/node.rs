@@ -335,7 +335,14 @@ async fn form_cluster(raft: &Raft, config: &NodeConfig, me: NodeInfo) -> anyhow:
             raft_addr: me.raft_addr,
             api_addr: me.api_addr,
         };
-        tokio::spawn(join_cluster(join.clone(), request));
+        let token = match &config.bootstrap_token_file {
+            Some(path) => crate::auth::link::read_bootstrap_token(path)?,
+            None => anyhow::bail!(
+                "--join needs --bootstrap-token-file: the cluster_admin token this node asks \
+                 for membership with"
+            ),
+        };
+        tokio::spawn(join_cluster(join.clone(), request, token));
         return Ok(());
     }
     let members: BTreeMap<u64, NodeInfo> = if config.peers.is_empty() {
@@ -372,14 +379,18 @@ async fn form_cluster(raft: &Raft, config: &NodeConfig, me: NodeInfo) -> anyhow:
 }
 
 /// Asks the member at `api_addr` to add this node, until it succeeds or is refused.
-async fn join_cluster(api_addr: String, request: JoinRequest) {
+async fn join_cluster(api_addr: String, request: JoinRequest, token: String) {
     let endpoint = if api_addr.contains("://") {
         api_addr.clone()
     } else {
         format!("http://{api_addr}")
     };
-    let client = match conflux_client::ApiClient::new(&endpoint) {
-        Ok(c) => c.with_timeout(Duration::from_secs(600)),
+    let client = match conflux_client::ApiClient::builder(endpoint)
+        .bearer_token(token)
+        .timeout(Duration::from_secs(600))
+        .build()
+    {
+        Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot join: bad --join address");
             return;
@@ -405,9 +416,6 @@ async fn join_cluster(api_addr: String, request: JoinRequest) {
     }
 }
 
-/// On the leader, periodically proposes a retention sweep when time-based rules have
-/// something to purge. The decision of *what* to purge is taken in apply. The sweep goes
-/// through the batcher like every write, so it is stamped and bounded in time like them.
 /// How often the leader copies applied changes' audit records into the metadata DB.
 const OUTBOX_DRAIN_EVERY: Duration = Duration::from_millis(500);
 
@@ -443,6 +451,9 @@ async fn audit_outbox_drainer(
     }
 }
 
+/// On the leader, periodically proposes a retention sweep when time-based rules have
+/// something to purge. The decision of *what* to purge is taken in apply. The sweep goes
+/// through the batcher like every write, so it is stamped and bounded in time like them.
 async fn retention_sweeper(
     raft: Raft,
     cluster: Cluster,

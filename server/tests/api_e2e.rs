@@ -33,6 +33,7 @@ async fn start_node() -> (TestNode, ApiClient) {
 
 async fn connect(node: &TestNode) -> ApiClient {
     let client = ApiClient::builder(node.api_url())
+        .bearer_token(node.token())
         .timeout(Duration::from_secs(20))
         .build()
         .expect("client for the node's URL");
@@ -1900,6 +1901,7 @@ async fn releases_publish_rollback_and_resolve_follow_the_rules() {
             node.api_url(),
             config.id
         ))
+        .bearer_auth(node.token())
         .send()
         .await
         .unwrap()
@@ -1919,6 +1921,7 @@ async fn releases_publish_rollback_and_resolve_follow_the_rules() {
             node.api_url(),
             config.id
         ))
+        .bearer_auth(node.token())
         .send()
         .await
         .unwrap()

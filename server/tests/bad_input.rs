@@ -11,13 +11,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 struct Api {
     http: Client,
     base: String,
+    token: String,
 }
 
 impl Api {
+    /// Sends every request with the node's admin token, so that what is tested is the
+    /// request's shape, not its authorization.
     fn new(node: &TestNode) -> Self {
+        let token = node.token();
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "authorization",
+            HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
+        );
         Api {
-            http: Client::new(),
+            http: Client::builder().default_headers(headers).build().unwrap(),
             base: node.api_url(),
+            token,
         }
     }
 
@@ -283,7 +293,8 @@ async fn malformed_requests_get_documented_errors_and_the_node_keeps_serving() {
         .await
         .unwrap();
     let head = format!(
-        "POST {versions} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        "POST {versions} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        api.token,
         1u64 << 30
     );
     raw.write_all(head.as_bytes()).await.unwrap();

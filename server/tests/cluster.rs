@@ -463,9 +463,12 @@ async fn a_backup_restores_into_a_new_cluster_with_identical_state() {
     std::fs::write(&file, &backup).unwrap();
     let raft_addr = format!("127.0.0.1:{}", conflux_testkit::free_port().unwrap());
     let api_addr = format!("127.0.0.1:{}", conflux_testkit::free_port().unwrap());
+    // The new cluster has a metadata DB of its own (a backup holds the config plane only).
+    let metadata = conflux_testkit::metadata_args().unwrap();
     let mut spec = NodeSpec::new(1);
     spec.api_addr = Some(api_addr.clone());
     spec.raft_addr = Some(raft_addr.clone());
+    spec.extra_args = metadata.clone();
     let restored = TestNode::start_prepared(spec, |data_dir| {
         let out = std::process::Command::new(conflux_testkit::conflux_binary().unwrap())
             .args(["restore", "--from"])
@@ -501,7 +504,7 @@ async fn a_backup_restores_into_a_new_cluster_with_identical_state() {
     .expect("restored node starts");
     drop(cluster);
 
-    let mut new_cluster = Cluster::adopt(restored, Vec::new());
+    let mut new_cluster = Cluster::adopt(restored, metadata);
     new_cluster
         .wait_for_leader(Duration::from_secs(30))
         .unwrap();

@@ -49,8 +49,7 @@ async fn writer(client: ApiClient, id: u64, writer: usize, stop: Arc<AtomicBool>
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_concurrent_writes_loses_no_acknowledged_write() {
     let mut node = TestNode::start(NodeSpec::new(1)).expect("node starts");
-    let client = ApiClient::new(&node.api_url())
-        .unwrap()
+    let client = common::client(&node)
         .with_timeout(Duration::from_secs(5));
     let id = setup_config(&client, "stream.txt").await;
 
@@ -73,7 +72,7 @@ async fn kill_9_during_concurrent_writes_loses_no_acknowledged_write() {
 
     node.restart()
         .expect("node restarts on the same data directory");
-    let client = ApiClient::new(&node.api_url()).unwrap();
+    let client = common::client(&node);
     let config = client.get_config(id).await.unwrap();
     let max_acked = acked.iter().map(|a| a.version).max().unwrap();
     assert!(

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{applied, blocking, client, eventually, metric, push, setup_config};
 use conflux_api_types::{PublishRequest, Strategy};
-use conflux_client::{ApiClient, ClientError, WriteOptions};
+use conflux_client::{ClientError, WriteOptions};
 use conflux_testkit::{Cluster, Member, TestNode};
 
 fn others(cluster: &Cluster, leader: u64) -> Vec<u64> {
@@ -137,8 +137,7 @@ async fn a_cancelled_leadership_transfer_still_completes() {
     let cluster = Cluster::start(3).expect("cluster starts");
     let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
     let target = others(&cluster, leader)[0];
-    let impatient = ApiClient::new(&cluster.node(leader).api_url())
-        .unwrap()
+    let impatient = common::client(cluster.node(leader))
         .with_timeout(Duration::from_millis(300));
     // The transfer waits for the followers' leader lease (about a second) before the target
     // campaigns, so this client gives up while it is under way.
@@ -256,8 +255,7 @@ async fn entries_of_many_huge_proposals_still_replicate() {
     let description = "d".repeat(3 * 1024 * 1024);
     let requests: Vec<_> = (0..40)
         .map(|i| {
-            let lc = ApiClient::new(&cluster.node(leader).api_url())
-                .unwrap()
+            let lc = common::client(cluster.node(leader))
                 .with_timeout(Duration::from_secs(60));
             let body = PublishRequest {
                 content: format!("small content {i}"),
@@ -307,7 +305,8 @@ async fn entries_of_many_huge_proposals_still_replicate() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_static_member_that_lost_its_disk_refuses_to_start() {
     let members: Vec<Member> = (1..=3).map(|id| Member::reserve(id).unwrap()).collect();
-    let mut args = Vec::new();
+    let token = conflux_testkit::random_token();
+    let mut args = conflux_testkit::metadata_args().unwrap();
     for m in &members {
         args.push("--peer".to_owned());
         args.push(m.peer_arg());
@@ -316,7 +315,7 @@ async fn a_static_member_that_lost_its_disk_refuses_to_start() {
     // time, and joins in.
     let first: Vec<TestNode> = members[..2]
         .iter()
-        .map(|m| TestNode::start(m.spec(&args)).unwrap())
+        .map(|m| TestNode::start(m.spec(&args, &token)).unwrap())
         .collect();
     let c1 = client(&first[0]);
     eventually(Duration::from_secs(30), "a leader", || {
@@ -327,7 +326,7 @@ async fn a_static_member_that_lost_its_disk_refuses_to_start() {
     let id = setup_config(&c1, "disk.txt").await;
     push(&c1, id, "before the late start").await.unwrap();
     let late = blocking({
-        let spec = members[2].spec(&args);
+        let spec = members[2].spec(&args, &token);
         move || TestNode::start(spec)
     })
     .await
@@ -359,7 +358,7 @@ async fn a_static_member_that_lost_its_disk_refuses_to_start() {
     drop(late);
     std::fs::remove_dir_all(&data_dir).ok();
     let refused = blocking({
-        let spec = members[2].spec(&args);
+        let spec = members[2].spec(&args, &token);
         move || TestNode::start(spec)
     })
     .await

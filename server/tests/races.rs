@@ -147,7 +147,6 @@ async fn a_follower_installing_snapshots_keeps_serving_every_config_and_restarts
 
     let stop = Arc::new(AtomicBool::new(false));
     let seen = Arc::new(Seen::default());
-    let base = cluster.node(follower).api_url();
     let mut background = Vec::new();
     for t in 0..3 {
         let (fc, configs, stop, seen) = (fc.clone(), configs.clone(), stop.clone(), seen.clone());
@@ -192,8 +191,7 @@ async fn a_follower_installing_snapshots_keeps_serving_every_config_and_restarts
     }
     {
         let (stop, seen) = (stop.clone(), seen.clone());
-        let backup = ApiClient::new(&base)
-            .unwrap()
+        let backup = common::client(cluster.node(follower))
             .with_timeout(Duration::from_secs(30));
         background.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {

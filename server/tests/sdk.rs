@@ -91,6 +91,7 @@ async fn a_handle_on_a_follower_follows_writes_on_the_leader() {
 
     // The SDK knows only the follower.
     let sdk = ConfluxClient::new(urls(&cluster, &[follower]))
+        .with_token(cluster.token())
         .with_labels([("region", "eu")])
         .with_backoff(FAST)
         .build()
@@ -168,6 +169,7 @@ async fn a_watcher_whose_node_is_killed_resumes_elsewhere_and_misses_nothing() {
     // node that is killed. Labels make the watch label-aware (it passes its version).
     let watched = followers[0];
     let sdk = ConfluxClient::new(urls(&cluster, &[watched, followers[1], leader]))
+        .with_token(cluster.token())
         .with_labels([("region", "eu")])
         .with_client_id("watcher-1")
         .with_backoff(FAST)
@@ -262,8 +264,10 @@ async fn a_fail_safe_handle_starts_from_its_fallback_copy_and_converges() {
     settle(&cluster, rev1).await;
     let dir = tempfile::tempdir().unwrap();
     let endpoints = urls(&cluster, &all);
+    let token = cluster.token().to_owned();
     let fail_safe = || {
         ConfluxClient::new(endpoints.clone())
+            .with_token(&token)
             .with_fallback_dir(dir.path())
             .start_mode(StartMode::FailSafe)
             .with_backoff(FAST)
@@ -286,6 +290,7 @@ async fn a_fail_safe_handle_starts_from_its_fallback_copy_and_converges() {
 
     // Fail-fast refuses to start; fail-safe without a copy of this config too.
     let e = ConfluxClient::new(endpoints.clone())
+        .with_token(&token)
         .with_fallback_dir(dir.path())
         .start_mode(StartMode::FailFast)
         .build()
@@ -337,6 +342,7 @@ async fn a_handle_started_from_its_fallback_copy_never_goes_back_before_it() {
     let dir = tempfile::tempdir().unwrap();
     let sdk = || {
         ConfluxClient::new([node.api_url()])
+            .with_token(node.token())
             .with_fallback_dir(dir.path())
             .with_backoff(FAST)
             .build()
@@ -422,6 +428,7 @@ async fn the_cli_prints_each_change_and_exits_after_a_deletion() {
             .arg(node.api_url())
             .args(extra)
             .env_remove("CONFLUX_ENDPOINT")
+            .env("CONFLUX_TOKEN", node.token())
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -39,9 +39,38 @@ fn canary(version: u64) -> ReleaseRule {
     }
 }
 
+/// A node's API URL and a token it accepts; formats as the URL.
+#[derive(Debug, Clone)]
+struct Base {
+    url: String,
+    token: String,
+}
+
+impl std::fmt::Display for Base {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+fn base_of(node: &TestNode) -> Base {
+    Base {
+        url: node.api_url(),
+        token: node.token(),
+    }
+}
+
+/// GET with the base's token.
+async fn get(base: &Base, url: String) -> reqwest::Result<reqwest::Response> {
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(&base.token)
+        .send()
+        .await
+}
+
 /// One long poll; `None` for 304.
 async fn long_poll(
-    base: &str,
+    base: &Base,
     revision: u64,
     version: Option<u64>,
     labels: &[(&str, &str)],
@@ -51,7 +80,7 @@ async fn long_poll(
     if let Some(v) = version {
         url.push_str(&format!("&version={v}"));
     }
-    let mut req = reqwest::Client::new().get(url);
+    let mut req = reqwest::Client::new().get(url).bearer_auth(&base.token);
     for (k, v) in labels {
         req = req.header(format!("x-client-label-{k}"), *v);
     }
@@ -66,9 +95,15 @@ async fn long_poll(
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn ws_connect(base: &str) -> Ws {
-    let url = format!("{}/api/v1/watch/ws", base.replace("http://", "ws://"));
-    tokio_tungstenite::connect_async(url)
+async fn ws_connect(base: &Base) -> Ws {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}/api/v1/watch/ws", base.url.replace("http://", "ws://"));
+    let mut request = url.into_client_request().expect("a WebSocket request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", base.token).parse().expect("a header value"),
+    );
+    tokio_tungstenite::connect_async(request)
         .await
         .expect("websocket connects")
         .0
@@ -97,16 +132,20 @@ async fn ws_event(ws: &mut Ws) -> WatchEvent {
     }
 }
 
-async fn grpc_watch(base: &str, revision: u64) -> tonic::Streaming<pb::WatchEvent> {
-    let mut c = pb::watch_client::WatchClient::connect(base.to_owned())
+async fn grpc_watch(base: &Base, revision: u64) -> tonic::Streaming<pb::WatchEvent> {
+    let mut c = pb::watch_client::WatchClient::connect(base.url.clone())
         .await
         .expect("gRPC connects");
-    let req = pb::WatchRequest {
+    let mut req = tonic::Request::new(pb::WatchRequest {
         key: KEY.into(),
         revision,
         version: None,
         client: None,
-    };
+    });
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", base.token).parse().expect("metadata value"),
+    );
     c.watch(req).await.expect("watch starts").into_inner()
 }
 
@@ -132,7 +171,7 @@ async fn a_write_on_the_leader_reaches_watchers_on_every_follower_over_every_tra
     let mut grpc_streams = Vec::new();
     let mut polls = Vec::new();
     for f in &followers {
-        let base = cluster.node(*f).api_url();
+        let base = base_of(cluster.node(*f));
         // Wait until the follower has applied rev1, so every watcher starts from the same state.
         common::eventually(Duration::from_secs(10), "follower applied", || {
             let c = client(cluster.node(*f));
@@ -198,7 +237,7 @@ async fn a_write_on_the_leader_reaches_watchers_on_every_follower_over_every_tra
 async fn label_aware_watches_wake_only_for_their_own_version_and_see_deletions() {
     let node = TestNode::start(NodeSpec::new(1)).expect("node starts");
     let c = client(&node);
-    let base = node.api_url();
+    let base = base_of(&node);
     let id = setup_config(&c, "w.txt").await;
     let v1 = push(&c, id, "one").await.unwrap();
     let v2 = push(&c, id, "two").await.unwrap();
@@ -265,18 +304,20 @@ async fn label_aware_watches_wake_only_for_their_own_version_and_see_deletions()
         (WatchEventKind::Deleted, deleted, None)
     );
     // gRPC too: a watch on a deleted config is refused as not found.
-    let mut g = pb::watch_client::WatchClient::connect(base.clone())
+    let mut g = pb::watch_client::WatchClient::connect(base.url.clone())
         .await
         .unwrap();
-    let err = g
-        .watch(pb::WatchRequest {
-            key: KEY.into(),
-            revision: 0,
-            version: None,
-            client: None,
-        })
-        .await
-        .unwrap_err();
+    let mut req = tonic::Request::new(pb::WatchRequest {
+        key: KEY.into(),
+        revision: 0,
+        version: None,
+        client: None,
+    });
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", base.token).parse().unwrap(),
+    );
+    let err = g.watch(req).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound, "{err}");
     assert!(err.message().starts_with("config_not_found"), "{err}");
 }
@@ -292,7 +333,7 @@ async fn watch_limits_give_documented_errors() {
     )
     .expect("node starts");
     let c = client(&node);
-    let base = node.api_url();
+    let base = base_of(&node);
     let id = setup_config(&c, "w.txt").await;
     setup_config(&c, "x.txt").await;
     setup_config(&c, "y.txt").await;
@@ -327,14 +368,15 @@ async fn watch_limits_give_documented_errors() {
     // Node-wide: 2 WebSocket subscriptions + 1 long poll fill the 3; the next watch is 429.
     let held_url = format!("{base}/api/v1/watch/config/{KEY}?revision={rev}&timeout=20s");
     // Cut off when the node stops at the end of the test; its outcome does not matter.
-    let _held = tokio::spawn(async move { reqwest::get(held_url).await.map(|r| r.status()) });
+    let held_base = base.clone();
+    let _held = tokio::spawn(async move { get(&held_base, held_url).await.map(|r| r.status()) });
     eventually(
         Duration::from_secs(10),
         "the long poll to be held",
         || async { metric(&node, "conflux_watch_subscriptions").await == Some(3.0) },
     )
     .await;
-    let resp = reqwest::get(format!(
+    let resp = get(&base, format!(
         "{base}/api/v1/watch/config/{KEY}?revision={rev}&timeout=1s"
     ))
     .await
@@ -351,7 +393,7 @@ async fn watch_limits_give_documented_errors() {
         || {
             let base = base.clone();
             async move {
-                let r = reqwest::get(format!(
+                let r = get(&base, format!(
                     "{base}/api/v1/watch/config/{KEY}?revision={rev}&timeout=0"
                 ))
                 .await
@@ -363,11 +405,11 @@ async fn watch_limits_give_documented_errors() {
     .await;
 
     // Bad input: an unparsable timeout, a malformed key, a malformed subscribe message.
-    let resp = reqwest::get(format!("{base}/api/v1/watch/config/{KEY}?timeout=forever"))
+    let resp = get(&base, format!("{base}/api/v1/watch/config/{KEY}?timeout=forever"))
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
-    let resp = reqwest::get(format!("{base}/api/v1/watch/config/{KEY}?timeout=301s"))
+    let resp = get(&base, format!("{base}/api/v1/watch/config/{KEY}?timeout=301s"))
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 400);
@@ -395,7 +437,7 @@ async fn watch_limits_give_documented_errors() {
 async fn reconnecting_after_a_delete_or_a_recreate_is_told() {
     let mut node = TestNode::start(NodeSpec::new(1)).expect("node starts");
     let c = client(&node);
-    let base = node.api_url();
+    let base = base_of(&node);
     let id = setup_config(&c, "w.txt").await;
     let v1 = push(&c, id, "one").await.unwrap();
     let seen = set_rules(&c, id, vec![ReleaseRule::default_to(v1)]).await;
@@ -412,7 +454,7 @@ async fn reconnecting_after_a_delete_or_a_recreate_is_told() {
         .expect("a deletion event");
     assert_eq!(e.event, WatchEventKind::Deleted);
     assert!(e.revision >= deleted && e.revision > seen, "{e:?}");
-    let resp = reqwest::get(format!("{base}/api/v1/watch/config/{KEY}?timeout=1s"))
+    let resp = get(&base, format!("{base}/api/v1/watch/config/{KEY}?timeout=1s"))
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 404);
@@ -434,7 +476,7 @@ async fn reconnecting_after_a_delete_or_a_recreate_is_told() {
     // A node shutting down ends pending watches at once instead of waiting for them.
     let poll_base = base.clone();
     let pending = tokio::spawn(async move {
-        reqwest::get(format!(
+        get(&poll_base, format!(
             "{poll_base}/api/v1/watch/config/{KEY}?revision={recreated}&timeout=120s"
         ))
         .await
@@ -476,7 +518,7 @@ async fn a_subscribe_that_must_wait_holds_up_neither_its_websocket_nor_shutdown(
     )
     .expect("node starts");
     let c = client(&node);
-    let base = node.api_url();
+    let base = base_of(&node);
     let id = setup_config(&c, "w.txt").await;
     let v1 = push(&c, id, "one").await.unwrap();
     let rev = set_rules(&c, id, vec![ReleaseRule::default_to(v1)]).await;

@@ -50,6 +50,29 @@ impl Api {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, ClientError>>,
     {
+        self.retry_when(worth_retrying, request).await
+    }
+
+    /// [`Api::retry`] for a write without an idempotency key (the identity endpoints): only
+    /// a 503, which the server answers before doing anything, is retried. A timed-out
+    /// request may have been carried out, and a second attempt could do it twice.
+    pub async fn retry_unavailable<T, F, Fut>(&self, request: F) -> Result<T, ClientError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        self.retry_when(ClientError::is_unavailable, request).await
+    }
+
+    async fn retry_when<T, F, Fut>(
+        &self,
+        worth_retrying: fn(&ClientError) -> bool,
+        request: F,
+    ) -> Result<T, ClientError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
         let mut attempt = 0u32;
         loop {
             match request().await {
@@ -153,6 +176,35 @@ mod tests {
             .await;
         assert_eq!(r.unwrap_err().code(), "tenant_already_exists");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn writes_without_a_key_are_not_retried_after_a_timeout() {
+        let calls = AtomicU32::new(0);
+        let r: Result<(), _> = api(5)
+            .retry_unavailable(|| async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                Err(ClientError::Transport {
+                    endpoint: "http://127.0.0.1:1".into(),
+                    timed_out: true,
+                    message: "timed out".into(),
+                })
+            })
+            .await;
+        assert_eq!(r.unwrap_err().code(), "timeout");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        let calls = AtomicU32::new(0);
+        let r = api(5)
+            .retry_unavailable(|| async {
+                if calls.fetch_add(1, Ordering::SeqCst) < 1 {
+                    Err(unavailable())
+                } else {
+                    Ok(1)
+                }
+            })
+            .await;
+        assert_eq!(r.unwrap(), 1);
     }
 
     #[test]

@@ -77,6 +77,18 @@ fn hint(code: &str) -> Option<&'static str> {
         "unreachable" | "timeout" => {
             "Check the provider's endpoint (or CONFLUX_ENDPOINT) and that the Conflux node is running."
         }
+        "unauthenticated" => {
+            "Set the provider's token (or CONFLUX_TOKEN) to a valid Conflux token: a service token, \
+             a session token from a login, or a node's bootstrap token (<data-dir>/admin.token)."
+        }
+        "forbidden" => {
+            "The provider's token has no role that allows this here. Give its principal a binding \
+             (conflux_role_binding, or the CLI) with a token that may grant it."
+        }
+        "metadata_unavailable" => {
+            "The cluster's metadata database is unreachable: users, tokens and role bindings cannot \
+             change until it is back. Apply again later."
+        }
         "revision_mismatch" => {
             "The object changed outside Terraform while this apply ran. Run terraform plan again to see the change, then apply."
         }
@@ -213,6 +225,17 @@ mod tests {
         assert!(d.attribute.is_none());
         assert!(d.detail.contains("Conflux field: max_configs"));
         assert!(d.detail.contains("quota"));
+    }
+
+    #[test]
+    fn auth_errors_say_what_to_do() {
+        let e = api_error(401, "unauthenticated", None);
+        let d = diagnostic("read conflux_tenant", &e, &schema(), RENAMES);
+        assert!(d.summary.contains("unauthenticated") && d.summary.contains("HTTP 401"));
+        assert!(d.detail.contains("CONFLUX_TOKEN"), "{}", d.detail);
+        let e = api_error(403, "forbidden", None);
+        let d = diagnostic("create conflux_tenant", &e, &schema(), RENAMES);
+        assert!(d.detail.contains("conflux_role_binding"), "{}", d.detail);
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!   resource and data source (schema, validation, CRUD, import), talking to Conflux only
 //!   through `conflux-client` via [`api::Api`] (retries on 503).
 //! - [`client_errors`]: the one mapping from API errors to diagnostics naming the attribute.
+//! - [`validate`], [`timestamp`]: plan-time checks of attributes (names, roles, scopes,
+//!   RFC 3339 timestamps), with the rules of `conflux-domain`.
 //!
 //! It does **not** own the API's semantics (validation, quotas, rule resolution: the server
 //! and `conflux-domain` decide), the wire types (`conflux-api-types`), or HTTP
@@ -26,6 +28,7 @@ pub mod protocol;
 pub mod provider;
 pub mod resources;
 pub mod server;
+pub mod timestamp;
 pub mod validate;
 
 pub use error::{Error, Result};

@@ -29,7 +29,7 @@ pub fn schema() -> Schema {
                 Attribute::optional(
                     "token",
                     Type::String,
-                    "API token, sent as `Authorization: Bearer <token>` (the server checks it once it has authentication). Defaults to CONFLUX_TOKEN.",
+                    "API token, sent as `Authorization: Bearer <token>`; every request needs one (a service token, a session token, or a node's bootstrap token from <data-dir>/admin.token). Defaults to CONFLUX_TOKEN.",
                 )
                 .sensitive(),
             )

@@ -549,6 +549,8 @@ mod tests {
                 "conflux_environment",
                 "conflux_release",
                 "conflux_release_policy",
+                "conflux_role_binding",
+                "conflux_service_token",
                 "conflux_tenant"
             ]
         );

@@ -99,6 +99,33 @@ pub fn one_of(obj: &Obj, attr: &str, allowed: &[&str], diags: &mut Diagnostics) 
     }
 }
 
+/// One of the six built-in roles (`reader` ... `cluster_admin`).
+pub fn role(obj: &Obj, attr: &str, diags: &mut Diagnostics) {
+    if let Some(v) = obj.known_str(attr)
+        && let Err(e) = conflux_domain::Role::from_str(v)
+    {
+        diags.push(invalid(obj, attr, e.to_string()));
+    }
+}
+
+/// A scope: `*`, `tenant`, `tenant/app` or `tenant/app/env`, each part a name.
+pub fn scope(obj: &Obj, attr: &str, diags: &mut Diagnostics) {
+    if let Some(v) = obj.known_str(attr)
+        && let Err(e) = conflux_domain::Scope::parse(attr, v)
+    {
+        diags.push(invalid(obj, attr, e.to_string()));
+    }
+}
+
+/// A principal: `user:<username>` or `token:<id>`.
+pub fn principal(obj: &Obj, attr: &str, diags: &mut Diagnostics) {
+    if let Some(v) = obj.known_str(attr)
+        && let Err(e) = conflux_domain::Principal::parse(attr, v)
+    {
+        diags.push(invalid(obj, attr, e.to_string()));
+    }
+}
+
 /// A JSON document that is a JSON Schema (object or boolean) the server can compile.
 pub fn json_schema(obj: &Obj, attr: &str, diags: &mut Diagnostics) -> bool {
     let Some(text) = obj.known_str(attr) else {
@@ -172,6 +199,34 @@ mod tests {
             &mut d,
         );
         assert!(d.0.is_empty());
+    }
+
+    #[test]
+    fn roles_scopes_and_principals_follow_the_access_model() {
+        let mut d = Diagnostics::default();
+        let b = Obj::of(&[
+            ("role", Value::string("tenant_admin")),
+            ("scope", Value::string("shop/web")),
+            ("principal", Value::string("user:alice")),
+        ]);
+        role(&b, "role", &mut d);
+        scope(&b, "scope", &mut d);
+        principal(&b, "principal", &mut d);
+        assert!(d.0.is_empty(), "{d:?}");
+        let b = Obj::of(&[
+            ("role", Value::string("admin")),
+            ("scope", Value::string("Shop")),
+            ("principal", Value::string("group:ops")),
+        ]);
+        role(&b, "role", &mut d);
+        scope(&b, "scope", &mut d);
+        principal(&b, "principal", &mut d);
+        let at: Vec<String> =
+            d.0.iter()
+                .map(|x| x.attribute.as_ref().unwrap().to_string())
+                .collect();
+        assert_eq!(at, ["role", "scope", "principal"]);
+        assert!(d.0[0].detail.contains("tenant_admin"), "{}", d.0[0].detail);
     }
 
     #[test]

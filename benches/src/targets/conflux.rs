@@ -55,6 +55,11 @@ pub struct Conflux {
     publish_body: Bytes,
     /// The watch scenario's writer (a pooled connection to the first node), once prepared.
     writer: Option<ApiClient>,
+    /// A cluster_admin token: management setup and the write workers use it.
+    admin_token: String,
+    /// A reader token on the bench tenant, made by `prepare`: fetch workers and watchers use
+    /// it, as a service would.
+    reader_token: String,
 }
 
 impl Conflux {
@@ -64,12 +69,17 @@ impl Conflux {
             Cluster::start(nodes).context("starting Conflux (is CONFLUX_BIN a release build?)")?;
         cluster.wait_for_leader(Duration::from_secs(30))?;
         let addrs = cluster.nodes().iter().map(|n| n.api_addr()).collect();
-        Ok(Conflux::new(Some(cluster), addrs, "bench".into()))
+        let token = cluster.token().to_owned();
+        Ok(Conflux::new(Some(cluster), addrs, "bench".into(), token))
     }
 
-    /// An existing deployment: its nodes' API URLs (`http://host:port`). Data goes into a new
-    /// tenant named after the current time, so runs never collide.
+    /// An existing deployment: its nodes' API URLs (`http://host:port`) and a cluster_admin
+    /// token (`CONFLUX_TOKEN`). Data goes into a new tenant named after the current time, so
+    /// runs never collide.
     pub fn attach(urls: &[String]) -> Result<Conflux> {
+        let token = std::env::var("CONFLUX_TOKEN").map_err(|_| {
+            anyhow!("--target needs CONFLUX_TOKEN: a cluster_admin token of that deployment")
+        })?;
         let mut addrs = Vec::new();
         for u in urls {
             let hostport = u
@@ -86,10 +96,15 @@ impl Conflux {
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs();
-        Ok(Conflux::new(None, addrs, format!("bench-{secs}")))
+        Ok(Conflux::new(None, addrs, format!("bench-{secs}"), token))
     }
 
-    fn new(cluster: Option<Cluster>, addrs: Vec<SocketAddr>, tenant: String) -> Conflux {
+    fn new(
+        cluster: Option<Cluster>,
+        addrs: Vec<SocketAddr>,
+        tenant: String,
+        admin_token: String,
+    ) -> Conflux {
         let content = Bytes::from(crate::json_doc(1024));
         let publish = PublishRequest {
             content: String::from_utf8(content.to_vec()).expect("json_doc is UTF-8"),
@@ -108,7 +123,16 @@ impl Conflux {
             content,
             publish_body,
             writer: None,
+            admin_token,
+            reader_token: String::new(),
         }
+    }
+
+    fn client(&self, node: usize, token: &str) -> Result<ApiClient> {
+        Ok(ApiClient::builder(self.url(node))
+            .bearer_token(token)
+            .timeout(Duration::from_secs(10))
+            .build()?)
     }
 
     pub fn pids(&self) -> Vec<u32> {
@@ -129,8 +153,8 @@ impl Conflux {
     /// Creates the tenant, the fetched config (3 versions, 3 rules), `writers` write configs
     /// and the watched config, then waits until every node serves the fetched config.
     pub async fn prepare(&mut self, writers: usize) -> Result<()> {
-        let admin = ApiClient::new(&self.url(0))?;
-        self.writer = Some(admin.clone().with_timeout(Duration::from_secs(10)));
+        let admin = self.client(0, &self.admin_token)?;
+        self.writer = Some(admin.clone());
         let w = WriteOptions::default();
         let t = self.tenant.clone();
         let quotas = QuotasPatch {
@@ -151,6 +175,18 @@ impl Conflux {
         admin.create_app(&t, &app, &w).await?;
         let env = CreateEnvironment::named(ENV);
         admin.create_env(&t, APP, &env, &w).await?;
+        // Services read with a reader token of their tenant, never with an admin's.
+        let reader = admin
+            .create_token(&conflux_api_types::CreateToken {
+                name: format!("{t}-reader"),
+                expires_at: None,
+                bindings: vec![conflux_api_types::BindingSpec {
+                    role: "reader".into(),
+                    scope: t.clone(),
+                }],
+            })
+            .await?;
+        self.reader_token = reader.token;
         let config = |name: &str, format, retention| CreateConfig {
             name: name.into(),
             format,
@@ -204,16 +240,27 @@ impl Conflux {
         // Followers serve what they have applied: wait until each one has the rules.
         let min_revision = released.revision.max(watched_revision);
         for node in 0..self.addrs.len() {
-            let client = ApiClient::new(&self.url(node))?;
+            // Each node learns of the new reader token within its identity poll: retried
+            // below like a lagging apply.
+            let client = self.client(node, &self.reader_token)?;
             let opts = conflux_client::FetchOptions {
                 min_revision: Some(min_revision),
                 ..Default::default()
             };
             let path = conflux_client::ConfigPath::new(&t, APP, ENV, FETCHED);
-            client
-                .fetch(&path, &opts)
-                .await
-                .with_context(|| format!("node {} serves the fetched config", node + 1))?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                match client.fetch(&path, &opts).await {
+                    Ok(_) => break,
+                    Err(e) if e.status() == Some(401) && std::time::Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(100)).await
+                    }
+                    Err(e) => {
+                        return Err(e)
+                            .with_context(|| format!("node {} serves the fetched config", node + 1));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -229,9 +276,14 @@ impl Conflux {
         };
         let mut conn = HttpConn::new(addr);
         conn.connect().await?;
+        let token = match workload {
+            Workload::Fetch => &self.reader_token,
+            _ => &self.admin_token,
+        };
         Ok(ConfluxWorker {
             conn,
             workload,
+            auth: format!("Authorization: Bearer {token}"),
             fetch_path: format!("/api/v1/fetch/config/{}/{APP}/{ENV}/{FETCHED}", self.tenant),
             versions_path: format!("/api/v1/mgt/configs/{write_id}/versions"),
             publish_path: format!("/api/v1/mgt/configs/{write_id}/publish"),
@@ -259,6 +311,7 @@ impl Conflux {
             self.transport,
             servers,
             &key,
+            &self.reader_token,
             self.watched_revision.load(Ordering::Relaxed),
             first,
             count,
@@ -392,6 +445,8 @@ impl HttpConn {
 pub struct ConfluxWorker {
     conn: HttpConn,
     workload: Workload,
+    /// The `Authorization` header line of every request.
+    auth: String,
     fetch_path: String,
     versions_path: String,
     publish_path: String,
@@ -407,8 +462,8 @@ impl ConfluxWorker {
         let region = format!("X-Client-Label-Region: {}", REGIONS[(seq % 4) as usize]);
         let id = format!("X-Client-Id: host-{seq}");
         let canary = "X-Client-Label-Canary: true";
-        let headers = [region.as_str(), id.as_str(), canary];
-        let n = if seq % 4 == 3 { 3 } else { 2 };
+        let headers = [self.auth.as_str(), region.as_str(), id.as_str(), canary];
+        let n = if seq % 4 == 3 { 4 } else { 3 };
         let (status, len) = self
             .conn
             .send("GET", &self.fetch_path, &headers[..n], b"")
@@ -427,7 +482,7 @@ impl ConfluxWorker {
         } else {
             (&self.versions_path, &self.content)
         };
-        let headers = ["Content-Type: application/json"];
+        let headers = [self.auth.as_str(), "Content-Type: application/json"];
         let (status, _) = self.conn.send("POST", path, &headers, body).await?;
         if !(200..300).contains(&status) {
             bail!("write answered {status}");

@@ -53,6 +53,7 @@ async fn poll(
     sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
     server: SocketAddr,
     path: &str,
+    token: &str,
     revision: u64,
     timeout_s: u64,
 ) -> Result<Option<u64>> {
@@ -60,6 +61,7 @@ async fn poll(
         "/api/v1/watch/config/{path}?revision={revision}&timeout={timeout_s}s"
     ))
     .header(hyper::header::HOST, server.to_string())
+    .header(hyper::header::AUTHORIZATION, format!("Bearer {token}"))
     .body(Empty::<Bytes>::new())?;
     sender.ready().await?;
     let resp = sender.send_request(req).await?;
@@ -81,6 +83,7 @@ async fn ws_watcher(
     server: SocketAddr,
     i: usize,
     path: &str,
+    token: &str,
     revision: u64,
     due: Instant,
     set: &WatchSet,
@@ -92,9 +95,14 @@ async fn ws_watcher(
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
-    let url = format!("ws://{server}/api/v1/watch/ws");
+    let mut request = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+        format!("ws://{server}/api/v1/watch/ws"),
+    )?;
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
     let (mut ws, _) =
-        tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
     let sub = format!(r#"{{"subscribe": [{{"key": "{path}", "revision": {revision}}}]}}"#);
     ws.send(Message::Text(sub.into())).await?;
     while let Some(msg) = ws.next().await {
@@ -135,6 +143,7 @@ pub async fn spawn_watchers(
     transport: Transport,
     servers: &[SocketAddr],
     path: &str,
+    token: &str,
     revision: u64,
     first: usize,
     count: usize,
@@ -142,13 +151,14 @@ pub async fn spawn_watchers(
     set: &WatchSet,
 ) {
     let path: Arc<str> = Arc::from(path);
+    let token: Arc<str> = Arc::from(token);
     for i in first..first + count {
         let server = servers[i % servers.len()];
-        let (path, set2) = (path.clone(), set.clone());
+        let (path, token, set2) = (path.clone(), token.clone(), set.clone());
         let due = due.unwrap_or_else(Instant::now);
         if transport == Transport::WebSocket {
             set.spawn(async move {
-                if ws_watcher(server, i, &path, revision, due, &set2)
+                if ws_watcher(server, i, &path, &token, revision, due, &set2)
                     .await
                     .is_err()
                 {
@@ -168,7 +178,7 @@ pub async fn spawn_watchers(
                 set2.ready_since(due);
                 let mut seen = revision;
                 loop {
-                    match poll(&mut sender, server, &path, seen, 300).await {
+                    match poll(&mut sender, server, &path, &token, seen, 300).await {
                         Ok(Some(r)) => {
                             set2.receipt(Receipt {
                                 watcher: i as u32,

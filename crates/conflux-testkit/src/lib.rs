@@ -12,7 +12,7 @@ mod partition;
 pub mod postgres;
 pub mod tls;
 
-pub use cluster::{Cluster, LEADER_TIMEOUT, Member, get_json, get_json_as};
+pub use cluster::{Cluster, LEADER_TIMEOUT, Member, get_json, get_json_as, metadata_args};
 pub use partition::Partition;
 pub use postgres::TestPostgres;
 

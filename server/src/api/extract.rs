@@ -240,10 +240,14 @@ pub struct WriteOptions {
 }
 
 impl WriteOptions {
-    /// The idempotency key bound to this request's method, path and body.
-    pub fn idempotency(&self, body: &[u8]) -> Option<IdempotencyKey> {
+    /// The idempotency key bound to this request's principal, method, path and body: the
+    /// same key sent by someone else is a reuse, never a replay of their result.
+    pub fn idempotency(&self, principal: &str, body: &[u8]) -> Option<IdempotencyKey> {
         let key = self.idempotency_key.as_ref()?;
-        let mut material = Vec::with_capacity(body.len() + self.path_and_query.len() + 16);
+        let mut material =
+            Vec::with_capacity(body.len() + self.path_and_query.len() + principal.len() + 16);
+        material.extend_from_slice(principal.as_bytes());
+        material.push(b'\n');
         material.extend_from_slice(self.method.as_str().as_bytes());
         material.push(b' ');
         material.extend_from_slice(self.path_and_query.as_bytes());

@@ -712,7 +712,15 @@ pub async fn list_bindings(
 }
 
 fn check_binding_id(id: &str) -> Result<(), ApiError> {
-    check_token_id(id)
+    if conflux_domain::access::is_token_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_request(
+            "invalid_argument",
+            "id",
+            "role binding ids are lower-case letters and digits",
+        ))
+    }
 }
 
 fn no_binding(id: &str) -> ApiError {

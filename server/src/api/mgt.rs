@@ -550,7 +550,11 @@ pub async fn delete_config(
     ApiPath(id): ApiPath<ConfigId>,
     opts: WriteOptions,
 ) -> ApiResult {
-    require_on_config(&app, &caller, id, Role::Editor, "delete configs")?;
+    // A config already gone is left to the apply: it answers 404, or replays this
+    // caller's own earlier delete under the same idempotency key.
+    if app.plane().read(|s| s.config(id).is_some()) {
+        require_on_config(&app, &caller, id, Role::Editor, "delete configs")?;
+    }
     deleted(
         app.propose(&caller, &opts, &[], Command::DeleteConfig { id })
             .await?,

@@ -136,7 +136,7 @@ impl AppState {
         // what the proposal carries on its way there.
         let proposal = Proposal {
             timestamp_ms: crate::clock::now_ms(),
-            idempotency: opts.idempotency(body),
+            idempotency: opts.idempotency(&caller.principal(), body),
             expected_revision: opts.if_match,
             author: Some(caller.principal()),
             origin: Some(RequestOrigin {

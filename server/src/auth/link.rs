@@ -222,7 +222,7 @@ impl MetadataLink {
 }
 
 /// Reads a bootstrap token file: its content, trimmed, checked.
-fn read_bootstrap_token(path: &Path) -> anyhow::Result<String> {
+pub fn read_bootstrap_token(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the bootstrap token file {}", path.display()))?;
     let token = text.trim().to_owned();

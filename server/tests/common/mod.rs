@@ -10,10 +10,13 @@ use conflux_api_types::{
 use conflux_client::{ApiClient, NewVersion, WriteOptions};
 use conflux_testkit::TestNode;
 
+/// A client of `node` with its cluster_admin token.
 pub fn client(node: &TestNode) -> ApiClient {
-    ApiClient::new(&node.api_url())
+    ApiClient::builder(node.api_url())
+        .bearer_token(node.token())
+        .timeout(Duration::from_secs(10))
+        .build()
         .expect("client")
-        .with_timeout(Duration::from_secs(10))
 }
 
 /// Creates acme/shop/prod/<name> (text format, generous quotas) and returns the config id.

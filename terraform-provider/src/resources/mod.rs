@@ -12,6 +12,8 @@ pub(crate) mod config;
 mod environment;
 mod release;
 mod release_policy;
+mod role_binding;
+mod service_token;
 mod tenant;
 
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub fn all() -> Vec<Arc<dyn Resource>> {
         Arc::new(config::Config),
         Arc::new(release::Release),
         Arc::new(release_policy::ReleasePolicy),
+        Arc::new(service_token::ServiceToken),
+        Arc::new(role_binding::RoleBinding),
     ]
 }
 

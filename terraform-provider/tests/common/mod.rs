@@ -6,6 +6,10 @@
 //! Terraform is found as `$TERRAFORM`, else in the venv `scripts/setup-terraform.sh`
 //! installs (`${CONFLUX_TOOLS_DIR:-/var/cache/conflux-tools}/terraform-venv/bin/terraform`).
 //! A missing terraform fails the test with a message saying how to install it.
+//!
+//! The node requires a token on every request: terraform gets the node's bootstrap
+//! cluster_admin token as `CONFLUX_TOKEN` (a test may take it away, [`Tf::token`]), and the
+//! API clients the tests check the server with carry it too.
 
 #![allow(dead_code)]
 
@@ -71,8 +75,17 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
+/// An API client with the node's cluster_admin token.
 pub fn client(node: &TestNode) -> ApiClient {
-    ApiClient::new(&node.api_url()).unwrap()
+    client_with_token(node, &node.token())
+}
+
+/// An API client that authenticates with `token`.
+pub fn client_with_token(node: &TestNode, token: &str) -> ApiClient {
+    ApiClient::builder(node.api_url())
+        .bearer_token(token)
+        .build()
+        .unwrap()
 }
 
 /// A Terraform working directory bound to one node.
@@ -82,6 +95,8 @@ pub struct Tf {
     endpoint: String,
     cli_config: PathBuf,
     pub name: String,
+    /// Passed as `CONFLUX_TOKEN`: the node's cluster_admin token, unless a test changes it.
+    pub token: Option<String>,
 }
 
 impl Tf {
@@ -110,6 +125,7 @@ impl Tf {
             endpoint: node.api_url(),
             cli_config,
             name: name.to_owned(),
+            token: Some(node.token()),
         }
     }
 
@@ -130,7 +146,12 @@ impl Tf {
 
     pub fn run(&self, args: &[&str]) -> Output {
         let started = Instant::now();
-        let out = Command::new(&self.bin)
+        let mut cmd = Command::new(&self.bin);
+        match &self.token {
+            Some(t) => cmd.env("CONFLUX_TOKEN", t),
+            None => cmd.env_remove("CONFLUX_TOKEN"),
+        };
+        let out = cmd
             .args(args)
             .current_dir(self.path())
             .env("TF_CLI_CONFIG_FILE", &self.cli_config)
