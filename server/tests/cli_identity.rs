@@ -245,15 +245,16 @@ async fn login_tokens_fetch_revocation_and_audit_through_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let content_file = dir.path().join("app.json");
     std::fs::write(&content_file, content).unwrap();
-    let mut publish = with_admin(&[
+    let content_path = content_file.display().to_string();
+    let publish = with_admin(&[
         "release",
         "publish",
         "acme/billing/prod/app.json",
         "--strategy",
         "stable",
         "--file",
+        &content_path,
     ]);
-    publish.push(content_file.display().to_string());
     cli.ok(&strs(&publish)).await;
 
     // ---- a user, made tenant admin of acme ------------------------------------------------------

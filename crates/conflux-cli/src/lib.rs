@@ -79,7 +79,7 @@ pub struct GlobalArgs {
     /// The bearer token to send. Without it: --token-file, then CONFLUX_TOKEN, then the
     /// session saved by `conflux login` for this endpoint. (Prefer --token-file or the
     /// variable: a flag value is visible to other users in the process list.)
-    #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "TOKEN")]
     pub token: Option<Token>,
 
     /// A file whose content (trimmed) is the bearer token, e.g. a data dir's admin.token.
