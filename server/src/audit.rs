@@ -281,6 +281,16 @@ pub async fn drain_outbox_once(
         .map(|(i, p, entry)| entry.into_record(outbox_key(i, p)))
         .collect();
     insert(link, &records).await?;
+    // Grants on a deleted tenant, app or environment go with it, so that one created again
+    // under the same name inherits nobody's access. Repeating this (a re-drain) is harmless.
+    let store = link.store()?;
+    for r in &records {
+        if r.outcome == "success"
+            && matches!(r.action.as_str(), "tenant.delete" | "app.delete" | "env.delete")
+        {
+            store.delete_bindings_under(&r.resource).await?;
+        }
+    }
     Ok(Some((index, position)))
 }
 
