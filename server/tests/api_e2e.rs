@@ -52,6 +52,16 @@ async fn connect(node: &TestNode) -> ApiClient {
     }
 }
 
+/// Waits (bounded) until the node has applied `index`; returns either way.
+async fn common_wait_for_index(c: &ApiClient, index: u64, within: Duration) {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline
+        && c.ready().await.map(|r| r.applied_index).unwrap_or(0) < index
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn w() -> WriteOptions {
     WriteOptions::default()
 }
@@ -2219,7 +2229,11 @@ async fn fetch_serves_headers_etags_canaries_percentages_and_fresh_reads() {
         start.elapsed()
     );
     assert_eq!(fresh, got);
-    // min_revision one ahead: the read waits for the write that reaches it.
+    // min_revision one ahead: the read waits for the write that reaches it. The leader trims
+    // the audit outbox of the writes above through Raft (an entry of its own, within a
+    // second); wait until that is applied, so the next entry is the write below.
+    let settled = c.ready().await.unwrap().applied_index;
+    common_wait_for_index(&c, settled + 1, Duration::from_secs(3)).await;
     let target = c.ready().await.unwrap().applied_index + 1;
     let waiting = {
         let (c, path) = (c.clone(), path.clone());
