@@ -507,7 +507,7 @@ pub(crate) async fn login(
 /// the server no longer knows (expired, revoked) is forgotten all the same.
 pub(crate) async fn logout(ctx: &Ctx) -> Result<Output, CliError> {
     let endpoint = ctx.client.endpoint().to_owned();
-    let Some(source) = &ctx.token else {
+    let Some(Resolved { source, .. }) = &ctx.token else {
         return ctx.render(&LoggedOut {
             endpoint,
             session_ended: false,

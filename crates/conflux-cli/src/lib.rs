@@ -43,7 +43,7 @@ pub use identity::{AuditCommand, RoleBindingCommand, TokenCommand, UserCommand};
 pub use release::ReleaseCommand;
 pub use render::OutputFormat;
 
-use auth::{Environment, TokenSource};
+use auth::{Environment, Resolved};
 use error::CliError;
 use render::Render;
 
@@ -150,8 +150,9 @@ enum Output {
 struct Ctx {
     client: ApiClient,
     output: OutputFormat,
-    /// Where the token the client sends came from; `None`: it sends none.
-    token: Option<TokenSource>,
+    /// The token the client sends and where it came from; `None`: it sends none. Commands
+    /// that build another client (the SDK's, for `config watch`) give it the same token.
+    token: Option<Resolved>,
 }
 
 impl Ctx {
@@ -215,17 +216,14 @@ async fn execute_in(
         env,
         anonymous.endpoint(),
     )?;
-    let (client, source) = match token {
-        Some(t) => (
-            builder.bearer_token(t.token.expose()).build()?,
-            Some(t.source),
-        ),
-        None => (anonymous, None),
+    let client = match &token {
+        Some(t) => builder.bearer_token(t.token.expose()).build()?,
+        None => anonymous,
     };
     let ctx = Ctx {
         client,
         output: global.output,
-        token: source,
+        token,
     };
     let result = match command {
         Command::Config(c) => config::execute(&ctx, *c).await,
@@ -236,7 +234,7 @@ async fn execute_in(
         Command::Auth(c) => auth::execute(&ctx, *c).await,
         Command::Login(_) => unreachable!("handled above"),
     };
-    result.map_err(|e| e.with_token_source(ctx.token.as_ref()))
+    result.map_err(|e| e.with_token_source(ctx.token.as_ref().map(|t| &t.source)))
 }
 
 #[cfg(test)]

@@ -112,6 +112,9 @@ pub(crate) async fn execute(ctx: &Ctx, a: WatchArgs) -> Result<Output, CliError>
     if let Some(id) = &a.client_id {
         builder = builder.with_client_id(id.clone());
     }
+    if let Some(t) = &ctx.token {
+        builder = builder.with_token(t.token.expose());
+    }
     let client = builder.build().await?;
     let p = &a.path;
     let key = p.to_string();
