@@ -286,7 +286,10 @@ pub async fn drain_outbox_once(
     let store = link.store()?;
     for r in &records {
         if r.outcome == "success"
-            && matches!(r.action.as_str(), "tenant.delete" | "app.delete" | "env.delete")
+            && matches!(
+                r.action.as_str(),
+                "tenant.delete" | "app.delete" | "env.delete"
+            )
         {
             store.delete_bindings_under(&r.resource).await?;
         }

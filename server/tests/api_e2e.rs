@@ -55,8 +55,7 @@ async fn connect(node: &TestNode) -> ApiClient {
 /// Waits (bounded) until the node has applied `index`; returns either way.
 async fn common_wait_for_index(c: &ApiClient, index: u64, within: Duration) {
     let deadline = Instant::now() + within;
-    while Instant::now() < deadline
-        && c.ready().await.map(|r| r.applied_index).unwrap_or(0) < index
+    while Instant::now() < deadline && c.ready().await.map(|r| r.applied_index).unwrap_or(0) < index
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
