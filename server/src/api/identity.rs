@@ -91,6 +91,28 @@ fn audit_ok(
     ));
 }
 
+/// Ids of tokens and role bindings are short lower-case alphanumerics; `what` names the kind
+/// in the error.
+fn check_id(what: &str, id: &str) -> Result<(), ApiError> {
+    if conflux_domain::access::is_token_id(id) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_request(
+            "invalid_argument",
+            "id",
+            format!("{what} ids are lower-case letters and digits"),
+        ))
+    }
+}
+
+/// 404 for an identity record (`what`: user, token, role binding) that does not exist, or
+/// that the caller may not see.
+fn missing(what: &str, id: &str) -> ApiError {
+    ApiError::Metadata(conflux_metadata::MetadataError::NotFound(format!(
+        "{what} {id} does not exist"
+    )))
+}
+
 // ---- login, logout, whoami ----------------------------------------------------------------
 
 pub async fn login(
@@ -290,12 +312,6 @@ pub async fn list_users(State(app): State<AppState>, caller: Caller) -> ApiResul
     .into_response())
 }
 
-fn no_user(username: &str) -> ApiError {
-    ApiError::Metadata(conflux_metadata::MetadataError::NotFound(format!(
-        "user {username} does not exist"
-    )))
-}
-
 pub async fn get_user(
     State(app): State<AppState>,
     caller: Caller,
@@ -305,7 +321,7 @@ pub async fn get_user(
     validate_name("username", &username)?;
     let store = store(&app)?;
     let user = db(&app, store.get_user(&username)).await?;
-    let user = user.ok_or_else(|| no_user(&username))?;
+    let user = user.ok_or_else(|| missing("user", &username))?;
     Ok(Json(user_view(&user)).into_response())
 }
 
@@ -356,7 +372,7 @@ pub async fn delete_user(
     validate_name("username", &username)?;
     let store = store(&app)?;
     if !db(&app, store.delete_user(&username)).await? {
-        return Err(no_user(&username));
+        return Err(missing("user", &username));
     }
     refresh(&app).await;
     audit_ok(
@@ -532,16 +548,7 @@ pub async fn create_token(
         expires_at: record.expires_at_ms.map(time),
         bindings: bindings
             .iter()
-            .map(|n| {
-                binding_view(&BindingRecord {
-                    id: n.id.clone(),
-                    principal: n.principal.clone(),
-                    role: n.role.clone(),
-                    scope: n.scope.clone(),
-                    created_at_ms: n.created_at_ms,
-                    created_by: n.created_by.clone(),
-                })
-            })
+            .map(|n| binding_view(&BindingRecord::from(n)))
             .collect(),
     };
     Ok((StatusCode::CREATED, Json(created)).into_response())
@@ -570,36 +577,18 @@ pub async fn list_tokens(State(app): State<AppState>, caller: Caller) -> ApiResu
     .into_response())
 }
 
-fn check_token_id(id: &str) -> Result<(), ApiError> {
-    if conflux_domain::access::is_token_id(id) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_request(
-            "invalid_argument",
-            "id",
-            "token ids are lower-case letters and digits",
-        ))
-    }
-}
-
-fn no_token(id: &str) -> ApiError {
-    ApiError::Metadata(conflux_metadata::MetadataError::NotFound(format!(
-        "token {id} does not exist"
-    )))
-}
-
 async fn visible_token(
     app: &AppState,
     caller: &Caller,
     id: &str,
 ) -> Result<(std::sync::Arc<MetadataStore>, TokenRecord), ApiError> {
-    check_token_id(id)?;
+    check_id("token", id)?;
     let store = store(app)?;
     let token = db(app, store.get_token(id)).await?;
     // A token the caller may not see answers like one that does not exist.
     let token = token
         .filter(|t| sees_token(caller, t))
-        .ok_or_else(|| no_token(id))?;
+        .ok_or_else(|| missing("token", id))?;
     Ok((store, token))
 }
 
@@ -619,7 +608,7 @@ pub async fn delete_token(
 ) -> ApiResult {
     let (store, _) = visible_token(&app, &caller, &id).await?;
     if !db(&app, store.delete_token(&id)).await? {
-        return Err(no_token(&id));
+        return Err(missing("token", &id));
     }
     refresh(&app).await;
     audit_ok(
@@ -747,35 +736,17 @@ pub async fn list_bindings(
     .into_response())
 }
 
-fn check_binding_id(id: &str) -> Result<(), ApiError> {
-    if conflux_domain::access::is_token_id(id) {
-        Ok(())
-    } else {
-        Err(ApiError::invalid_request(
-            "invalid_argument",
-            "id",
-            "role binding ids are lower-case letters and digits",
-        ))
-    }
-}
-
-fn no_binding(id: &str) -> ApiError {
-    ApiError::Metadata(conflux_metadata::MetadataError::NotFound(format!(
-        "role binding {id} does not exist"
-    )))
-}
-
 pub async fn get_binding(
     State(app): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
-    check_binding_id(&id)?;
+    check_id("role binding", &id)?;
     let store = store(&app)?;
     let binding = db(&app, store.get_binding(&id)).await?;
     let binding = binding
         .filter(|b| sees_binding(&caller, b))
-        .ok_or_else(|| no_binding(&id))?;
+        .ok_or_else(|| missing("role binding", &id))?;
     Ok(Json(binding_view(&binding)).into_response())
 }
 
@@ -784,12 +755,12 @@ pub async fn delete_binding(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
-    check_binding_id(&id)?;
+    check_id("role binding", &id)?;
     let store = store(&app)?;
     let binding = db(&app, store.get_binding(&id)).await?;
     let binding = binding
         .filter(|b| sees_binding(&caller, b))
-        .ok_or_else(|| no_binding(&id))?;
+        .ok_or_else(|| missing("role binding", &id))?;
     grantable(
         &caller,
         "binding",
@@ -799,7 +770,7 @@ pub async fn delete_binding(
         },
     )?;
     if !db(&app, store.delete_binding(&id)).await? {
-        return Err(no_binding(&id));
+        return Err(missing("role binding", &id));
     }
     refresh(&app).await;
     let tenant = Scope::parse("scope", &binding.scope)
