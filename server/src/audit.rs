@@ -324,9 +324,9 @@ pub fn event(
         outcome: outcome.to_owned(),
         reason,
         revision: None,
-        request_id: origin.request_id.clone(),
-        source_ip: origin.source_ip.clone(),
-        user_agent: origin.user_agent.clone(),
+        request_id: origin.request_id(),
+        source_ip: origin.source_ip(),
+        user_agent: origin.user_agent(),
         details: details.to_string(),
     }
 }

@@ -7,11 +7,11 @@
 //! [`Caller::may_read_config`] so that a config outside the caller's scope looks exactly like
 //! one that does not exist.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::{HeaderValue, header, request::Parts};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use conflux_api_types::headers;
@@ -23,12 +23,35 @@ use crate::auth::Subject;
 use crate::auth::token::TokenDigest;
 use crate::clock::now_ms;
 
-/// Where a request came from, for audit records and logs.
+/// Where a request came from, for audit records and logs. Kept as the request's own header
+/// values and address (no string is made unless a record needs one: the fetch path makes
+/// this for every request).
 #[derive(Debug, Clone, Default)]
 pub struct Origin {
-    pub request_id: String,
-    pub source_ip: String,
-    pub user_agent: String,
+    request_id: Option<HeaderValue>,
+    source_ip: Option<IpAddr>,
+    user_agent: Option<HeaderValue>,
+}
+
+impl Origin {
+    pub fn request_id(&self) -> String {
+        header_text(self.request_id.as_ref())
+    }
+
+    pub fn source_ip(&self) -> String {
+        self.source_ip.map(|ip| ip.to_string()).unwrap_or_default()
+    }
+
+    pub fn user_agent(&self) -> String {
+        let text = header_text(self.user_agent.as_ref());
+        text.chars().take(MAX_USER_AGENT_LEN).collect()
+    }
+}
+
+fn header_text(v: Option<&HeaderValue>) -> String {
+    v.and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The authenticated principal of a request and where the request came from.
@@ -50,41 +73,45 @@ pub struct Actor(pub String);
 const MAX_REQUEST_ID_LEN: usize = 128;
 const MAX_USER_AGENT_LEN: usize = 256;
 
+/// A request id of this node: a random per-process prefix and a counter, unique without a
+/// system call per request.
+fn new_request_id() -> HeaderValue {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| hex::encode(crate::auth::token::random_bytes::<6>()));
+    let id = format!("{prefix}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed));
+    HeaderValue::from_maybe_shared(bytes::Bytes::from(id))
+        .expect("hex digits and '-' are a valid header value")
+}
+
 /// Reads (or makes up) the request id and where the request came from, and echoes the
 /// request id on the answer. Runs on every route.
 pub async fn origin(mut req: Request, next: Next) -> Response {
     let request_id = req
         .headers()
         .get(headers::REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= MAX_REQUEST_ID_LEN
-                && v.bytes().all(|b| b.is_ascii_graphic())
+                && v.as_bytes().iter().all(u8::is_ascii_graphic)
         })
-        .map(str::to_owned)
-        .unwrap_or_else(|| hex::encode(crate::auth::token::random_bytes::<8>()));
-    let source_ip = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default();
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(MAX_USER_AGENT_LEN).collect())
-        .unwrap_or_default();
-    let echo = HeaderValue::from_str(&request_id).ok();
-    req.extensions_mut().insert(Origin {
-        request_id,
-        source_ip,
-        user_agent,
-    });
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    let origin = Origin {
+        request_id: Some(request_id.clone()),
+        source_ip: req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip()),
+        user_agent: req.headers().get(header::USER_AGENT).cloned(),
+    };
+    req.extensions_mut().insert(origin);
     let mut response = next.run(req).await;
-    if let Some(v) = echo {
-        response.headers_mut().insert(headers::REQUEST_ID, v);
-    }
+    response
+        .headers_mut()
+        .insert(headers::REQUEST_ID, request_id);
     response
 }
 
@@ -134,14 +161,19 @@ pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: N
         .unwrap_or_default();
     match subject {
         Ok((subject, token)) => {
-            let actor = Actor(subject.principal.to_string());
             req.extensions_mut().insert(Caller {
-                subject,
+                subject: subject.clone(),
                 token,
                 origin,
             });
             let mut response = next.run(req).await;
-            response.extensions_mut().insert(actor);
+            // Only denials are audited with their actor; the fetch path makes no string.
+            let status = response.status();
+            if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+                response
+                    .extensions_mut()
+                    .insert(Actor(subject.principal.to_string()));
+            }
             response
         }
         Err(e) if grpc => tonic::Status::unauthenticated(e.to_string())

@@ -140,9 +140,9 @@ impl AppState {
             expected_revision: opts.if_match,
             author: Some(caller.principal()),
             origin: Some(RequestOrigin {
-                request_id: caller.origin.request_id.clone(),
-                source_ip: caller.origin.source_ip.clone(),
-                user_agent: caller.origin.user_agent.clone(),
+                request_id: caller.origin.request_id(),
+                source_ip: caller.origin.source_ip(),
+                user_agent: caller.origin.user_agent(),
             }),
             command,
         };
