@@ -948,6 +948,19 @@ async fn a_metadata_outage_delays_audit_but_loses_nothing() {
         (503, Some("metadata_unavailable")),
         "{v}"
     );
+    // Nodes stay ready (serving does not need the DB) and say the DB is away.
+    eventually(
+        Duration::from_secs(5),
+        "readiness to report the DB away",
+        || {
+            let n = As::new(&cluster.node(2).api_url(), None);
+            async move {
+                let (s, r) = n.get("/ready").await;
+                s.is_success() && r["metadata_reachable"] == false
+            }
+        },
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let acked = writer.await.unwrap();
@@ -973,6 +986,10 @@ async fn a_metadata_outage_delays_audit_but_loses_nothing() {
     for r in &acked {
         assert_eq!(counts[r], 1, "exactly one audit row for {r}");
     }
+    let (_, ready) = As::new(&cluster.node(2).api_url(), None)
+        .get("/ready")
+        .await;
+    assert_eq!(ready["metadata_reachable"], true, "{ready}");
 }
 
 /// A leader killed during writes: every committed change has exactly one audit row and

@@ -483,6 +483,10 @@ pub struct Readiness {
     pub node_id: u64,
     pub leader_id: Option<u64>,
     pub applied_index: u64,
+    /// Whether the metadata DB (users, tokens, audit) answered this node's last call. Not a
+    /// condition of readiness: serving goes on without it (contract section 6).
+    #[serde(default)]
+    pub metadata_reachable: bool,
     /// Why the node is not ready, when it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,

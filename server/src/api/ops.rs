@@ -39,6 +39,7 @@ pub async fn ready(State(app): State<AppState>) -> Response {
         node_id: app.0.node_id,
         leader_id: metrics.current_leader,
         applied_index: applied,
+        metadata_reachable: app.metadata().reachable(),
         reason,
     };
     let status = if body.ready {
