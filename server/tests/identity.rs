@@ -910,7 +910,7 @@ async fn push_versions(
 async fn a_metadata_outage_delays_audit_but_loses_nothing() {
     let pg = blocking(|| TestPostgres::start().expect("PostgreSQL starts")).await;
     let url = pg.fresh_database().unwrap();
-    let cluster =
+    let mut cluster =
         Cluster::start_with(3, vec!["--metadata-url".into(), url]).expect("cluster starts");
     let admin = As::new(&cluster.node(1).api_url(), Some(cluster.token()));
     scaffold(&admin).await;
@@ -948,6 +948,28 @@ async fn a_metadata_outage_delays_audit_but_loses_nothing() {
         (503, Some("metadata_unavailable")),
         "{v}"
     );
+    // A node restarted during the outage still knows its principals (from the copy of the
+    // identity it keeps) and serves them.
+    let node3 = cluster.node_mut(3);
+    node3.kill9().unwrap();
+    node3
+        .restart()
+        .expect("node 3 restarts without its metadata DB");
+    let r3 = As::new(&cluster.node(3).api_url(), Some(&reader));
+    eventually(
+        Duration::from_secs(10),
+        "the restarted node to serve the reader",
+        || {
+            let r3 = r3.clone();
+            async move {
+                r3.get("/api/v1/fetch/config/t1/a1/e1/c.json")
+                    .await
+                    .0
+                    .is_success()
+            }
+        },
+    )
+    .await;
     // Nodes stay ready (serving does not need the DB) and say the DB is away.
     eventually(
         Duration::from_secs(5),

@@ -14,6 +14,7 @@ use anyhow::Context;
 use arc_swap::ArcSwapOption;
 use conflux_metadata::{MetadataError, MetadataStore, NewToken, PoolSettings};
 
+use super::cache;
 use super::identity::{Identity, IdentityCache};
 use super::token::{self, SERVICE_PREFIX};
 use crate::clock::now_ms;
@@ -57,24 +58,39 @@ impl MetadataLink {
         if let Some(path) = &settings.bootstrap_token_file {
             read_bootstrap_token(path)?;
         }
-        if settings.url.starts_with("sqlite:") {
-            // SQLite holds password hashes and audit: readable by the node's user only.
-            std::fs::create_dir_all(&settings.data_dir).ok();
-        }
+        // SQLite's file and the identity cache live in the data directory.
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "creating the data directory {}",
+                settings.data_dir.display()
+            )
+        })?;
         let link = Arc::new(MetadataLink {
             settings,
             store: ArcSwapOption::empty(),
             identity: Arc::new(IdentityCache::default()),
             reachable: AtomicBool::new(false),
         });
-        match tokio::time::timeout(FIRST_CONNECT_WAIT, link.connect()).await {
-            Ok(Ok(())) => {}
+        let connected = match tokio::time::timeout(FIRST_CONNECT_WAIT, link.connect()).await {
+            Ok(Ok(())) => true,
             Ok(Err(e)) => {
-                tracing::warn!(error = %e, "metadata DB not ready at start; retrying in the background")
+                tracing::warn!(error = %e, "metadata DB not ready at start; retrying in the background");
+                false
             }
-            Err(_) => tracing::warn!(
-                "metadata DB did not answer within {FIRST_CONNECT_WAIT:?}; retrying in the background"
-            ),
+            Err(_) => {
+                tracing::warn!(
+                    "metadata DB did not answer within {FIRST_CONNECT_WAIT:?}; retrying in the background"
+                );
+                false
+            }
+        };
+        if !connected && let Some(snapshot) = cache::load(&link.settings.data_dir) {
+            let identity = Identity::from_snapshot(&snapshot);
+            tracing::warn!(
+                principals = identity.len(),
+                "serving with the identity this node last loaded until the metadata DB answers"
+            );
+            link.identity.replace(identity);
         }
         Ok(link)
     }
@@ -190,6 +206,9 @@ impl MetadataLink {
             "identity loaded"
         );
         self.identity.replace(identity);
+        if let Err(e) = cache::save(&self.settings.data_dir, &snapshot) {
+            tracing::warn!(error = %e, "cannot keep a copy of the identity in the data directory");
+        }
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 //! decision (`conflux_domain::access`); the HTTP side of both is `api::access`. Nothing here
 //! touches SQL: the metadata DB is `conflux-metadata`'s.
 
+pub mod cache;
 pub mod identity;
 pub mod link;
 pub mod password;
