@@ -24,9 +24,16 @@ use crate::serving::{ServedConfig, ServedVersion};
 
 const PREFIX: &str = "/api/v1/fetch/config/";
 
-pub async fn fetch(State(app): State<AppState>, caller: Caller, req: Request) -> Response {
+pub async fn fetch(State(app): State<AppState>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
-    let response = match serve(&app, &caller, &parts).await {
+    // Borrowed from the request (authentication put it there), not cloned: the hot path.
+    let Some(caller) = parts.extensions.get::<Caller>() else {
+        return ApiError::Unauthenticated {
+            message: "this request needs `Authorization: Bearer <token>`".into(),
+        }
+        .into_response();
+    };
+    let response = match serve(&app, caller, &parts).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };

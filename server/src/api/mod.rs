@@ -292,13 +292,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit", get(audit::list))
         .layer(axum::middleware::from_fn(extract::read_body_first));
 
-    // Everything that needs a token: REST, the WebSocket upgrade and gRPC alike.
-    let protected = Router::new()
+    // What services call: fetch and watch over REST, WebSocket and gRPC. Only
+    // authentication runs in front of them (this is the hot path).
+    let serving = Router::new()
         .route(
             "/api/v1/fetch/config/{tenant}/{app}/{env}/{name}",
             get(fetch::fetch),
         )
-        .nest("/api/v1/mgt", mgt)
         .route(
             "/api/v1/watch/config/{tenant}/{app}/{env}/{name}",
             get(watch::long_poll),
@@ -312,30 +312,40 @@ pub fn router(state: AppState) -> Router {
             "/conflux.v1.Watch/{*method}",
             grpc::pb::watch_server::WatchServer::new(grpc::WatchService(state.clone())),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::authenticate,
+        ));
+
+    // What operators call: every request has an id (echoed, and carried into its audit
+    // record) and its denials are audited.
+    let managing = Router::new()
+        .nest("/api/v1/mgt", mgt)
         .merge(cluster_routes)
         .merge(identity_routes)
-        // Outermost: sees the 401s of `authenticate` as well as the handlers' 403s.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::authenticate,
         ))
+        // Outside authentication: sees its 401s as well as the handlers' 403s.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::audit_denials,
-        ));
-
-    Router::new()
-        .merge(protected)
+        ))
         .route(
             "/api/v1/auth/login",
             post(identity::login).layer(axum::middleware::from_fn(extract::read_body_first)),
         )
+        .route_layer(axum::middleware::from_fn(access::origin));
+
+    Router::new()
+        .merge(serving)
+        .merge(managing)
         .route("/health", get(ops::health))
         .route("/ready", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .fallback(route_not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(access::origin))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
