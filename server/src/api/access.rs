@@ -135,25 +135,38 @@ pub fn bearer_token(parts_headers: &axum::http::HeaderMap) -> Result<Option<&str
 
 /// Authenticates a protected request: attaches its [`Caller`] or answers 401 (for gRPC, the
 /// `UNAUTHENTICATED` status).
+/// The subject of the bearer token in `headers` and the token's digest, or 401. A look-up in
+/// the in-memory identity: one SHA-256 and one map access.
+pub fn authenticate_headers(
+    app: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<(Arc<Subject>, TokenDigest), ApiError> {
+    let token = bearer_token(headers)?.ok_or_else(|| ApiError::Unauthenticated {
+        message: "this request needs `Authorization: Bearer <token>`".into(),
+    })?;
+    let unknown = || ApiError::Unauthenticated {
+        message: "the token is unknown, expired or revoked".into(),
+    };
+    if !crate::auth::token::well_formed(token) {
+        return Err(unknown());
+    }
+    let digest = crate::auth::token::digest(token);
+    app.identity()
+        .load()
+        .authenticate_digest(&digest, now_ms() as i64)
+        .map(|s| (s, digest))
+        .ok_or_else(unknown)
+}
+
+/// Authenticates a protected request: attaches its [`Caller`] or answers 401 (for gRPC, the
+/// `UNAUTHENTICATED` status). The fetch route calls [`authenticate_headers`] itself instead
+/// (no middleware on the hot path).
 pub async fn authenticate(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
     let grpc = req
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-    let subject = match bearer_token(req.headers()) {
-        Ok(Some(token)) => app
-            .identity()
-            .load()
-            .authenticate(token, now_ms() as i64)
-            .map(|s| (s, crate::auth::token::digest(token)))
-            .ok_or_else(|| ApiError::Unauthenticated {
-                message: "the token is unknown, expired or revoked".into(),
-            }),
-        Ok(None) => Err(ApiError::Unauthenticated {
-            message: "this request needs `Authorization: Bearer <token>`".into(),
-        }),
-        Err(e) => Err(e),
-    };
+    let subject = authenticate_headers(&app, req.headers());
     let origin = req
         .extensions()
         .get::<Origin>()
@@ -237,19 +250,9 @@ impl Caller {
         }
     }
 
-    /// Whether the caller may fetch or watch configs of `tenant/app/env`.
-    pub fn may_read_config(&self, tenant: &str, app: &str, env: &str) -> bool {
-        conflux_domain::access::allows_env(&self.subject.grants, Role::Reader, tenant, app, env)
-    }
-
-    /// [`Caller::may_read_config`] for a `tenant/app/env/name` path; a path that is not one
-    /// is not readable.
+    /// Whether the caller may fetch or watch the config at `tenant/app/env/name` `path`.
     pub fn may_read_path(&self, path: &str) -> bool {
-        let mut parts = path.splitn(4, '/');
-        match (parts.next(), parts.next(), parts.next()) {
-            (Some(t), Some(a), Some(e)) => self.may_read_config(t, a, e),
-            _ => false,
-        }
+        self.subject.may_read_path(path)
     }
 
     /// Whether the caller can see anything at or under `resource` (for lists: a tenant shows

@@ -59,7 +59,7 @@ impl pb::config_server::Config for FetchService {
         let min_revision = (req.min_revision > 0).then_some(req.min_revision);
         let (served, version) = super::fetch::resolve_fetch(
             &self.0,
-            &caller,
+            &caller.subject,
             &key,
             &labels,
             min_revision,

@@ -292,13 +292,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/audit", get(audit::list))
         .layer(axum::middleware::from_fn(extract::read_body_first));
 
-    // What services call: fetch and watch over REST, WebSocket and gRPC. Only
-    // authentication runs in front of them (this is the hot path).
+    // What services call: watch over REST, WebSocket and gRPC, and gRPC fetch, behind
+    // authentication. REST fetch (the hot path) authenticates in its handler, with no layer.
     let serving = Router::new()
-        .route(
-            "/api/v1/fetch/config/{tenant}/{app}/{env}/{name}",
-            get(fetch::fetch),
-        )
         .route(
             "/api/v1/watch/config/{tenant}/{app}/{env}/{name}",
             get(watch::long_poll),
@@ -339,6 +335,10 @@ pub fn router(state: AppState) -> Router {
         .route_layer(axum::middleware::from_fn(access::origin));
 
     Router::new()
+        .route(
+            "/api/v1/fetch/config/{tenant}/{app}/{env}/{name}",
+            get(fetch::fetch),
+        )
         .merge(serving)
         .merge(managing)
         .route("/health", get(ops::health))

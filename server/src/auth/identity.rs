@@ -30,6 +30,19 @@ impl Subject {
     pub fn allows(&self, needed: Role, resource: &Scope) -> bool {
         conflux_domain::access::allows(&self.grants, needed, resource)
     }
+
+    /// Whether this subject may fetch or watch the config at `path`
+    /// (`tenant/app/env/name`); a path that is not one is not readable. Allocation-free: the
+    /// fetch path asks on every request.
+    pub fn may_read_path(&self, path: &str) -> bool {
+        let mut parts = path.splitn(4, '/');
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(t), Some(a), Some(e)) => {
+                conflux_domain::access::allows_env(&self.grants, Role::Reader, t, a, e)
+            }
+            _ => false,
+        }
+    }
 }
 
 /// One generation of the identity.
