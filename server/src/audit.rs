@@ -135,9 +135,8 @@ pub struct Auditor {
     wake: Notify,
 }
 
-/// Outbox records copied to the DB per round (each round ends with a Raft entry that trims
-/// them).
-const DRAIN_BATCH: usize = 500;
+/// Outbox records copied to the DB per insert.
+const DRAIN_BATCH: usize = 1000;
 /// Spooled lines copied per round: each round rewrites the rest of the spool, so after a long
 /// outage large rounds keep the catch-up linear in practice.
 const SPOOL_BATCH: usize = 5000;
@@ -270,35 +269,47 @@ async fn insert(link: &MetadataLink, records: &[NewAuditRecord]) -> Result<u64, 
     result
 }
 
-/// One round of the leader's outbox drain: copies up to [`DRAIN_BATCH`] records into the DB
-/// and returns the position of the last one, for `TrimAuditOutbox`.
-pub async fn drain_outbox_once(
+/// Outbox records drained per round, at most: a round ends with one `TrimAuditOutbox`
+/// entry, so bounding rounds by time (the drain interval) rather than by records keeps
+/// those entries to a few per second under any write load.
+const OUTBOX_ROUND_MAX: usize = 20_000;
+
+/// One round of the leader's outbox drain: copies what the outbox holds (up to
+/// [`OUTBOX_ROUND_MAX`] records, [`DRAIN_BATCH`] per insert) into the DB and returns the
+/// position of the last one, for `TrimAuditOutbox`.
+pub async fn drain_outbox(
     plane: &crate::storage::ConfigPlane,
     link: &MetadataLink,
 ) -> Result<Option<(u64, u32)>, MetadataError> {
-    let pending = plane.audit_outbox(DRAIN_BATCH);
-    let Some(&(index, position, _)) = pending.last() else {
-        return Ok(None);
-    };
-    let records: Vec<NewAuditRecord> = pending
-        .into_iter()
-        .map(|(i, p, entry)| entry.into_record(outbox_key(i, p)))
-        .collect();
-    insert(link, &records).await?;
-    // Grants on a deleted tenant, app or environment go with it, so that one created again
-    // under the same name inherits nobody's access. Repeating this (a re-drain) is harmless.
-    let store = link.store()?;
-    for r in &records {
-        if r.outcome == "success"
-            && matches!(
-                r.action.as_str(),
-                "tenant.delete" | "app.delete" | "env.delete"
-            )
-        {
-            store.delete_bindings_under(&r.resource).await?;
+    let mut last = None;
+    let mut drained = 0;
+    while drained < OUTBOX_ROUND_MAX {
+        let pending = plane.audit_outbox(last, DRAIN_BATCH);
+        let Some(&(index, position, _)) = pending.last() else {
+            break;
+        };
+        drained += pending.len();
+        let records: Vec<NewAuditRecord> = pending
+            .into_iter()
+            .map(|(i, p, entry)| entry.into_record(outbox_key(i, p)))
+            .collect();
+        insert(link, &records).await?;
+        // Grants on a deleted tenant, app or environment go with it, so that one created
+        // again under the same name inherits nobody's access. Repeating this is harmless.
+        let store = link.store()?;
+        for r in &records {
+            if r.outcome == "success"
+                && matches!(
+                    r.action.as_str(),
+                    "tenant.delete" | "app.delete" | "env.delete"
+                )
+            {
+                store.delete_bindings_under(&r.resource).await?;
+            }
         }
+        last = Some((index, position));
     }
-    Ok(Some((index, position)))
+    Ok(last)
 }
 
 /// A node-local event of `caller` (or an anonymous one).

@@ -436,16 +436,14 @@ async fn audit_outbox_drainer(
         if raft.metrics().borrow().current_leader != Some(node_id) {
             continue;
         }
-        let Ok(Some((index, position))) = crate::audit::drain_outbox_once(&plane, &metadata).await
+        let Ok(Some((index, position))) = crate::audit::drain_outbox(&plane, &metadata).await
         else {
             continue;
         };
+        // One trim entry per round, whatever the write load.
         let trim = Proposal::new(now_ms(), Command::TrimAuditOutbox { index, position });
         if let Err(e) = cluster.propose(trim).await {
             tracing::debug!(error = %e, "audit outbox not trimmed this round");
-        } else {
-            // More may be waiting: go again without waiting for the tick.
-            tick.reset_immediately();
         }
     }
 }

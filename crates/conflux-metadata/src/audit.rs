@@ -20,6 +20,10 @@ const AUDIT_COLUMNS: &str = "id, time_ms, actor, action, resource, tenant, app, 
 /// Version tag of the cursor format.
 const CURSOR_PREFIX: &str = "c1.";
 
+/// Records per INSERT statement: 15 bound values each stays well under SQLite's limit of
+/// 32,766 variables per statement (and PostgreSQL's 65,535).
+const AUDIT_INSERT_CHUNK: usize = 1000;
+
 /// A value bound to a dynamically built query.
 enum Bind {
     Int(i64),
@@ -94,32 +98,33 @@ impl MetadataStore {
             let res: Result<u64, sqlx::Error> = async {
                 let mut tx = pool.begin_with(d.begin_write).await?;
                 let mut inserted = 0;
-                for r in records {
-                    inserted += sqlx::query(
+                // Multi-row inserts: one statement per chunk, not per record (the leader
+                // drains thousands of records a second under write load).
+                for chunk in records.chunks(AUDIT_INSERT_CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::new(
                         "INSERT INTO audit_log (record_key, time_ms, actor, action, resource, \
                          tenant, app, env, outcome, reason, revision, request_id, source_ip, \
-                         user_agent, details) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-                         ON CONFLICT (record_key) DO NOTHING",
-                    )
-                    .bind(&r.key)
-                    .bind(r.time_ms)
-                    .bind(&r.actor)
-                    .bind(&r.action)
-                    .bind(&r.resource)
-                    .bind(&r.tenant)
-                    .bind(&r.app)
-                    .bind(&r.env)
-                    .bind(&r.outcome)
-                    .bind(&r.reason)
-                    .bind(r.revision)
-                    .bind(&r.request_id)
-                    .bind(&r.source_ip)
-                    .bind(&r.user_agent)
-                    .bind(Json(&r.details))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                         user_agent, details) ",
+                    );
+                    insert.push_values(chunk, |mut row, r| {
+                        row.push_bind(&r.key)
+                            .push_bind(r.time_ms)
+                            .push_bind(&r.actor)
+                            .push_bind(&r.action)
+                            .push_bind(&r.resource)
+                            .push_bind(&r.tenant)
+                            .push_bind(&r.app)
+                            .push_bind(&r.env)
+                            .push_bind(&r.outcome)
+                            .push_bind(&r.reason)
+                            .push_bind(r.revision)
+                            .push_bind(&r.request_id)
+                            .push_bind(&r.source_ip)
+                            .push_bind(&r.user_agent)
+                            .push_bind(Json(&r.details));
+                    });
+                    insert.push(" ON CONFLICT (record_key) DO NOTHING");
+                    inserted += insert.build().execute(&mut *tx).await?.rows_affected();
                 }
                 tx.commit().await?;
                 Ok(inserted)

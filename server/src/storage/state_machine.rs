@@ -110,17 +110,29 @@ impl ConfigPlane {
     }
 
     /// The log index of the last applied entry.
-    /// The oldest audit records not yet trimmed from the outbox, at most `limit`, in log
-    /// order. A record that cannot be decoded is skipped with an error in the log (it would
-    /// otherwise block the drain forever).
-    pub fn audit_outbox(&self, limit: usize) -> Vec<(u64, u32, AuditEntry)> {
+    /// The oldest audit records in the outbox after position `after` (all when `None`), at
+    /// most `limit`, in log order. A record that cannot be decoded is skipped with an error
+    /// in the log (it would otherwise block the drain forever).
+    pub fn audit_outbox(
+        &self,
+        after: Option<(u64, u32)>,
+        limit: usize,
+    ) -> Vec<(u64, u32, AuditEntry)> {
         let db = &self.0.db;
+        let start = after.map(|(i, p)| keys::outbox(i, p));
+        let mode = match &start {
+            Some(k) => IteratorMode::From(k, rocksdb::Direction::Forward),
+            None => IteratorMode::Start,
+        };
         let mut out = Vec::new();
-        for item in db.iterator_cf(handle(db, cf::AUDIT_OUTBOX), IteratorMode::Start) {
+        for item in db.iterator_cf(handle(db, cf::AUDIT_OUTBOX), mode) {
             let Ok((k, v)) = item else { break };
             let Some((index, position)) = keys::parse_outbox(&k) else {
                 continue;
             };
+            if after == Some((index, position)) {
+                continue;
+            }
             match codec::decode::<AuditEntry>(&v) {
                 Ok(entry) => out.push((index, position, entry)),
                 Err(e) => {
