@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use crate::api::heavy::HeavyJobs;
 use crate::api::{self, AppInner, AppState};
 use crate::audit::Auditor;
+use crate::auth::link::read_bootstrap_token;
 use crate::auth::{LinkSettings, MetadataLink};
 use crate::clock::now_ms;
 use crate::cluster::Cluster;
@@ -78,12 +79,16 @@ pub async fn run(
         .context("loading TLS files")?;
 
     // The metadata DB first: a bad bootstrap token file should stop the node before it
-    // touches its data.
+    // touches its data. The file is read once: the DB's bootstrap and a join both use it.
+    let bootstrap_token = config
+        .bootstrap_token_file
+        .as_deref()
+        .map(read_bootstrap_token)
+        .transpose()?;
     let metadata = MetadataLink::start(LinkSettings {
         url: config.metadata_url(),
         data_dir: config.data_dir.clone(),
-        bootstrap_token_file: config.bootstrap_token_file.clone(),
-        node_id: config.node_id,
+        bootstrap_token: bootstrap_token.clone(),
     })
     .await?;
     let auditor = Auditor::new(config.node_id, &config.data_dir);
@@ -183,7 +188,7 @@ pub async fn run(
         raft_addr: raft_addr.to_string(),
         api_addr: api_addr.to_string(),
     };
-    form_cluster(&raft, &config, me.clone()).await?;
+    form_cluster(&raft, &config, me.clone(), bootstrap_token).await?;
 
     let state = AppState::new(AppInner {
         node_id: config.node_id,
@@ -325,7 +330,12 @@ async fn watch_fatal(raft: Raft, stop: watch::Sender<bool>, failed: Arc<AtomicBo
 /// - `--join`: asks a member to add this node (the leader adds it as a learner and promotes it
 ///   once it has caught up); retried until it succeeds;
 /// - neither: a standalone node bootstraps a one-member cluster.
-async fn form_cluster(raft: &Raft, config: &NodeConfig, me: NodeInfo) -> anyhow::Result<()> {
+async fn form_cluster(
+    raft: &Raft,
+    config: &NodeConfig,
+    me: NodeInfo,
+    bootstrap_token: Option<String>,
+) -> anyhow::Result<()> {
     if raft.is_initialized().await.context("reading Raft state")? {
         return Ok(());
     }
@@ -335,8 +345,8 @@ async fn form_cluster(raft: &Raft, config: &NodeConfig, me: NodeInfo) -> anyhow:
             raft_addr: me.raft_addr,
             api_addr: me.api_addr,
         };
-        let token = match &config.bootstrap_token_file {
-            Some(path) => crate::auth::link::read_bootstrap_token(path)?,
+        let token = match bootstrap_token {
+            Some(token) => token,
             None => anyhow::bail!(
                 "--join needs --bootstrap-token-file: the cluster_admin token this node asks \
                  for membership with"

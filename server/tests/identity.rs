@@ -82,6 +82,18 @@ impl As {
     }
 }
 
+/// Waits until every one of `who` answers GET `path` with `status` (bounded by `within`).
+async fn until_status(who: &[As], path: &str, status: u16, within: Duration, what: &str) {
+    for w in who {
+        eventually(within, what, || {
+            let w = w.clone();
+            let path = path.to_owned();
+            async move { w.get(&path).await.0.as_u16() == status }
+        })
+        .await;
+    }
+}
+
 /// The tree every matrix run uses: tenants t1 (app a1: envs e1, e2; app a2: env e1) and t2.
 async fn scaffold(admin: &As) {
     for t in ["t1", "t2"] {
@@ -668,22 +680,14 @@ async fn revocation_reaches_every_node_and_ends_open_watches() {
         .iter()
         .map(|i| As::new(&cluster.node(*i).api_url(), Some(&secret)))
         .collect();
-    for n in &nodes {
-        eventually(
-            Duration::from_secs(5),
-            "the new token on every node",
-            || {
-                let n = n.clone();
-                async move {
-                    n.get("/api/v1/fetch/config/t1/a1/e1/c.json")
-                        .await
-                        .0
-                        .is_success()
-                }
-            },
-        )
-        .await;
-    }
+    until_status(
+        &nodes,
+        "/api/v1/fetch/config/t1/a1/e1/c.json",
+        200,
+        Duration::from_secs(5),
+        "the new token on every node",
+    )
+    .await;
     let revision: u64 = {
         let r = nodes[2]
             .http
@@ -745,23 +749,14 @@ async fn revocation_reaches_every_node_and_ends_open_watches() {
             .as_u16(),
         204
     );
-    for n in &nodes {
-        eventually(
-            Duration::from_secs(2),
-            "the revocation on every node",
-            || {
-                let n = n.clone();
-                async move {
-                    n.get("/api/v1/fetch/config/t1/a1/e1/c.json")
-                        .await
-                        .0
-                        .as_u16()
-                        == 401
-                }
-            },
-        )
-        .await;
-    }
+    until_status(
+        &nodes,
+        "/api/v1/fetch/config/t1/a1/e1/c.json",
+        401,
+        Duration::from_secs(2),
+        "the revocation on every node",
+    )
+    .await;
     let (status, _) = tokio::time::timeout(Duration::from_secs(3), poll)
         .await
         .unwrap()
@@ -803,13 +798,14 @@ async fn revocation_reaches_every_node_and_ends_open_watches() {
         .await;
     let carol_token = login.1["token"].as_str().unwrap().to_owned();
     let carol: Vec<As> = nodes.iter().map(|n| n.with(&carol_token)).collect();
-    for c in &carol {
-        eventually(Duration::from_secs(5), "carol's session everywhere", || {
-            let c = c.clone();
-            async move { c.get("/api/v1/mgt/tenants/t1").await.0.is_success() }
-        })
-        .await;
-    }
+    until_status(
+        &carol,
+        "/api/v1/mgt/tenants/t1",
+        200,
+        Duration::from_secs(5),
+        "carol's session everywhere",
+    )
+    .await;
     admin
         .ok(
             Method::DELETE,
@@ -817,17 +813,14 @@ async fn revocation_reaches_every_node_and_ends_open_watches() {
             None,
         )
         .await;
-    for c in &carol {
-        eventually(
-            Duration::from_secs(2),
-            "the binding removal everywhere",
-            || {
-                let c = c.clone();
-                async move { c.get("/api/v1/mgt/tenants/t1").await.0.as_u16() == 403 }
-            },
-        )
-        .await;
-    }
+    until_status(
+        &carol,
+        "/api/v1/mgt/tenants/t1",
+        403,
+        Duration::from_secs(2),
+        "the binding removal everywhere",
+    )
+    .await;
     admin
         .ok(
             Method::PATCH,
@@ -835,17 +828,14 @@ async fn revocation_reaches_every_node_and_ends_open_watches() {
             Some(json!({"disabled": true})),
         )
         .await;
-    for c in &carol {
-        eventually(
-            Duration::from_secs(2),
-            "the disabled user everywhere",
-            || {
-                let c = c.clone();
-                async move { c.get("/api/v1/auth/whoami").await.0.as_u16() == 401 }
-            },
-        )
-        .await;
-    }
+    until_status(
+        &carol,
+        "/api/v1/auth/whoami",
+        401,
+        Duration::from_secs(2),
+        "the disabled user everywhere",
+    )
+    .await;
 }
 
 /// Audit rows of config-plane changes, by request id.
@@ -955,19 +945,12 @@ async fn a_metadata_outage_delays_audit_but_loses_nothing() {
     node3
         .restart()
         .expect("node 3 restarts without its metadata DB");
-    let r3 = As::new(&cluster.node(3).api_url(), Some(&reader));
-    eventually(
+    until_status(
+        &[As::new(&cluster.node(3).api_url(), Some(&reader))],
+        "/api/v1/fetch/config/t1/a1/e1/c.json",
+        200,
         Duration::from_secs(10),
         "the restarted node to serve the reader",
-        || {
-            let r3 = r3.clone();
-            async move {
-                r3.get("/api/v1/fetch/config/t1/a1/e1/c.json")
-                    .await
-                    .0
-                    .is_success()
-            }
-        },
     )
     .await;
     // Nodes stay ready (serving does not need the DB) and say the DB is away.

@@ -323,26 +323,20 @@ pub fn access_lost(
             let identity = link.identity().load();
             match identity.authenticate_digest(&token, now_ms() as i64) {
                 None => return unauthenticated_now(),
-                Some(subject) => {
-                    let caller = Caller {
-                        subject,
-                        token,
-                        origin: Origin::default(),
-                    };
-                    if !caller.may_read_path(&key) {
-                        return conflux_domain::DomainError::NotFound {
-                            entity: conflux_domain::Entity::Config,
-                            key: key.clone(),
-                        }
-                        .into();
+                Some(subject) if !subject.may_read_path(&key) => {
+                    return conflux_domain::DomainError::NotFound {
+                        entity: conflux_domain::Entity::Config,
+                        key: key.clone(),
                     }
+                    .into();
                 }
+                Some(_) => {}
             }
         }
     }
 }
 
-fn unauthenticated_now() -> ApiError {
+pub fn unauthenticated_now() -> ApiError {
     ApiError::Unauthenticated {
         message: "the token was revoked or expired".into(),
     }

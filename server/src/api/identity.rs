@@ -420,10 +420,15 @@ fn parse_role(field: &str, s: &str) -> Result<Role, ApiError> {
     })
 }
 
-/// Checks a requested grant: a valid role and scope that `caller` may hand out.
+/// Checks a requested grant: a valid role and scope that `caller` may hand out. `field` is
+/// where the grant sits in the request (`bindings[0]`), empty for a top-level one.
 fn grantable(caller: &Caller, field: &str, spec: &BindingSpec) -> Result<(Role, Scope), ApiError> {
-    let role = parse_role(&format!("{field}.role"), &spec.role)?;
-    let scope = Scope::parse(&format!("{field}.scope"), &spec.scope)?;
+    let named = |name: &str| match field {
+        "" => name.to_owned(),
+        _ => format!("{field}.{name}"),
+    };
+    let role = parse_role(&named("role"), &spec.role)?;
+    let scope = Scope::parse(&named("scope"), &spec.scope)?;
     if !may_grant(&caller.subject.grants, role, &scope) {
         return Err(ApiError::Forbidden {
             message: format!(
@@ -639,16 +644,6 @@ pub async fn create_binding(
         },
     )
     .map_err(|e| match e {
-        // The fields of this body are top-level: `role`, not `.role`.
-        ApiError::InvalidRequest {
-            code,
-            message,
-            field,
-        } => ApiError::InvalidRequest {
-            code,
-            message,
-            field: field.map(|f| f.trim_start_matches('.').to_owned()),
-        },
         ApiError::Domain(conflux_domain::DomainError::InvalidName { message, .. }) => {
             ApiError::invalid_request("invalid_argument", "scope", message)
         }
@@ -736,17 +731,27 @@ pub async fn list_bindings(
     .into_response())
 }
 
+/// Binding `id` if the caller may see it; 404 (as for a missing one) otherwise.
+async fn visible_binding(
+    app: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<(std::sync::Arc<MetadataStore>, BindingRecord), ApiError> {
+    check_id("role binding", id)?;
+    let store = store(app)?;
+    let binding = db(app, store.get_binding(id)).await?;
+    let binding = binding
+        .filter(|b| sees_binding(caller, b))
+        .ok_or_else(|| missing("role binding", id))?;
+    Ok((store, binding))
+}
+
 pub async fn get_binding(
     State(app): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
-    check_id("role binding", &id)?;
-    let store = store(&app)?;
-    let binding = db(&app, store.get_binding(&id)).await?;
-    let binding = binding
-        .filter(|b| sees_binding(&caller, b))
-        .ok_or_else(|| missing("role binding", &id))?;
+    let (_, binding) = visible_binding(&app, &caller, &id).await?;
     Ok(Json(binding_view(&binding)).into_response())
 }
 
@@ -755,12 +760,7 @@ pub async fn delete_binding(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult {
-    check_id("role binding", &id)?;
-    let store = store(&app)?;
-    let binding = db(&app, store.get_binding(&id)).await?;
-    let binding = binding
-        .filter(|b| sees_binding(&caller, b))
-        .ok_or_else(|| missing("role binding", &id))?;
+    let (store, binding) = visible_binding(&app, &caller, &id).await?;
     grantable(
         &caller,
         "binding",

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use tokio_stream::StreamMap;
 
 use super::AppState;
-use super::access::{Caller, access_lost};
+use super::access::{Caller, access_lost, unauthenticated_now};
 use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, client_labels};
 use crate::watch::Watcher;
@@ -379,18 +379,11 @@ fn recheck(
         .load()
         .authenticate_digest(&caller.token, now)
     else {
-        return Err(ApiError::Unauthenticated {
-            message: "the token was revoked or expired".into(),
-        });
-    };
-    let current = Caller {
-        subject,
-        token: caller.token,
-        origin: caller.origin.clone(),
+        return Err(unauthenticated_now());
     };
     let lost: Vec<String> = subs
         .keys()
-        .filter(|k| !current.may_read_path(k))
+        .filter(|k| !subject.may_read_path(k))
         .cloned()
         .collect();
     Ok(lost

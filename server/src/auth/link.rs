@@ -37,8 +37,8 @@ const ADMIN_TOKEN_FILE: &str = "admin.token";
 pub struct LinkSettings {
     pub url: String,
     pub data_dir: PathBuf,
-    pub bootstrap_token_file: Option<PathBuf>,
-    pub node_id: u64,
+    /// The token of `--bootstrap-token-file` (read and checked by the caller), if given.
+    pub bootstrap_token: Option<String>,
 }
 
 #[derive(Debug)]
@@ -52,12 +52,8 @@ pub struct MetadataLink {
 impl MetadataLink {
     /// Connects (waiting up to [`FIRST_CONNECT_WAIT`]), bootstraps an empty DB and loads the
     /// identity; if the DB cannot be reached in time, the node starts anyway and
-    /// [`MetadataLink::run`] keeps trying. A bootstrap token file that cannot be read is an
-    /// error: the operator asked for it.
+    /// [`MetadataLink::run`] keeps trying.
     pub async fn start(settings: LinkSettings) -> anyhow::Result<Arc<MetadataLink>> {
-        if let Some(path) = &settings.bootstrap_token_file {
-            read_bootstrap_token(path)?;
-        }
         // SQLite's file and the identity cache live in the data directory.
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
             format!(
@@ -148,8 +144,8 @@ impl MetadataLink {
     /// Inserts the bootstrap token if the DB has no principal at all.
     async fn bootstrap(&self, store: &MetadataStore) -> anyhow::Result<()> {
         let admin_file = self.settings.data_dir.join(ADMIN_TOKEN_FILE);
-        let (secret, written_now) = match &self.settings.bootstrap_token_file {
-            Some(path) => (read_bootstrap_token(path)?, false),
+        let (secret, written_now) = match &self.settings.bootstrap_token {
+            Some(given) => (given.clone(), false),
             None if admin_file.exists() => (read_bootstrap_token(&admin_file)?, false),
             None => {
                 let issued = token::issue(SERVICE_PREFIX);
@@ -170,9 +166,8 @@ impl MetadataLink {
             .await
             .map_err(|e| anyhow::anyhow!("bootstrapping the metadata DB: {e}"))?;
         if inserted {
-            match &self.settings.bootstrap_token_file {
-                Some(path) => tracing::info!(
-                    file = %path.display(),
+            match &self.settings.bootstrap_token {
+                Some(_) => tracing::info!(
                     "metadata DB was empty: the token in the bootstrap token file is now a cluster_admin"
                 ),
                 None => tracing::info!(
@@ -205,7 +200,12 @@ impl MetadataLink {
             counter = identity.counter,
             "identity loaded"
         );
+        // The periodic full reload usually finds nothing new: no need to rewrite the copy.
+        let changed = self.identity.load().counter != identity.counter;
         self.identity.replace(identity);
+        if !changed {
+            return Ok(());
+        }
         if let Err(e) = cache::save(&self.settings.data_dir, &snapshot) {
             tracing::warn!(error = %e, "cannot keep a copy of the identity in the data directory");
         }
