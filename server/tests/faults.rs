@@ -56,35 +56,49 @@ async fn a_leader_cut_off_with_writes_in_flight_commits_again_when_it_leads_agai
         .expect("the cut-off node exports its last log index");
     // Both nodes of the majority purge past it, so whichever of them leads after the heal
     // can only send a snapshot.
-    let purged_everywhere = || async {
-        for id in others(&cluster, old) {
-            let purged = metric(cluster.node(id), "conflux_raft_purged_index").await;
-            if purged.is_none_or(|p| p <= old_log) {
-                return false;
+    let purged_past = |index: u64| {
+        let cluster = &cluster;
+        async move {
+            for id in others(cluster, old) {
+                let purged = metric(cluster.node(id), "conflux_raft_purged_index").await;
+                if purged.is_none_or(|p| p <= index as f64) {
+                    return false;
+                }
             }
+            true
         }
-        true
     };
     let mut rounds = 0;
-    while !purged_everywhere().await {
-        rounds += 1;
-        assert!(rounds <= 20, "the new leader never purged past {old_log}");
-        let writers: Vec<_> = (0..8)
-            .map(|w| {
-                let nc = nc.clone();
-                tokio::spawn(async move {
-                    for i in 0..10 {
-                        push(&nc, id, &format!("majority r{rounds} w{w} i{i}"))
-                            .await
-                            .unwrap();
-                    }
+    let mut write_until_purged_past = async |index: u64| {
+        while !purged_past(index).await {
+            rounds += 1;
+            assert!(rounds <= 40, "the new leader never purged past {index}");
+            let writers: Vec<_> = (0..8)
+                .map(|w| {
+                    let nc = nc.clone();
+                    tokio::spawn(async move {
+                        for i in 0..10 {
+                            push(&nc, id, &format!("majority r{rounds} w{w} i{i}"))
+                                .await
+                                .unwrap();
+                        }
+                    })
                 })
-            })
-            .collect();
-        for w in writers {
-            w.await.unwrap();
+                .collect();
+            for w in writers {
+                w.await.unwrap();
+            }
         }
-    }
+    };
+    write_until_purged_past(old_log as u64).await;
+    // Until it purged, the leader kept sending entries to the cut-off node; those requests
+    // may still sit in TCP's retransmission queue and arrive after the heal, carrying the
+    // node forward by append. Purging once more past everything written so far leaves a
+    // gap only a snapshot can fill.
+    let written = metric(cluster.node(new), "conflux_raft_last_log_index")
+        .await
+        .expect("the leader exports its last log index");
+    write_until_purged_past(written as u64).await;
 
     // Every write sent to the cut-off leader was answered, and none was acknowledged: their
     // outcome is unknown to the client, which may retry with its idempotency key.

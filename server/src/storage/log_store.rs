@@ -150,6 +150,19 @@ impl RaftLogReader<TypeConfig> for LogStore {
         }
         Ok(out)
     }
+
+    /// What replication sends: entries from exactly `start` on. When `start` was purged, the
+    /// entries after the purged ones must not come back in its place: openraft would send
+    /// them as if they followed the entry before `start`, and the follower would append them
+    /// after a hole (its state machine would skip every purged entry). An empty answer makes
+    /// openraft send a heartbeat and decide again, and it then sends a snapshot.
+    async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>> {
+        let entries = self.try_get_log_entries(start..end).await?;
+        if entries.first().is_some_and(|e| e.get_log_id().index != start) {
+            return Ok(Vec::new());
+        }
+        Ok(entries)
+    }
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {
