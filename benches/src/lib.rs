@@ -97,6 +97,7 @@ pub fn state_with_config(schema: Option<&str>) -> (State, u64) {
                 }],
             }),
             description: None,
+            encrypted: false,
         },
     ];
     for (i, c) in commands.into_iter().enumerate() {
@@ -114,6 +115,7 @@ pub fn create_version(content: &Bytes, ts: u64) -> Proposal {
             config_id: 1,
             content: content.clone(),
             description: None,
+            sealed: None,
         },
     )
 }

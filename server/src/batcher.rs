@@ -284,6 +284,7 @@ mod tests {
                 config_id: 1,
                 content: Bytes::from_static(b"{}"),
                 description: Some(description),
+                sealed: None,
             },
         );
         assert!(codec::encoded_len(&p) > 1024 * 1024);

@@ -111,12 +111,21 @@ async fn replication_reading_from_a_purged_index_gets_nothing() {
     log.purge(log_id(1, 12)).await.unwrap();
 
     let indexes = |entries: Vec<Entry>| entries.iter().map(|e| e.log_id.index).collect::<Vec<_>>();
-    assert_eq!(indexes(log.limited_get_log_entries(5, 20).await.unwrap()), Vec::<u64>::new());
-    assert_eq!(indexes(log.limited_get_log_entries(12, 16).await.unwrap()), Vec::<u64>::new());
+    assert_eq!(
+        indexes(log.limited_get_log_entries(5, 20).await.unwrap()),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        indexes(log.limited_get_log_entries(12, 16).await.unwrap()),
+        Vec::<u64>::new()
+    );
     assert_eq!(
         indexes(log.limited_get_log_entries(13, 16).await.unwrap()),
         vec![13, 14, 15]
     );
     // openraft's own helpers read "whatever exists" in a range; that stays as it is.
-    assert_eq!(indexes(log.try_get_log_entries(5..16).await.unwrap()), vec![13, 14, 15]);
+    assert_eq!(
+        indexes(log.try_get_log_entries(5..16).await.unwrap()),
+        vec![13, 14, 15]
+    );
 }

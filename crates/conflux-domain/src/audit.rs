@@ -118,6 +118,13 @@ pub fn describe(state: &State, command: &Command) -> Option<AuditSubject> {
             app: None,
             env: None,
         },
+        Command::RewrapKeys { .. } => AuditSubject {
+            action: "kms.rewrap",
+            resource: "*".into(),
+            tenant: None,
+            app: None,
+            env: None,
+        },
         Command::RecordMemberStarted { .. } | Command::TrimAuditOutbox { .. } => return None,
     })
 }

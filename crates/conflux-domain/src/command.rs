@@ -14,6 +14,7 @@ use crate::model::{
     ReleaseRule, RetentionPolicy, Revision, Tenant, TenantStatus, UnixMillis, VersionId,
     VersionMeta,
 };
+use crate::sealed::{Rewrap, SealedContent};
 
 /// An idempotency key and the fingerprint of the request it was first used with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -154,20 +155,29 @@ pub enum Command {
         schema: Option<String>,
         retention: Option<RetentionPolicy>,
         description: Option<String>,
+        #[serde(default)]
+        encrypted: bool,
     },
     UpdateConfig {
         id: ConfigId,
         schema: Patch<String>,
         retention: Patch<RetentionPolicy>,
         description: Option<String>,
+        /// Only accepted when it repeats the config's setting, which cannot change.
+        #[serde(default)]
+        encrypted: Option<bool>,
     },
     DeleteConfig {
         id: ConfigId,
     },
+    /// `content` is the plaintext, or the ciphertext when `sealed` is given (encrypted
+    /// configs).
     CreateVersion {
         config_id: ConfigId,
         content: Bytes,
         description: Option<String>,
+        #[serde(default)]
+        sealed: Option<SealedContent>,
     },
     SetReleases {
         config_id: ConfigId,
@@ -180,6 +190,8 @@ pub enum Command {
         content: Bytes,
         description: Option<String>,
         strategy: PublishStrategy,
+        #[serde(default)]
+        sealed: Option<SealedContent>,
     },
     Rollback {
         config_id: ConfigId,
@@ -201,6 +213,11 @@ pub enum Command {
     TrimAuditOutbox {
         index: u64,
         position: u32,
+    },
+    /// Replaces the wrapped data keys of sealed versions with the same keys wrapped by
+    /// another key-encryption key (KEK rotation). Content and revisions do not change.
+    RewrapKeys {
+        keys: Vec<Rewrap>,
     },
 }
 
@@ -239,4 +256,10 @@ pub enum Response {
     },
     MemberRecorded,
     AuditTrimmed,
+    /// How many of a `RewrapKeys` command's keys were replaced; the others had changed (or
+    /// gone) since the command was built and were left alone.
+    Rewrapped {
+        rewrapped: u64,
+        skipped: u64,
+    },
 }

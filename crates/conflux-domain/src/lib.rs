@@ -24,6 +24,7 @@ mod names;
 mod resolve;
 mod retention;
 mod schema;
+mod sealed;
 mod state;
 mod transition;
 
@@ -46,6 +47,7 @@ pub use resolve::{Resolution, bucket, order_rules, resolve, resolve_ordered};
 pub use retention::versions_to_purge;
 pub use retention::{MAX_RETENTION_RULES, validate_policy as validate_retention_policy};
 pub use schema::CompiledSchema;
+pub use sealed::{Rewrap, Seal, SealedContent, WrappedKey};
 pub use state::{Change, Counters, IDEMPOTENCY_TTL_MS, IdempotencyRecord, State};
 pub use transition::{
     Decision, MAX_CONTENT_BYTES, MAX_RULES_PER_CONFIG, VersionCheck, check_new_version,

@@ -267,6 +267,11 @@ pub struct Config {
     pub created_revision: Revision,
     pub created_at: UnixMillis,
     pub updated_at: UnixMillis,
+    /// Every version's content is envelope-encrypted (see [`crate::SealedContent`]). Chosen
+    /// at creation and never changed: turning it off would leave old versions sealed and
+    /// new ones plain, turning it on would leave old plaintext behind in storage.
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 /// SHA-256 of a version's content. Rendered as `sha256:<hex>`.
@@ -325,4 +330,8 @@ pub struct VersionMeta {
     pub author: Option<String>,
     pub created_at: UnixMillis,
     pub revision: Revision,
+    /// Present when the stored content is ciphertext: how to open it. `hash` and `size` are
+    /// always the plaintext's.
+    #[serde(default)]
+    pub seal: Option<Box<crate::Seal>>,
 }

@@ -82,6 +82,9 @@ pub enum Change {
         config_id: ConfigId,
         version: VersionId,
     },
+    /// A version's metadata changed (a sealed version's data key wrapped anew); its content
+    /// is unchanged.
+    PutVersionMeta(VersionMeta),
     PutIdempotency {
         key: String,
         record: IdempotencyRecord,
@@ -194,6 +197,9 @@ impl State {
             }
             Change::DeleteVersion { config_id, version } => {
                 self.versions.remove(&(config_id, version));
+            }
+            Change::PutVersionMeta(meta) => {
+                self.versions.insert((meta.config_id, meta.version), meta);
             }
             Change::PutIdempotency { key, record } => {
                 if let Some(old) = self.idempotency.get(&key) {

@@ -18,6 +18,7 @@ use crate::model::{
 use crate::names::{validate_config_name, validate_label_key, validate_name};
 use crate::retention::{validate_policy, versions_to_purge};
 use crate::schema::CompiledSchema;
+use crate::sealed::{Rewrap, SealedContent};
 use crate::state::{Change, Counters, IDEMPOTENCY_TTL_MS, IdempotencyRecord, State};
 
 /// A config has at most this many release rules.
@@ -142,9 +143,8 @@ impl VersionCheck {
         }
     }
 
-    /// Size quota, then format, then schema: the first that fails is the error.
-    pub fn check(&self, content: &[u8]) -> Result<(), DomainError> {
-        let size = content.len() as u64;
+    /// The size quota alone (for sealed contents, whose plaintext apply cannot see).
+    pub fn check_size(&self, size: u64) -> Result<(), DomainError> {
         if size > self.limit {
             return Err(DomainError::QuotaExceeded {
                 quota: Quota::MaxConfigBytes,
@@ -152,6 +152,12 @@ impl VersionCheck {
                 requested: size,
             });
         }
+        Ok(())
+    }
+
+    /// Size quota, then format, then schema: the first that fails is the error.
+    pub fn check(&self, content: &[u8]) -> Result<(), DomainError> {
+        self.check_size(content.len() as u64)?;
         let doc = format::parse(self.format, content).map_err(|e| DomainError::ContentInvalid {
             format: self.format,
             message: e.message,
@@ -239,28 +245,32 @@ impl Tx<'_> {
                 schema,
                 retention,
                 description,
+                encrypted,
             } => self.create_config(
                 path,
                 *format,
                 schema.as_deref(),
                 retention.as_ref(),
                 description.as_deref(),
+                *encrypted,
             ),
             Command::UpdateConfig {
                 id,
                 schema,
                 retention,
                 description,
-            } => self.update_config(*id, schema, retention, description.as_deref()),
+                encrypted,
+            } => self.update_config(*id, schema, retention, description.as_deref(), *encrypted),
             Command::DeleteConfig { id } => self.delete_config(*id),
             Command::CreateVersion {
                 config_id,
                 content,
                 description,
+                sealed,
             } => {
                 let config = self.writable_config(*config_id)?;
                 let (meta, mut config) =
-                    self.new_version(config, content, description.as_deref())?;
+                    self.new_version(config, content, sealed.as_ref(), description.as_deref())?;
                 self.finish_version(&mut config, meta, content.clone())
             }
             Command::SetReleases {
@@ -284,10 +294,11 @@ impl Tx<'_> {
                 content,
                 description,
                 strategy,
+                sealed,
             } => {
                 let config = self.writable_config(*config_id)?;
                 let (meta, mut config) =
-                    self.new_version(config, content, description.as_deref())?;
+                    self.new_version(config, content, sealed.as_ref(), description.as_deref())?;
                 let rules = publish_rules(&config.rules, meta.version, strategy)?;
                 validate_rules(self.state, &config, &rules, Some(meta.version))?;
                 config.rules = rules;
@@ -315,6 +326,7 @@ impl Tx<'_> {
                 self.put_config(config)
             }
             Command::SweepRetention => self.sweep_retention(),
+            Command::RewrapKeys { keys } => Ok(self.rewrap_keys(keys)),
             Command::RecordMemberStarted { node_id } => {
                 if !self.state.member_started(*node_id) {
                     self.changes
@@ -646,6 +658,7 @@ impl Tx<'_> {
         schema: Option<&str>,
         retention: Option<&RetentionPolicy>,
         description: Option<&str>,
+        encrypted: bool,
     ) -> Outcome {
         validate_name("tenant", &path.tenant)?;
         validate_name("app", &path.app)?;
@@ -691,6 +704,7 @@ impl Tx<'_> {
             created_revision: self.revision,
             created_at: self.now,
             updated_at: self.now,
+            encrypted,
         };
         self.changes.push(Change::PutConfig(config.clone()));
         Ok(Response::Config(config))
@@ -702,9 +716,17 @@ impl Tx<'_> {
         schema: &Patch<String>,
         retention: &Patch<RetentionPolicy>,
         description: Option<&str>,
+        encrypted: Option<bool>,
     ) -> Outcome {
         let mut config = self.writable_config(id)?;
         check_opt_len("description", description, MAX_DESCRIPTION_LEN)?;
+        if encrypted.is_some_and(|e| e != config.encrypted) {
+            return Err(DomainError::invalid_argument(
+                "encrypted",
+                "is chosen when the config is created and cannot be changed; create a new \
+                 config to change it",
+            ));
+        }
         match schema {
             Patch::Unchanged => {}
             Patch::Clear => config.schema = None,
@@ -751,21 +773,60 @@ impl Tx<'_> {
         &self,
         mut config: Config,
         content: &Bytes,
+        sealed: Option<&SealedContent>,
         description: Option<&str>,
     ) -> Result<(VersionMeta, Config), DomainError> {
         check_opt_len("description", description, MAX_DESCRIPTION_LEN)?;
-        check_new_version(self.state, &config, content)?;
+        let (hash, size, seal) = match (config.encrypted, sealed) {
+            (false, None) => {
+                check_new_version(self.state, &config, content)?;
+                (ContentHash::of(content), content.len() as u64, None)
+            }
+            (true, Some(sealed)) => {
+                // The receiving node parsed and validated the plaintext; what apply can
+                // still check is the size quota and that the schema is still that one.
+                VersionCheck::of(self.state, &config).check_size(sealed.plaintext_size)?;
+                if sealed.schema_digest != SealedContent::digest_of_schema(config.schema.as_deref())
+                {
+                    return Err(DomainError::invalid_argument(
+                        "content",
+                        "the config's schema changed while this version was being validated; \
+                         send it again",
+                    ));
+                }
+                (
+                    sealed.plaintext_hash,
+                    sealed.plaintext_size,
+                    Some(Box::new(sealed.seal.clone())),
+                )
+            }
+            // Encryption is fixed at creation, so the proposing node saw the same setting;
+            // a mismatch is a node that proposed wrongly, never a client's input.
+            (true, None) => {
+                return Err(DomainError::invalid_argument(
+                    "content",
+                    "this config is encrypted and the version was not sealed",
+                ));
+            }
+            (false, Some(_)) => {
+                return Err(DomainError::invalid_argument(
+                    "content",
+                    "this config is not encrypted and the version was sealed",
+                ));
+            }
+        };
         let version = config.latest_version + 1;
         let meta = VersionMeta {
             config_id: config.id,
             version,
-            hash: ContentHash::of(content),
-            size: content.len() as u64,
+            hash,
+            size,
             format: config.format,
             description: description.unwrap_or_default().to_owned(),
             author: self.author.clone(),
             created_at: self.now,
             revision: self.revision,
+            seal,
         };
         config.latest_version = version;
         Ok((meta, config))
@@ -832,6 +893,27 @@ impl Tx<'_> {
             });
         }
         n
+    }
+
+    fn rewrap_keys(&mut self, keys: &[Rewrap]) -> Response {
+        let mut rewrapped = 0;
+        for k in keys {
+            let Some(meta) = self.state.version(k.config_id, k.version) else {
+                continue;
+            };
+            if meta.seal.as_ref().is_some_and(|seal| seal.key == k.from) {
+                let mut meta = meta.clone();
+                if let Some(seal) = meta.seal.as_mut() {
+                    seal.key = k.to.clone();
+                }
+                self.changes.push(Change::PutVersionMeta(meta));
+                rewrapped += 1;
+            }
+        }
+        Response::Rewrapped {
+            rewrapped,
+            skipped: keys.len() as u64 - rewrapped,
+        }
     }
 
     fn sweep_retention(&mut self) -> Outcome {

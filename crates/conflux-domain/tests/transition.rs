@@ -131,6 +131,16 @@ impl World {
     fn setup_json(&mut self) -> ConfigId {
         self.setup(QuotasPatch::default(), Format::Json, None, None)
     }
+
+    /// A plain config `acme/web/prod/plain.json` next to what a test already created.
+    fn setup_json_in_same_tenant(&mut self) -> ConfigId {
+        config_id(self.ok(create_config(
+            path("acme", "web", "prod", "plain.json"),
+            Format::Json,
+            None,
+            None,
+        )))
+    }
 }
 
 fn path(t: &str, a: &str, e: &str, n: &str) -> ConfigPath {
@@ -184,6 +194,7 @@ fn create_config(
         schema: schema.map(str::to_owned),
         retention,
         description: None,
+        encrypted: false,
     }
 }
 
@@ -192,6 +203,7 @@ fn version(id: ConfigId, content: &[u8]) -> Command {
         config_id: id,
         content: Bytes::copy_from_slice(content),
         description: None,
+        sealed: None,
     }
 }
 
@@ -209,6 +221,7 @@ fn publish(id: ConfigId, content: &[u8], strategy: PublishStrategy) -> Command {
         content: Bytes::copy_from_slice(content),
         description: None,
         strategy,
+        sealed: None,
     }
 }
 
@@ -626,6 +639,7 @@ fn if_match_mismatch_changes_nothing() {
             schema: Patch::Clear,
             retention: Patch::Unchanged,
             description: Some("x".into()),
+            encrypted: None,
         },
         Command::DeleteConfig { id },
     ];
@@ -1180,6 +1194,7 @@ fn a_suspended_tenant_rejects_writes() {
             schema: Patch::Unchanged,
             retention: Patch::Unchanged,
             description: Some("d".into()),
+            encrypted: None,
         },
         version(id, b"{}"),
         releases(id, vec![rule(&[], None, 1, 0)]),
@@ -1258,6 +1273,7 @@ fn changing_the_policy_purges_at_once() {
         schema: Patch::Unchanged,
         retention: Patch::Set(count_policy(1)),
         description: None,
+        encrypted: None,
     });
     assert!(d.outcome.is_ok());
     assert_eq!(w.version_ids(id), vec![2, 5]);
@@ -1277,6 +1293,7 @@ fn changing_the_policy_purges_at_once() {
             schema: Patch::Unchanged,
             retention: Patch::Set(p),
             description: None,
+            encrypted: None,
         });
         assert_eq!((e.code(), e.field()), ("invalid_argument", Some(field)));
     }
@@ -1496,6 +1513,7 @@ fn to_command(op: &Op) -> Command {
             schema: Patch::Unchanged,
             retention: r.map_or(Patch::Clear, Patch::Set),
             description: None,
+            encrypted: None,
         },
         Op::Version(id, c) => version(id, CONTENTS[c]),
         Op::Releases(id, rules) => releases(id, rules),
@@ -1763,4 +1781,193 @@ proptest! {
         prop_assert_eq!(dump(&a), dump(&mirror));
         prop_assert_eq!(a.counters(), mirror.counters());
     }
+}
+
+// ---- encrypted configs -----------------------------------------------------------------------
+
+fn sealed(plaintext: &[u8], schema: Option<&str>, kek: &str) -> conflux_domain::SealedContent {
+    conflux_domain::SealedContent {
+        seal: conflux_domain::Seal {
+            key: wrapped(kek, b"wrapped-key"),
+            nonce: Bytes::from_static(&[9; 12]),
+        },
+        plaintext_hash: ContentHash::of(plaintext),
+        plaintext_size: plaintext.len() as u64,
+        schema_digest: conflux_domain::SealedContent::digest_of_schema(schema),
+    }
+}
+
+fn wrapped(kek: &str, bytes: &'static [u8]) -> conflux_domain::WrappedKey {
+    conflux_domain::WrappedKey {
+        kek_id: kek.into(),
+        ciphertext: Bytes::from_static(bytes),
+    }
+}
+
+fn sealed_version(id: ConfigId, s: conflux_domain::SealedContent) -> Command {
+    Command::CreateVersion {
+        config_id: id,
+        content: Bytes::from_static(b"<ciphertext>"),
+        description: None,
+        sealed: Some(s),
+    }
+}
+
+/// tenant `acme` (quotas), config `acme/web/prod/secret.json`, encrypted, with `schema`.
+fn encrypted_setup(w: &mut World, quotas: QuotasPatch, schema: Option<&str>) -> ConfigId {
+    w.ok(create_tenant("acme", quotas));
+    w.ok(create_app("acme", "web"));
+    w.ok(create_env("acme", "web", "prod"));
+    config_id(w.ok(Command::CreateConfig {
+        path: path("acme", "web", "prod", "secret.json"),
+        format: Format::Json,
+        schema: schema.map(str::to_owned),
+        retention: None,
+        description: None,
+        encrypted: true,
+    }))
+}
+
+#[test]
+fn a_sealed_version_records_the_plaintext_facts_and_its_seal() {
+    let mut w = World::new();
+    let id = encrypted_setup(&mut w, QuotasPatch::default(), None);
+    assert!(w.config(id).encrypted);
+    let plaintext = br#"{"password":"hunter2"}"#;
+    let d = w.exec(sealed_version(id, sealed(plaintext, None, "kek-a")));
+    let Ok(Response::Version { version, .. }) = &d.outcome else {
+        panic!("{:?}", d.outcome)
+    };
+    assert_eq!(version.hash, ContentHash::of(plaintext));
+    assert_eq!(version.size, plaintext.len() as u64);
+    assert_eq!(version.seal.as_ref().unwrap().key.kek_id, "kek-a");
+    let stored = d.changes.iter().find_map(|c| match c {
+        Change::PutVersion { content, .. } => Some(content.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        stored.as_deref(),
+        Some(&b"<ciphertext>"[..]),
+        "storage gets the ciphertext"
+    );
+}
+
+#[test]
+fn sealing_must_match_the_config_and_its_schema() {
+    let mut w = World::new();
+    let schema = r#"{"type":"object"}"#;
+    let id = encrypted_setup(&mut w, QuotasPatch::default(), Some(schema));
+
+    // Plaintext into an encrypted config, and a sealed content into a plain one.
+    assert_eq!(w.fail(version(id, b"{}")).field(), Some("content"));
+    let plain = w.setup_json_in_same_tenant();
+    assert_eq!(
+        w.fail(sealed_version(plain, sealed(b"{}", None, "k")))
+            .field(),
+        Some("content")
+    );
+
+    // Validated against a schema that is no longer the config's: refused, nothing written.
+    let stale = sealed(b"{}", Some(r#"{"type":"array"}"#), "k");
+    let e = w.fail(sealed_version(id, stale));
+    assert_eq!(e.code(), "invalid_argument");
+    assert!(e.to_string().contains("schema changed"), "{e}");
+    w.ok(sealed_version(id, sealed(b"{}", Some(schema), "k")));
+    assert_eq!(w.version_ids(id), vec![1]);
+}
+
+#[test]
+fn the_size_quota_counts_the_plaintext_of_a_sealed_version() {
+    let mut w = World::new();
+    let quotas = QuotasPatch {
+        max_config_bytes: Some(10),
+        ..QuotasPatch::default()
+    };
+    let id = encrypted_setup(&mut w, quotas, None);
+    let e = w.fail(sealed_version(id, sealed(b"01234567890", None, "k")));
+    assert_eq!(e.code(), "quota_exceeded");
+    w.ok(sealed_version(id, sealed(b"0123456789", None, "k")));
+}
+
+#[test]
+fn encryption_cannot_be_changed_after_creation() {
+    let mut w = World::new();
+    let id = encrypted_setup(&mut w, QuotasPatch::default(), None);
+    let off = Command::UpdateConfig {
+        id,
+        schema: Patch::Unchanged,
+        retention: Patch::Unchanged,
+        description: None,
+        encrypted: Some(false),
+    };
+    assert_eq!(w.fail(off).field(), Some("encrypted"));
+    assert!(w.config(id).encrypted);
+    // Repeating the current setting is fine (Terraform sends every attribute).
+    w.ok(Command::UpdateConfig {
+        id,
+        schema: Patch::Unchanged,
+        retention: Patch::Unchanged,
+        description: Some("same".into()),
+        encrypted: Some(true),
+    });
+}
+
+#[test]
+fn a_rewrap_replaces_only_the_key_it_was_built_from() {
+    let mut w = World::new();
+    let id = encrypted_setup(&mut w, QuotasPatch::default(), None);
+    w.ok(sealed_version(id, sealed(b"{}", None, "old")));
+    let revision = w.config(id).revision;
+    let rewrap = |from, to| conflux_domain::Rewrap {
+        config_id: id,
+        version: 1,
+        from,
+        to,
+    };
+    let first = rewrap(wrapped("old", b"wrapped-key"), wrapped("new", b"rewrapped"));
+    let r = w.ok(Command::RewrapKeys {
+        keys: vec![first.clone()],
+    });
+    assert_eq!(
+        r,
+        Response::Rewrapped {
+            rewrapped: 1,
+            skipped: 0
+        }
+    );
+    let key = |w: &World| {
+        w.state
+            .version(id, 1)
+            .unwrap()
+            .seal
+            .as_ref()
+            .unwrap()
+            .key
+            .clone()
+    };
+    assert_eq!(key(&w), wrapped("new", b"rewrapped"));
+    assert_eq!(
+        w.config(id).revision,
+        revision,
+        "a rewrap is not a config change"
+    );
+
+    // The same command again (a retry after a leader change), or one built from a key that
+    // has since changed, or for a version that is gone: nothing happens.
+    let stale = rewrap(wrapped("old", b"wrapped-key"), wrapped("other", b"x"));
+    let gone = conflux_domain::Rewrap {
+        version: 9,
+        ..first.clone()
+    };
+    let r = w.ok(Command::RewrapKeys {
+        keys: vec![first, stale, gone],
+    });
+    assert_eq!(
+        r,
+        Response::Rewrapped {
+            rewrapped: 0,
+            skipped: 3
+        }
+    );
+    assert_eq!(key(&w), wrapped("new", b"rewrapped"));
 }

@@ -439,6 +439,7 @@ pub async fn create_config(
         schema: b.schema.as_ref().map(schema_text),
         retention: b.retention,
         description: b.description,
+        encrypted: false,
     };
     config_response(
         StatusCode::CREATED,
@@ -550,6 +551,7 @@ pub async fn update_config(
         schema,
         retention,
         description: b.description,
+        encrypted: None,
     };
     config_response(
         StatusCode::OK,
@@ -625,6 +627,7 @@ pub async fn create_version(
         config_id: id,
         content: body.bytes.clone(),
         description: q.description,
+        sealed: None,
     };
     match app
         .propose(&caller, &opts, &body.bytes, cmd)
@@ -837,6 +840,7 @@ pub async fn publish(
         content: Bytes::from(b.content.into_bytes()),
         description: b.description,
         strategy,
+        sealed: None,
     };
     match app.propose(&caller, &opts, &body.raw, cmd).await?.response {
         Outcome::Version { version, config } => {

@@ -158,7 +158,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
     /// openraft send a heartbeat and decide again, and it then sends a snapshot.
     async fn limited_get_log_entries(&mut self, start: u64, end: u64) -> Result<Vec<Entry>> {
         let entries = self.try_get_log_entries(start..end).await?;
-        if entries.first().is_some_and(|e| e.get_log_id().index != start) {
+        if entries
+            .first()
+            .is_some_and(|e| e.get_log_id().index != start)
+        {
             return Ok(Vec::new());
         }
         Ok(entries)

@@ -325,6 +325,11 @@ fn persist(db: &DB, batch: &mut WriteBatch, change: &Change) {
             batch.put_cf(handle(db, cf::VERSIONS), k, codec::encode(meta));
             batch.put_cf(handle(db, cf::CONTENTS), k, content);
         }
+        Change::PutVersionMeta(meta) => batch.put_cf(
+            handle(db, cf::VERSIONS),
+            keys::version(meta.config_id, meta.version),
+            codec::encode(meta),
+        ),
         Change::DeleteVersion { config_id, version } => {
             let k = keys::version(*config_id, *version);
             batch.delete_cf(handle(db, cf::VERSIONS), k);
@@ -578,6 +583,7 @@ mod tests {
             content: bytes::Bytes::from_static(content.as_bytes()),
             description: None,
             strategy: PublishStrategy::Stable,
+            sealed: None,
         }
     }
 
@@ -588,6 +594,7 @@ mod tests {
             schema: None,
             retention: None,
             description: None,
+            encrypted: false,
         }
     }
 
