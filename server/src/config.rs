@@ -77,6 +77,32 @@ pub struct ServerArgs {
     /// it, a node that finds the DB empty makes a token and writes it to <data-dir>/admin.token.
     #[arg(long, env = "CONFLUX_BOOTSTRAP_TOKEN_FILE", value_name = "PATH")]
     pub bootstrap_token_file: Option<PathBuf>,
+    /// Where the key-encryption key of encrypted configs lives: `local` (a key file) or
+    /// `aws` (AWS KMS) [default: local].
+    #[arg(long, env = "CONFLUX_KMS", value_name = "PROVIDER")]
+    pub kms: Option<String>,
+    /// `--kms local`: the current key file, 64 hex digits, mode 0600, the same on every node
+    /// [default: <data-dir>/kek.key, created on a single node].
+    #[arg(long, env = "CONFLUX_KMS_KEY_FILE", value_name = "PATH")]
+    pub kms_key_file: Option<PathBuf>,
+    /// `--kms local`: an earlier key file whose data keys are not all rewrapped yet; repeat
+    /// for several (in CONFLUX_KMS_PREVIOUS_KEY_FILES, separate them with ';').
+    #[arg(
+        long = "kms-previous-key-file",
+        env = "CONFLUX_KMS_PREVIOUS_KEY_FILES",
+        value_delimiter = ';',
+        value_name = "PATH"
+    )]
+    pub kms_previous_key_files: Vec<PathBuf>,
+    /// `--kms aws`: key id, ARN, alias name or alias ARN of the current key-encryption key.
+    #[arg(long, env = "CONFLUX_KMS_KEY_ID", value_name = "ID")]
+    pub kms_key_id: Option<String>,
+    /// `--kms aws`: a KMS-compatible endpoint URL instead of AWS's regional one.
+    #[arg(long, env = "CONFLUX_KMS_ENDPOINT", value_name = "URL")]
+    pub kms_endpoint: Option<String>,
+    /// How long an unwrapped data key is kept in memory, e.g. "5m".
+    #[arg(long, env = "CONFLUX_KMS_CACHE_TTL", value_parser = humantime::parse_duration)]
+    pub kms_cache_ttl: Option<Duration>,
 }
 
 /// One `--peer`: a member of a static cluster.
@@ -151,6 +177,72 @@ struct FileConfig {
     tls_ca: Option<PathBuf>,
     metadata_url: Option<String>,
     bootstrap_token_file: Option<PathBuf>,
+    kms: Option<String>,
+    kms_key_file: Option<PathBuf>,
+    #[serde(default)]
+    kms_previous_key_files: Vec<PathBuf>,
+    kms_key_id: Option<String>,
+    kms_endpoint: Option<String>,
+    #[serde(default, with = "humantime_serde_opt")]
+    kms_cache_ttl: Option<Duration>,
+}
+
+fn kms_settings(args: &ServerArgs, file: &FileConfig) -> Result<KmsSettings, ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        field: "kms",
+        message,
+    };
+    let kind = args.kms.clone().or(file.kms.clone());
+    let key_file = args.kms_key_file.clone().or(file.kms_key_file.clone());
+    let previous_key_files = match args.kms_previous_key_files.is_empty() {
+        false => args.kms_previous_key_files.clone(),
+        true => file.kms_previous_key_files.clone(),
+    };
+    let key_id = args.kms_key_id.clone().or(file.kms_key_id.clone());
+    let endpoint = args.kms_endpoint.clone().or(file.kms_endpoint.clone());
+    let provider = match kind.as_deref().unwrap_or("local") {
+        "local" => {
+            if key_id.is_some() || endpoint.is_some() {
+                return Err(invalid(
+                    "--kms-key-id and --kms-endpoint are for --kms aws".into(),
+                ));
+            }
+            KmsProvider::Local {
+                key_file,
+                previous_key_files,
+            }
+        }
+        "aws" => {
+            if key_file.is_some() || !previous_key_files.is_empty() {
+                return Err(invalid(
+                    "--kms-key-file and --kms-previous-key-file are for --kms local".into(),
+                ));
+            }
+            let key_id = key_id.ok_or_else(|| {
+                invalid("--kms aws needs --kms-key-id (a key id, ARN or alias)".into())
+            })?;
+            KmsProvider::Aws { key_id, endpoint }
+        }
+        other => {
+            return Err(invalid(format!(
+                "unknown KMS provider {other:?}; use local or aws"
+            )));
+        }
+    };
+    let cache_ttl = args
+        .kms_cache_ttl
+        .or(file.kms_cache_ttl)
+        .unwrap_or(conflux_kms::DEFAULT_CACHE_TTL);
+    if cache_ttl.is_zero() {
+        return Err(ConfigError::Invalid {
+            field: "kms_cache_ttl",
+            message: "must be positive".into(),
+        });
+    }
+    Ok(KmsSettings {
+        provider,
+        cache_ttl,
+    })
 }
 
 mod humantime_serde_opt {
@@ -185,6 +277,28 @@ pub struct NodeConfig {
     /// `postgres://...`; `None`: SQLite in the data directory (single node only).
     pub metadata_url: Option<String>,
     pub bootstrap_token_file: Option<PathBuf>,
+    pub kms: KmsSettings,
+}
+
+/// Where the key-encryption keys of encrypted configs live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KmsProvider {
+    /// Key files: `key_file` (`None`: `<data-dir>/kek.key`) wraps, every file unwraps.
+    Local {
+        key_file: Option<PathBuf>,
+        previous_key_files: Vec<PathBuf>,
+    },
+    /// AWS KMS (or a compatible endpoint).
+    Aws {
+        key_id: String,
+        endpoint: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsSettings {
+    pub provider: KmsProvider,
+    pub cache_ttl: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +336,25 @@ impl NodeConfig {
             tls: None,
             metadata_url: None,
             bootstrap_token_file: None,
+            kms: KmsSettings {
+                provider: KmsProvider::Local {
+                    key_file: None,
+                    previous_key_files: Vec::new(),
+                },
+                cache_ttl: conflux_kms::DEFAULT_CACHE_TTL,
+            },
+        }
+    }
+
+    /// The local provider's current key file: `--kms-key-file` or `<data-dir>/kek.key`.
+    pub fn local_key_file(&self) -> Option<PathBuf> {
+        match &self.kms.provider {
+            KmsProvider::Local { key_file, .. } => Some(
+                key_file
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join("kek.key")),
+            ),
+            KmsProvider::Aws { .. } => None,
         }
     }
 
@@ -257,6 +390,7 @@ impl NodeConfig {
                 })?,
             (true, true) => Vec::new(),
         };
+        let kms = kms_settings(args, &file)?;
         let node_id = args.node_id.or(file.node_id).unwrap_or(d.node_id);
         // A static member's own --peer entry supplies its addresses when not given directly.
         let own = peers.iter().find(|p| p.node_id == node_id);
@@ -275,6 +409,7 @@ impl NodeConfig {
             }
         };
         let config = NodeConfig {
+            kms,
             node_id,
             data_dir: args
                 .data_dir

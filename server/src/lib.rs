@@ -14,6 +14,7 @@ pub mod batcher;
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod kms;
 pub mod metrics;
 pub mod node;
 pub mod raft;

@@ -78,6 +78,12 @@ pub async fn run(
         .transpose()
         .context("loading TLS files")?;
 
+    // The KMS before anything else that can fail later: a node that cannot open encrypted
+    // configs must not join the cluster.
+    let kms = crate::kms::start(&config)
+        .await
+        .context("setting up the KMS for encrypted configs")?;
+
     // The metadata DB first: a bad bootstrap token file should stop the node before it
     // touches its data. The file is read once: the DB's bootstrap and a join both use it.
     let bootstrap_token = config
@@ -202,6 +208,7 @@ pub async fn run(
         stop: stop_rx.clone(),
         metadata: metadata.clone(),
         auditor: auditor.clone(),
+        kms,
     });
     let metadata_task = tokio::spawn(metadata.clone().run(stopped(stop_rx.clone())));
     let spool_task = tokio::spawn(auditor.run(metadata.clone(), stopped(stop_rx.clone())));

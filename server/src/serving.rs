@@ -11,26 +11,40 @@ use std::sync::Arc;
 use axum::http::HeaderValue;
 use bytes::Bytes;
 use conflux_domain::{
-    Config, ConfigId, Format, ReleaseRule, Revision, VersionId, VersionMeta, order_rules,
+    Config, ConfigId, Format, ReleaseRule, Revision, Seal, VersionId, VersionMeta, order_rules,
 };
+use conflux_kms::{CacheKey, Kms, content_aad};
 
 /// One version as the fetch path serves it.
 #[derive(Debug)]
 pub struct ServedVersion {
     pub version: VersionId,
+    /// The plaintext, or the ciphertext when `sealed` is set.
     pub content: Bytes,
-    /// `sha256:<hex>`.
+    /// `sha256:<hex>` of the plaintext.
     pub hash: HeaderValue,
     pub version_header: HeaderValue,
     /// Strong ETag, unique per config and version content.
     pub etag: HeaderValue,
+    pub sealed: Option<ServedSeal>,
+}
+
+/// What opening a sealed version needs, computed once per version.
+#[derive(Debug)]
+pub struct ServedSeal {
+    pub seal: Box<Seal>,
+    /// The config's associated data (binds the ciphertext to the config).
+    pub aad: Vec<u8>,
+    /// The wrapped data key's name in the node's unwrapped-key cache.
+    pub cache_key: CacheKey,
 }
 
 impl ServedVersion {
-    pub fn new(config_id: ConfigId, meta: &VersionMeta, content: Bytes) -> Self {
+    pub fn new(config: &Config, meta: &VersionMeta, content: Bytes) -> Self {
         let hash = meta.hash.to_string();
         let etag = format!(
-            "\"{config_id}-{}-{}\"",
+            "\"{}-{}-{}\"",
+            config.id,
             meta.version,
             &meta.hash.to_hex()[..16]
         );
@@ -40,7 +54,17 @@ impl ServedVersion {
             hash: HeaderValue::from_str(&hash).expect("hex is a valid header value"),
             version_header: HeaderValue::from(meta.version),
             etag: HeaderValue::from_str(&etag).expect("digits and hex are a valid header value"),
+            sealed: meta.seal.as_ref().map(|seal| ServedSeal {
+                cache_key: Kms::cache_key(&seal.key),
+                aad: content_aad(config.id, config.created_revision),
+                seal: seal.clone(),
+            }),
         }
+    }
+
+    /// Whether this copy was built with `seal` (a rewrap replaces the wrapped key).
+    pub fn has_seal(&self, seal: Option<&Seal>) -> bool {
+        self.sealed.as_ref().map(|s| &*s.seal) == seal
     }
 }
 

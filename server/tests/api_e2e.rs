@@ -188,6 +188,7 @@ fn create_config_body(name: &str, format: Format) -> CreateConfig {
         schema: None,
         retention: None,
         description: None,
+        encrypted: false,
     }
 }
 

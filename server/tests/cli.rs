@@ -886,6 +886,7 @@ async fn release_commands_set_status_publish_and_rollback() {
         schema: None,
         retention: None,
         description: None,
+        encrypted: false,
     };
     let config = client
         .create_config("acme", "shop", "prod", &body, &w)

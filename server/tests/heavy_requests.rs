@@ -127,6 +127,7 @@ async fn create_config(
         schema,
         retention: None,
         description: None,
+        encrypted: false,
     };
     c.create_config("heavy", "app", "prod", &config, &WriteOptions::default())
         .await

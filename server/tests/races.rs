@@ -41,6 +41,7 @@ async fn published(c: &ApiClient, name: &str, content: &str) -> (u64, u64) {
                 schema: None,
                 retention: None,
                 description: None,
+                encrypted: false,
             },
             &WriteOptions::default(),
         )

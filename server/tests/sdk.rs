@@ -41,6 +41,7 @@ async fn create_config(c: &ApiClient, name: &str, format: Format) -> u64 {
         schema: None,
         retention: None,
         description: None,
+        encrypted: false,
     };
     c.create_config("acme", "shop", "prod", &body, &WriteOptions::default())
         .await

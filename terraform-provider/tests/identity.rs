@@ -147,6 +147,7 @@ fn a_token_terraform_creates_works_with_its_binding_and_no_further() {
             schema: None,
             retention: None,
             description: None,
+            encrypted: false,
         };
         let id = api
             .create_config("acme", "billing", "prod", &config, &opts)

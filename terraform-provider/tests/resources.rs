@@ -217,6 +217,7 @@ fn config_lifecycle() {
         schema: Some(None),
         retention: Some(None),
         description: None,
+        encrypted: None,
     };
     block_on(api.update_config(id, &patch, &Default::default())).unwrap();
     let plan = tf.assert_plan_changes();

@@ -193,6 +193,7 @@ impl Conflux {
             schema: None,
             retention,
             description: None,
+            encrypted: false,
         };
         // The fetched config: everyone gets v1, canaries v2, 10 % of client ids v3.
         let fetched = admin

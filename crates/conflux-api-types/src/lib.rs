@@ -256,6 +256,10 @@ pub struct CreateConfig {
     pub retention: Option<RetentionPolicy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Envelope-encrypt every version's content (contract section 8). Chosen here and never
+    /// changed afterwards.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
 }
 
 /// PATCH body: an absent field is left as is; `"schema": null` / `"retention": null` clear.
@@ -276,6 +280,9 @@ pub struct UpdateConfig {
     pub retention: Option<Option<RetentionPolicy>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Accepted only when equal to the config's setting: encryption cannot be changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -296,6 +303,9 @@ pub struct ConfigView {
     pub revision: u64,
     pub created_at: String,
     pub updated_at: String,
+    /// Whether version contents are envelope-encrypted at rest.
+    #[serde(default)]
+    pub encrypted: bool,
 }
 
 impl From<&Config> for ConfigView {
@@ -319,6 +329,7 @@ impl From<&Config> for ConfigView {
             revision: c.revision,
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
+            encrypted: c.encrypted,
         }
     }
 }

@@ -47,6 +47,9 @@ pub struct CreateArgs {
     pub schema_file: Option<String>,
     #[arg(long)]
     pub description: Option<String>,
+    /// Keep every version's content envelope-encrypted at rest (cannot be changed later).
+    #[arg(long)]
+    pub encrypted: bool,
     #[command(flatten)]
     pub write: WriteArgs,
 }
@@ -130,6 +133,7 @@ pub(crate) async fn execute(ctx: &Ctx, command: ConfigCommand) -> Result<Output,
                 schema,
                 retention: None,
                 description: a.description,
+                encrypted: a.encrypted,
             };
             let p = &a.path;
             let view = client

@@ -251,6 +251,10 @@ impl Render for ConfigView {
                 if self.schema.is_some() { "yes" } else { "no" }.to_owned(),
             ),
             ("retention", retention),
+            (
+                "encrypted",
+                if self.encrypted { "yes" } else { "no" }.to_owned(),
+            ),
             ("created", self.created_at.clone()),
             ("updated", self.updated_at.clone()),
             ("revision", self.revision.to_string()),
@@ -1055,6 +1059,7 @@ mod tests {
             revision: 5,
             created_at: "t".into(),
             updated_at: "t".into(),
+            encrypted: false,
         };
         let text = config.table();
         assert!(

@@ -96,6 +96,20 @@ pub enum ApiError {
     Internal { message: String },
 }
 
+/// A KMS failure is this node's problem, never the request's: 503, and the client may retry
+/// (another node, or later). A corrupted ciphertext is also a 503 with its own code: this
+/// node's copy failed authentication, another node's copy may be intact, and garbage is never
+/// served.
+impl From<conflux_kms::KmsError> for ApiError {
+    fn from(e: conflux_kms::KmsError) -> Self {
+        ApiError::Unavailable {
+            code: e.code(),
+            message: e.to_string(),
+            retry_after_secs: 1,
+        }
+    }
+}
+
 impl ApiError {
     pub fn invalid_request(
         code: &'static str,

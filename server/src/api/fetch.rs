@@ -188,7 +188,7 @@ async fn serve(app: &AppState, caller: &Subject, req: &Parts) -> Result<Response
         builder = builder
             .status(StatusCode::OK)
             .header(header::CONTENT_TYPE, served.content_type.clone());
-        Body::from(version.content.clone())
+        Body::from(super::sealing::served_plaintext(app, &version).await?)
     };
     builder.body(body).map_err(ApiError::internal)
 }

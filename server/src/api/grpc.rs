@@ -66,8 +66,9 @@ impl pb::config_server::Config for FetchService {
             req.linearizable,
         )
         .await?;
+        let content = super::sealing::served_plaintext(&self.0, &version).await?;
         Ok(Response::new(pb::FetchResponse {
-            content: version.content.clone(),
+            content,
             version: version.version,
             hash: version.hash.to_str().unwrap_or_default().to_owned(),
             revision: served.revision,

@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use super::access::{Caller, app_scope, env_scope, tenant_scope};
 use super::error::ApiError;
 use super::extract::{ApiPath, ApiQuery, JsonBody, RawBody, WriteOptions, client_labels};
+use super::sealing::{prepare_content, stored_plaintext};
 use super::{AppState, Applied};
 
 type ApiResult = Result<Response, ApiError>;
@@ -439,7 +440,7 @@ pub async fn create_config(
         schema: b.schema.as_ref().map(schema_text),
         retention: b.retention,
         description: b.description,
-        encrypted: false,
+        encrypted: b.encrypted,
     };
     config_response(
         StatusCode::CREATED,
@@ -507,7 +508,7 @@ fn require_on_config(
 }
 
 /// Reads something about one config, or 404.
-fn with_config<R>(
+pub(super) fn with_config<R>(
     app: &AppState,
     id: ConfigId,
     f: impl FnOnce(&conflux_domain::State, &Config) -> R,
@@ -551,7 +552,7 @@ pub async fn update_config(
         schema,
         retention,
         description: b.description,
-        encrypted: None,
+        encrypted: b.encrypted,
     };
     config_response(
         StatusCode::OK,
@@ -623,11 +624,12 @@ pub async fn create_version(
         };
         return Ok(respond(StatusCode::OK, revision, created));
     }
+    let (content, sealed) = prepare_content(&app, id, body.bytes.clone()).await?;
     let cmd = Command::CreateVersion {
         config_id: id,
-        content: body.bytes.clone(),
+        content,
         description: q.description,
-        sealed: None,
+        sealed,
     };
     match app
         .propose(&caller, &opts, &body.bytes, cmd)
@@ -718,12 +720,14 @@ pub async fn get_version(
 
 async fn content_of(app: &AppState, id: ConfigId, version: VersionId) -> Result<Bytes, ApiError> {
     version_view(app, id, version)?;
-    app.plane()
+    let stored = app
+        .plane()
         .content(id, version)
         .await
         .map_err(ApiError::internal)?
         // Deleted between the two reads (retention, delete): the version is gone.
-        .ok_or_else(|| not_found(Entity::Version, format!("{id}/{version}")))
+        .ok_or_else(|| not_found(Entity::Version, format!("{id}/{version}")))?;
+    stored_plaintext(app, id, version, stored).await
 }
 
 pub async fn get_version_content(
@@ -835,12 +839,13 @@ pub async fn publish(
             priority: priority.unwrap_or(DEFAULT_CANARY_PRIORITY),
         },
     };
+    let (content, sealed) = prepare_content(&app, id, Bytes::from(b.content.into_bytes())).await?;
     let cmd = Command::Publish {
         config_id: id,
-        content: Bytes::from(b.content.into_bytes()),
+        content,
         description: b.description,
         strategy,
-        sealed: None,
+        sealed,
     };
     match app.propose(&caller, &opts, &body.raw, cmd).await?.response {
         Outcome::Version { version, config } => {

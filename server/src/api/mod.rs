@@ -17,6 +17,7 @@ pub mod heavy;
 mod identity;
 mod mgt;
 mod ops;
+mod sealing;
 mod watch;
 
 use std::sync::Arc;
@@ -71,6 +72,8 @@ pub struct AppInner {
     pub metadata: Arc<MetadataLink>,
     /// Audit records of this node's own events (denials, logins, identity changes).
     pub auditor: Arc<crate::audit::Auditor>,
+    /// Seals and opens the contents of encrypted configs.
+    pub kms: Arc<conflux_kms::Kms>,
 }
 
 /// A command that went through Raft: its response and the revision (log index) of its entry.
@@ -103,6 +106,10 @@ impl AppState {
 
     pub fn metadata(&self) -> &MetadataLink {
         &self.0.metadata
+    }
+
+    pub fn kms(&self) -> &conflux_kms::Kms {
+        &self.0.kms
     }
 
     pub fn auditor(&self) -> &crate::audit::Auditor {

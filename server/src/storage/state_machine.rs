@@ -381,7 +381,8 @@ fn served_config(
         let reusable = previous
             .as_ref()
             .filter(|p| p.config_id == config.id)
-            .and_then(|p| p.version(v));
+            .and_then(|p| p.version(v))
+            .filter(|served| served.has_seal(meta.seal.as_deref()));
         if let Some(existing) = reusable {
             versions.push(existing.clone());
             continue;
@@ -397,7 +398,7 @@ fn served_config(
                     )))
                 })?,
         };
-        versions.push(Arc::new(ServedVersion::new(config.id, meta, content)));
+        versions.push(Arc::new(ServedVersion::new(config, meta, content)));
     }
     Ok(ServedConfig::new(config, versions))
 }
@@ -501,6 +502,14 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                 }
                                 Change::PutVersion { meta, content } => {
                                     fresh.insert((meta.config_id, meta.version), content.clone());
+                                }
+                                // A rewrapped key: the served copy must carry the new one
+                                // (the old KEK may be retired next). The config's revision
+                                // is unchanged, so watchers see no event.
+                                Change::PutVersionMeta(meta) => {
+                                    if let Some(c) = state.config(meta.config_id) {
+                                        touched.insert(c.path.clone(), revision);
+                                    }
                                 }
                                 _ => {}
                             }

@@ -53,6 +53,7 @@ pub async fn setup_config(client: &ApiClient, name: &str) -> u64 {
         schema: None,
         retention: None,
         description: None,
+        encrypted: false,
     };
     client
         .create_config("acme", "shop", "prod", &config, &w)

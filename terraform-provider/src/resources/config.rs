@@ -71,6 +71,7 @@ impl Config {
             )
             .with("retention_policy", retention)
             .with("description", Value::string(&view.description))
+            .with("encrypted", Value::Bool(view.encrypted))
     }
 
     fn schema_json(planned: &Obj) -> Outcome<Option<serde_json::Value>> {
@@ -184,6 +185,11 @@ impl Resource for Config {
                 Type::String,
                 "Free text (at most 1024 bytes); empty by default.",
             ))
+            .attr(Attribute::optional_computed(
+                "encrypted",
+                Type::Bool,
+                "Keep every version's content envelope-encrypted at rest (AES-256-GCM, data keys wrapped by the cluster's KMS); false by default. Fixed when the config is created: changing it replaces the config (and its versions).",
+            ))
             .single("retention_policy", retention),
         )
     }
@@ -236,11 +242,19 @@ impl Resource for Config {
     }
 
     fn replace_on_change(&self) -> &'static [&'static str] {
-        &["tenant", "application", "environment", "name", "format"]
+        &[
+            "tenant",
+            "application",
+            "environment",
+            "name",
+            "format",
+            "encrypted",
+        ]
     }
 
     fn defaults(&self, planned: &mut Obj, config: &Obj) {
         default_if_null(planned, config, "description", Value::string(""));
+        default_if_null(planned, config, "encrypted", Value::Bool(false));
         if let (Some(t), Some(a), Some(e), Some(n)) = (
             config.known_str("tenant"),
             config.known_str("application"),
@@ -266,6 +280,7 @@ impl Resource for Config {
             schema: Self::schema_json(planned)?,
             retention: Self::retention(planned)?,
             description: planned.opt_str("description")?.map(str::to_owned),
+            encrypted: planned.opt_bool("encrypted")?.unwrap_or(false),
         };
         let opts = api.write_options();
         let view = api
@@ -420,8 +435,10 @@ mod tests {
             revision: 4,
             created_at: String::new(),
             updated_at: String::new(),
+            encrypted: true,
         };
         let s = Config::state(&view, Some("{ \"type\" : \"object\" }"));
+        assert_eq!(s.get("encrypted"), &Value::Bool(true));
         assert_eq!(s.get("id"), &Value::int(7));
         assert_eq!(s.get("schema"), &Value::string("{ \"type\" : \"object\" }"));
         assert_eq!(s.get("application"), &Value::string("checkout"));

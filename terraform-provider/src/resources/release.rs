@@ -84,11 +84,14 @@ impl Resource for Release {
                 Type::Number,
                 "The config (conflux_config.x.id). Changing it creates a new version there.",
             ))
-            .attr(Attribute::required(
-                "content",
-                Type::String,
-                "The content; must parse as the config's format and satisfy its schema. Changing it creates a new version.",
-            ))
+            .attr(
+                Attribute::required(
+                    "content",
+                    Type::String,
+                    "The content; must parse as the config's format and satisfy its schema. Changing it creates a new version. Sensitive: Terraform hides it in plans (it still sits in the state file; protect the state like any secret store).",
+                )
+                .sensitive(),
+            )
             .attr(Attribute::optional_computed(
                 "description",
                 Type::String,
