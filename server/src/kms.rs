@@ -12,12 +12,13 @@ use anyhow::Context;
 use conflux_kms::{AwsKms, AwsKmsOptions, KeyProvider, Kms, KmsOptions, LocalKms};
 
 use crate::config::{KmsProvider, NodeConfig};
+use crate::metrics::Metrics;
 
 /// Deadline of one AWS KMS call (retries included): a fetch or write waiting on it answers
 /// 503 `kms_unavailable` after this long.
 const AWS_CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub async fn start(config: &NodeConfig) -> anyhow::Result<Arc<Kms>> {
+pub async fn start(config: &NodeConfig, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Kms>> {
     let provider: Arc<dyn KeyProvider> = match &config.kms.provider {
         KmsProvider::Local {
             key_file,
@@ -53,11 +54,11 @@ pub async fn start(config: &NodeConfig) -> anyhow::Result<Arc<Kms>> {
         ),
     };
     tracing::info!(kek = provider.current_kek_id(), "KMS ready");
-    Ok(Arc::new(Kms::new(
-        provider,
-        KmsOptions {
-            cache_ttl: config.kms.cache_ttl,
-            ..KmsOptions::default()
-        },
+    let options = KmsOptions {
+        cache_ttl: config.kms.cache_ttl,
+        ..KmsOptions::default()
+    };
+    Ok(Arc::new(Kms::new(provider, options).with_observer(
+        Box::new(move |call| metrics.observe_kms_call(call)),
     )))
 }

@@ -15,6 +15,14 @@ struct Outcome {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KmsCallLabels {
+    operation: &'static str,
+    /// The KEK: a handful per cluster (current and not yet retired), so bounded.
+    kek: String,
+    outcome: &'static str,
+}
+
 /// Counters of one request kind, by outcome.
 #[derive(Debug, Clone)]
 pub struct Outcomes {
@@ -73,6 +81,8 @@ pub struct Metrics {
     /// Proposals per Raft entry (how well writes are batched).
     pub batch_size: Histogram,
     pub gauges: Gauges,
+    kms_calls: Family<KmsCallLabels, Counter>,
+    kms_seconds: Histogram,
 }
 
 impl Metrics {
@@ -137,13 +147,39 @@ impl Metrics {
         ] {
             registry.register(name, help, gauge.clone());
         }
+        let kms_calls = Family::<KmsCallLabels, Counter>::default();
+        registry.register(
+            "kms_requests",
+            "Calls to the KMS (data key generation, unwrap, rewrap) by operation, KEK and outcome",
+            kms_calls.clone(),
+        );
+        let kms_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register(
+            "kms_request_duration_seconds",
+            "Duration of calls to the KMS",
+            kms_seconds.clone(),
+        );
         Metrics {
             fetch: Outcomes::new(&fetch),
             writes: Outcomes::new(&writes),
             batch_size,
             gauges,
             registry,
+            kms_calls,
+            kms_seconds,
         }
+    }
+
+    /// Counts one call to the KMS (the observer of `conflux_kms::Kms`).
+    pub fn observe_kms_call(&self, call: &conflux_kms::KmsCall<'_>) {
+        self.kms_calls
+            .get_or_create(&KmsCallLabels {
+                operation: call.operation,
+                kek: call.kek_id.to_owned(),
+                outcome: call.outcome,
+            })
+            .inc();
+        self.kms_seconds.observe(call.duration.as_secs_f64());
     }
 
     /// The Prometheus text exposition of every metric.

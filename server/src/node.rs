@@ -80,7 +80,8 @@ pub async fn run(
 
     // The KMS before anything else that can fail later: a node that cannot open encrypted
     // configs must not join the cluster.
-    let kms = crate::kms::start(&config)
+    let metrics = Arc::new(Metrics::new());
+    let kms = crate::kms::start(&config, metrics.clone())
         .await
         .context("setting up the KMS for encrypted configs")?;
 
@@ -117,7 +118,6 @@ pub async fn run(
     )
     .await
     .context("starting Raft")?;
-    let metrics = Arc::new(Metrics::new());
     let cluster = Cluster::new(
         config.node_id,
         raft.clone(),

@@ -312,6 +312,7 @@ fn cluster_commands_against_a_three_node_cluster() {
     let mut node4 = TestNode::start(
         spec.arg("--metadata-url")
             .arg(metadata_url.as_str())
+            .args(cluster.kms_args())
             .arg("--join")
             .arg(dead),
     )

@@ -319,6 +319,8 @@ async fn a_static_member_that_lost_its_disk_refuses_to_start() {
     let members: Vec<Member> = (1..=3).map(|id| Member::reserve(id).unwrap()).collect();
     let token = conflux_testkit::random_token();
     let mut args = conflux_testkit::metadata_args().unwrap();
+    let kms_dir = tempfile::TempDir::new().unwrap();
+    args.extend(conflux_testkit::kms_args(kms_dir.path()).unwrap());
     for m in &members {
         args.push("--peer".to_owned());
         args.push(m.peer_arg());

@@ -626,6 +626,24 @@ pub struct MemberStatus {
     pub lag: Option<u64>,
 }
 
+/// `GET /api/v1/mgt/kms`: the KEK new data keys are wrapped with, and how many data keys
+/// (one per version of an encrypted config) each KEK wraps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KmsStatus {
+    pub current_kek_id: String,
+    pub data_keys_by_kek: BTreeMap<String, u64>,
+}
+
+/// `POST /api/v1/mgt/kms/rewrap`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KmsRewrapped {
+    /// Data keys this request rewrapped under the current KEK.
+    pub rewrapped: u64,
+    /// Data keys still wrapped by another KEK (0 when the job is done).
+    pub remaining: u64,
+    pub status: KmsStatus,
+}
+
 /// `POST /_cluster/snapshot`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotTaken {

@@ -32,6 +32,17 @@ pub enum AdminCommand {
     /// Role bindings: who has which role on which scope.
     #[command(subcommand)]
     RoleBinding(RoleBindingCommand),
+    /// The key-encryption keys of encrypted configs: status, and rewrap after a rotation.
+    #[command(subcommand)]
+    Kms(KmsCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum KmsCommand {
+    /// The current key-encryption key and how many data keys each KEK wraps.
+    Status,
+    /// Rewrap every data key under the current KEK (after rotating it); safe to repeat.
+    Rewrap,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -166,6 +177,8 @@ pub(crate) async fn execute(ctx: &Ctx, command: AdminCommand) -> Result<Output, 
         AdminCommand::User(c) => identity::user(ctx, c).await,
         AdminCommand::Token(c) => identity::token(ctx, c).await,
         AdminCommand::RoleBinding(c) => identity::role_binding(ctx, c).await,
+        AdminCommand::Kms(KmsCommand::Status) => ctx.render(&ctx.client.kms_status().await?),
+        AdminCommand::Kms(KmsCommand::Rewrap) => ctx.render(&ctx.client.kms_rewrap().await?),
     }
 }
 

@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use comfy_table::{Table, presets};
 use conflux_api_types::{
     AppList, AppView, ClusterChange, ClusterStatus, ConfigList, ConfigView, EnvironmentList,
-    EnvironmentView, PublishResponse, ReleaseRule, ReleasesView, ResolveResponse, SnapshotTaken,
-    TenantList, TenantView, VersionCreated, VersionList,
+    EnvironmentView, KmsRewrapped, KmsStatus, PublishResponse, ReleaseRule, ReleasesView,
+    ResolveResponse, SnapshotTaken, TenantList, TenantView, VersionCreated, VersionList,
 };
 use conflux_api_types::{
     AuditPage, RoleBindingList, RoleBindingView, TokenCreated, TokenList, TokenView, UserList,
@@ -460,6 +460,29 @@ impl Render for ClusterChanged {
             ("leader", leader),
         ]));
         out
+    }
+}
+
+impl Render for KmsStatus {
+    fn table(&self) -> String {
+        let mut rows = vec![("current KEK", self.current_kek_id.clone())];
+        for (kek, n) in &self.data_keys_by_kek {
+            rows.push(("data keys", format!("{n} wrapped by {kek}")));
+        }
+        fields(&rows)
+    }
+}
+
+impl Render for KmsRewrapped {
+    fn table(&self) -> String {
+        format!(
+            "{}{}",
+            fields(&[
+                ("rewrapped", self.rewrapped.to_string()),
+                ("remaining", self.remaining.to_string()),
+            ]),
+            self.status.table()
+        )
     }
 }
 

@@ -13,10 +13,10 @@ use bytes::Bytes;
 use conflux_api_types::{
     AppList, AppView, ClusterChange, ClusterStatus, ConfigList, ConfigView, CreateApp,
     CreateConfig, CreateEnvironment, CreateTenant, Deleted, EnvironmentList, EnvironmentView,
-    Health, JoinRequest, PublishRequest, PublishResponse, PutReleases, Readiness, ReleasesView,
-    ResolveResponse, RollbackRequest, SnapshotTaken, TenantList, TenantView, TransferLeaderRequest,
-    UpdateApp, UpdateConfig, UpdateEnvironment, UpdateTenant, VersionCreated, VersionList,
-    VersionView, WatchEvent, headers,
+    Health, JoinRequest, KmsRewrapped, KmsStatus, PublishRequest, PublishResponse, PutReleases,
+    Readiness, ReleasesView, ResolveResponse, RollbackRequest, SnapshotTaken, TenantList,
+    TenantView, TransferLeaderRequest, UpdateApp, UpdateConfig, UpdateEnvironment, UpdateTenant,
+    VersionCreated, VersionList, VersionView, WatchEvent, headers,
 };
 use conflux_domain::ConfigPath;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, HeaderValue};
@@ -811,6 +811,24 @@ impl ApiClient {
         self.write(
             Method::POST,
             ApiPath::new("/_cluster/snapshot"),
+            Body::Empty,
+            &WriteOptions::default(),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/mgt/kms`: the current key-encryption key and how many data keys each
+    /// KEK wraps.
+    pub async fn kms_status(&self) -> Result<KmsStatus, ClientError> {
+        self.get(ApiPath::new("/api/v1/mgt/kms")).await
+    }
+
+    /// `POST /api/v1/mgt/kms/rewrap`: rewraps every data key under the current KEK. Takes as
+    /// long as there are versions of encrypted configs; use a generous timeout. Safe to repeat.
+    pub async fn kms_rewrap(&self) -> Result<KmsRewrapped, ClientError> {
+        self.write(
+            Method::POST,
+            ApiPath::new("/api/v1/mgt/kms/rewrap"),
             Body::Empty,
             &WriteOptions::default(),
         )

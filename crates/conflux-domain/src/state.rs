@@ -316,6 +316,11 @@ impl State {
         self.versions.get(&(config_id, version))
     }
 
+    /// Every version whose content is sealed (encrypted configs), in (config, version) order.
+    pub fn sealed_versions(&self) -> impl Iterator<Item = &VersionMeta> {
+        self.versions.values().filter(|v| v.seal.is_some())
+    }
+
     /// Versions of a config in ascending order.
     pub fn versions_of(
         &self,

@@ -1,12 +1,10 @@
 //! [`Kms`]: what the server calls to seal a new version, open a stored one, and rewrap keys.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use conflux_domain::{ContentHash, Seal, SealedContent, WrappedKey};
-use parking_lot::Mutex;
 
 use crate::cache::{CacheKey, DataKeyCache, cache_key};
 use crate::envelope;
@@ -35,20 +33,25 @@ pub struct Sealed {
     pub sealed: SealedContent,
 }
 
-/// Calls made to the key provider, by operation, KEK and outcome (for metrics; the number of
-/// KEKs is small, so it is a bounded label set).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct KmsCall {
+/// One call to the key provider, as an observer sees it (for metrics: the number of KEKs is
+/// small, so operation × KEK × outcome is a bounded label set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsCall<'a> {
     pub operation: &'static str,
-    pub kek_id: String,
+    pub kek_id: &'a str,
+    /// `ok` or the error's code.
     pub outcome: &'static str,
+    pub duration: Duration,
 }
+
+/// Told about every call to the key provider.
+pub type KmsObserver = Box<dyn Fn(&KmsCall<'_>) + Send + Sync>;
 
 /// The key provider plus the unwrapped-key cache.
 pub struct Kms {
     provider: Arc<dyn KeyProvider>,
     cache: DataKeyCache,
-    calls: Mutex<BTreeMap<KmsCall, u64>>,
+    observer: Option<KmsObserver>,
 }
 
 impl std::fmt::Debug for Kms {
@@ -65,8 +68,14 @@ impl Kms {
         Kms {
             provider,
             cache: DataKeyCache::new(options.cache_ttl, options.cache_capacity),
-            calls: Mutex::new(BTreeMap::new()),
+            observer: None,
         }
+    }
+
+    /// Calls `observer` after every call to the key provider.
+    pub fn with_observer(mut self, observer: KmsObserver) -> Kms {
+        self.observer = Some(observer);
+        self
     }
 
     /// The KEK new data keys are wrapped with; keys wrapped by another need a rewrap.
@@ -163,35 +172,26 @@ impl Kms {
             .map(Some)
     }
 
-    /// Calls made so far, for `/metrics`.
-    pub fn calls(&self) -> Vec<(KmsCall, u64)> {
-        self.calls
-            .lock()
-            .iter()
-            .map(|(k, v)| (k.clone(), *v))
-            .collect()
-    }
-
     async fn counted<T>(
         &self,
         operation: &'static str,
         kek_id: &str,
         call: impl Future<Output = Result<T, KmsError>>,
     ) -> Result<T, KmsError> {
+        let started = Instant::now();
         let result = call.await;
         let outcome = match &result {
             Ok(_) => "ok",
             Err(e) => e.code(),
         };
-        *self
-            .calls
-            .lock()
-            .entry(KmsCall {
+        if let Some(observe) = &self.observer {
+            observe(&KmsCall {
                 operation,
-                kek_id: kek_id.to_owned(),
+                kek_id,
                 outcome,
-            })
-            .or_default() += 1;
+                duration: started.elapsed(),
+            });
+        }
         if let Err(e) = &result {
             tracing::warn!(operation, kek_id, error = %e, "KMS call failed");
         }

@@ -1,10 +1,13 @@
 //! A cluster of real `conflux` processes: static bootstrap on free loopback ports, waiting
 //! for a leader, growing with `--join`, and the faults (kill, pause, restart) of one node.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
+use tempfile::TempDir;
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -109,6 +112,25 @@ pub fn metadata_args() -> Result<Vec<String>> {
     Ok(vec!["--metadata-url".into(), url])
 }
 
+/// Writes a new local KMS key file (64 hex digits, mode 0600) in `dir` and returns the
+/// arguments that make a node use it: every node of a cluster needs the same one.
+pub fn kms_args(dir: &Path) -> Result<Vec<String>> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow!("no OS randomness: {e}"))?;
+    let path = dir.join("kek.key");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    file.write_all(hex.as_bytes())?;
+    Ok(vec!["--kms-key-file".into(), path.display().to_string()])
+}
+
 /// Real nodes forming one cluster. Nodes keep fixed addresses across restarts (the
 /// membership records them).
 #[derive(Debug)]
@@ -118,6 +140,8 @@ pub struct Cluster {
     common_args: Vec<String>,
     /// The cluster_admin token every node bootstrapped with.
     token: String,
+    /// Holds the cluster's KMS key file when the cluster made it.
+    _kms_dir: Option<Arc<TempDir>>,
 }
 
 impl Cluster {
@@ -156,9 +180,17 @@ impl Cluster {
         if !common_args.iter().any(|a| a == "--metadata-url") {
             common_args.extend(metadata_args()?);
         }
+        let kms_dir = match common_args.iter().any(|a| a.starts_with("--kms")) {
+            true => None,
+            false => {
+                let dir = TempDir::new().context("a directory for the KMS key file")?;
+                common_args.extend(kms_args(dir.path())?);
+                Some(Arc::new(dir))
+            }
+        };
         let mut attempt = 1;
         loop {
-            match Cluster::start_once(n, &common_args, &ip_of) {
+            match Cluster::start_once(n, &common_args, &ip_of, kms_dir.clone()) {
                 Err(e) if attempt < PORT_ATTEMPTS && lost_port_race(&e) => {
                     attempt += 1;
                 }
@@ -171,6 +203,7 @@ impl Cluster {
         n: usize,
         common_args: &[String],
         ip_of: &impl Fn(u64) -> IpAddr,
+        kms_dir: Option<Arc<TempDir>>,
     ) -> Result<Cluster> {
         let members: Vec<Member> = (1..=n as u64)
             .map(|id| Member::reserve_on(id, ip_of(id)))
@@ -192,6 +225,7 @@ impl Cluster {
             nodes,
             common_args: common_args.to_vec(),
             token,
+            _kms_dir: kms_dir,
         };
         cluster.wait_for_leader(LEADER_TIMEOUT)?;
         Ok(cluster)
@@ -199,14 +233,38 @@ impl Cluster {
 
     /// A cluster around a node that is already running (e.g. one restored from a backup),
     /// which others can [`Cluster::join`]. `common_args` must name the node's PostgreSQL
-    /// metadata DB (`--metadata-url`), which joining nodes share.
-    pub fn adopt(node: TestNode, common_args: Vec<String>) -> Cluster {
+    /// metadata DB (`--metadata-url`), which joining nodes share. Without `--kms*` arguments,
+    /// joining nodes use the key file the node created in its data directory.
+    pub fn adopt(node: TestNode, mut common_args: Vec<String>) -> Cluster {
         let token = node.token();
+        if !common_args.iter().any(|a| a.starts_with("--kms")) {
+            common_args.push("--kms-key-file".into());
+            common_args.push(node.data_dir().join("kek.key").display().to_string());
+        }
         Cluster {
             nodes: vec![node],
             common_args,
             token,
+            _kms_dir: None,
         }
+    }
+
+    /// The `--kms*` arguments every node of this cluster runs with (a node started by hand
+    /// to join it needs the same key).
+    pub fn kms_args(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut args = self.common_args.iter();
+        while let Some(a) = args.next() {
+            if a.starts_with("--kms") {
+                out.push(a.clone());
+                if !a.contains('=')
+                    && let Some(v) = args.next()
+                {
+                    out.push(v.clone());
+                }
+            }
+        }
+        out
     }
 
     /// The cluster_admin token every node of this cluster accepts.

@@ -12,7 +12,9 @@ mod partition;
 pub mod postgres;
 pub mod tls;
 
-pub use cluster::{Cluster, LEADER_TIMEOUT, Member, get_json, get_json_as, metadata_args};
+pub use cluster::{
+    Cluster, LEADER_TIMEOUT, Member, get_json, get_json_as, kms_args, metadata_args,
+};
 pub use partition::Partition;
 pub use postgres::TestPostgres;
 
@@ -116,6 +118,11 @@ impl NodeSpec {
 
     pub fn arg(mut self, a: impl Into<String>) -> Self {
         self.extra_args.push(a.into());
+        self
+    }
+
+    pub fn args(mut self, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.extra_args.extend(args.into_iter().map(Into::into));
         self
     }
 }

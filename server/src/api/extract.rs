@@ -240,6 +240,16 @@ pub struct WriteOptions {
 }
 
 impl WriteOptions {
+    /// The same request without `X-Idempotency-Key` and `If-Match`, for a handler that
+    /// proposes several commands of its own.
+    pub fn without_idempotency(&self) -> WriteOptions {
+        WriteOptions {
+            idempotency_key: None,
+            if_match: None,
+            ..self.clone()
+        }
+    }
+
     /// The idempotency key bound to this request's principal, method, path and body: the
     /// same key sent by someone else is a reuse, never a replay of their result.
     pub fn idempotency(&self, principal: &str, body: &[u8]) -> Option<IdempotencyKey> {

@@ -28,7 +28,7 @@ use super::extract::{ApiPath, ApiQuery, JsonBody, RawBody, WriteOptions, client_
 use super::sealing::{prepare_content, stored_plaintext};
 use super::{AppState, Applied};
 
-type ApiResult = Result<Response, ApiError>;
+pub(super) type ApiResult = Result<Response, ApiError>;
 
 /// Versions per page when the client does not say.
 const DEFAULT_PAGE: usize = 100;
@@ -41,11 +41,11 @@ fn respond<T: Serialize>(status: StatusCode, revision: u64, body: T) -> Response
     r
 }
 
-fn ok<T: Serialize>(body: T) -> ApiResult {
+pub(super) fn ok<T: Serialize>(body: T) -> ApiResult {
     Ok(Json(body).into_response())
 }
 
-fn unexpected(what: &str, got: &Outcome) -> ApiError {
+pub(super) fn unexpected(what: &str, got: &Outcome) -> ApiError {
     ApiError::internal(format!("expected a {what} response, got {got:?}"))
 }
 

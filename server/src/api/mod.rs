@@ -15,6 +15,7 @@ mod fetch;
 pub mod grpc;
 pub mod heavy;
 mod identity;
+mod kms;
 mod mgt;
 mod ops;
 mod sealing;
@@ -260,6 +261,8 @@ pub fn router(state: AppState) -> Router {
         .route("/_cluster/leader/transfer", post(cluster::transfer_leader))
         .route("/_cluster/snapshot", post(cluster::snapshot))
         .route("/_cluster/backup", get(cluster::backup))
+        .route("/api/v1/mgt/kms", get(kms::get_status))
+        .route("/api/v1/mgt/kms/rewrap", post(kms::rewrap))
         .layer(axum::middleware::from_fn(extract::read_body_first))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
