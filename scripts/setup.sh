@@ -13,4 +13,5 @@ PACKAGES=(librocksdb-dev libclang-dev protobuf-compiler libprotobuf-dev mold wrk
 
 "$(dirname "$0")/apt-install-missing.sh" "${PACKAGES[@]}"
 "$(dirname "$0")/setup-terraform.sh" >/dev/null   # terraform for the provider tests
+"$(dirname "$0")/setup-moto.sh" >/dev/null        # moto_server, the KMS of the aws provider tests
 "$(dirname "$0")/setup-etcd.sh"                    # etcd, the baseline of conflux-bench compare

@@ -8,6 +8,7 @@
 //! `conflux-client` or raw HTTP.
 
 mod cluster;
+pub mod moto;
 mod partition;
 pub mod postgres;
 pub mod tls;
@@ -161,6 +162,11 @@ impl TestNode {
         prepare(&node.data_dir());
         node.launch()?;
         Ok(node)
+    }
+
+    /// The node's own directory: its data directory and the logs of every start.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn data_dir(&self) -> PathBuf {

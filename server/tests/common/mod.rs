@@ -21,6 +21,15 @@ pub fn client(node: &TestNode) -> ApiClient {
 
 /// Creates acme/shop/prod/<name> (text format, generous quotas) and returns the config id.
 pub async fn setup_config(client: &ApiClient, name: &str) -> u64 {
+    setup_config_with(client, name, false).await
+}
+
+/// Like [`setup_config`], with every version's content encrypted at rest.
+pub async fn setup_encrypted_config(client: &ApiClient, name: &str) -> u64 {
+    setup_config_with(client, name, true).await
+}
+
+async fn setup_config_with(client: &ApiClient, name: &str, encrypted: bool) -> u64 {
     let w = WriteOptions::default();
     let quotas = QuotasPatch {
         max_versions_per_config: Some(10_000_000),
@@ -53,7 +62,7 @@ pub async fn setup_config(client: &ApiClient, name: &str) -> u64 {
         schema: None,
         retention: None,
         description: None,
-        encrypted: false,
+        encrypted,
     };
     client
         .create_config("acme", "shop", "prod", &config, &w)
