@@ -368,3 +368,30 @@ impl From<ApiError> for tonic::Status {
         tonic::Status::new(code, message)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use conflux_kms::KmsError;
+
+    use super::*;
+
+    /// A KMS failure is never a 500 and never garbage: 503 with the failure's own code.
+    #[test]
+    fn kms_failures_are_503_with_their_code() {
+        for (e, code) in [
+            (KmsError::Unavailable("connection refused".into()), "kms_unavailable"),
+            (
+                KmsError::Key {
+                    kek_id: "k".into(),
+                    message: "disabled".into(),
+                },
+                "kms_key_error",
+            ),
+            (KmsError::Corrupt { what: "content" }, "content_corrupt"),
+        ] {
+            let e = ApiError::from(e);
+            assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(e.detail().code, code);
+        }
+    }
+}
