@@ -402,3 +402,49 @@ fn release_policy_lifecycle() {
     );
     assert!(block_on(api.get_tenant("acme")).unwrap_err().is_not_found());
 }
+
+/// An encrypted config through Terraform: the content is stored sealed and served in
+/// plaintext, plans hide it (sensitive), and flipping `encrypted` replaces the config.
+#[test]
+fn encrypted_config_and_sensitive_content() {
+    let node = start_node();
+    let api = client(&node);
+    let tf = Tf::new("encrypted", &node);
+    let hcl = edit(
+        &common::example_text("conflux_release"),
+        "format      = \"yaml\"",
+        "format      = \"yaml\"\n  encrypted   = true",
+    );
+    tf.write(&hcl);
+    tf.apply();
+    let config_id = tf.values("conflux_config.app", None)["id"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(tf.values("conflux_config.app", None)["encrypted"], true);
+    assert!(block_on(api.get_config(config_id)).unwrap().encrypted);
+    let content = block_on(api.get_version_content(config_id, 1)).unwrap();
+    assert_eq!(&content[..], b"timeout_ms: 500\nretries: 3\n");
+
+    tf.write(&edit(&hcl, "timeout_ms: 500", "timeout_ms: 250"));
+    let plan = tf.assert_plan_changes();
+    assert!(plan.contains("(sensitive value)"), "{plan}");
+    assert!(
+        !plan.contains("timeout_ms"),
+        "the content is hidden: {plan}"
+    );
+
+    tf.write(&edit(&hcl, "encrypted   = true", "encrypted   = false"));
+    let plan = tf.assert_plan_changes();
+    assert!(plan.contains("forces replacement"), "{plan}");
+    tf.apply();
+    assert!(
+        block_on(api.get_config(config_id))
+            .unwrap_err()
+            .is_not_found()
+    );
+    let new_id = tf.values("conflux_config.app", None)["id"]
+        .as_u64()
+        .unwrap();
+    assert!(!block_on(api.get_config(new_id)).unwrap().encrypted);
+    tf.destroy();
+}

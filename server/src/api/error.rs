@@ -379,7 +379,10 @@ mod tests {
     #[test]
     fn kms_failures_are_503_with_their_code() {
         for (e, code) in [
-            (KmsError::Unavailable("connection refused".into()), "kms_unavailable"),
+            (
+                KmsError::Unavailable("connection refused".into()),
+                "kms_unavailable",
+            ),
             (
                 KmsError::Key {
                     kek_id: "k".into(),
