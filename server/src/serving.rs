@@ -7,6 +7,9 @@
 //! buffers and header values computed once per version instead of per request.
 
 use std::sync::Arc;
+use std::time::Instant;
+
+use arc_swap::ArcSwapOption;
 
 use axum::http::HeaderValue;
 use bytes::Bytes;
@@ -37,6 +40,9 @@ pub struct ServedSeal {
     pub aad: Vec<u8>,
     /// The wrapped data key's name in the node's unwrapped-key cache.
     pub cache_key: CacheKey,
+    /// The plaintext once opened, until its data key expires from the cache: a fetch of an
+    /// encrypted config then costs what a plain one does. Memory only.
+    pub opened: ArcSwapOption<(Instant, Bytes)>,
 }
 
 impl ServedVersion {
@@ -58,6 +64,7 @@ impl ServedVersion {
                 cache_key: Kms::cache_key(&seal.key),
                 aad: content_aad(config.id, config.created_revision),
                 seal: seal.clone(),
+                opened: ArcSwapOption::empty(),
             }),
         }
     }

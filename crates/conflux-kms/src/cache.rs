@@ -50,18 +50,20 @@ impl DataKeyCache {
         }
     }
 
-    pub(crate) fn get(&self, k: &CacheKey) -> Option<Arc<DataKey>> {
+    /// The key and when it stops being usable.
+    pub(crate) fn get(&self, k: &CacheKey) -> Option<(Arc<DataKey>, Instant)> {
         let map = self.map.pin();
         let cached = map.get(k)?;
         if cached.unwrapped_at.elapsed() < self.ttl {
-            Some(cached.key.clone())
+            Some((cached.key.clone(), cached.unwrapped_at + self.ttl))
         } else {
             map.remove(k);
             None
         }
     }
 
-    pub(crate) fn insert(&self, k: CacheKey, key: DataKey) -> Arc<DataKey> {
+    /// Keeps `key`; returns when it stops being usable.
+    pub(crate) fn insert(&self, k: CacheKey, key: DataKey) -> Instant {
         let map = self.map.pin();
         if map.len() >= self.capacity {
             // Drop the older half (expired keys are the oldest, the TTL being the same for
@@ -75,15 +77,15 @@ impl DataKeyCache {
                 map.remove(k);
             }
         }
-        let key = Arc::new(key);
+        let unwrapped_at = Instant::now();
         map.insert(
             k,
             Cached {
-                key: key.clone(),
-                unwrapped_at: Instant::now(),
+                key: Arc::new(key),
+                unwrapped_at,
             },
         );
-        key
+        unwrapped_at + self.ttl
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -101,7 +103,7 @@ mod tests {
     fn keys_expire_and_the_cache_stays_bounded() {
         let cache = DataKeyCache::new(Duration::from_millis(50), 4);
         cache.insert([1; 32], Zeroizing::new([1; 32]));
-        assert_eq!(**cache.get(&[1; 32]).unwrap(), [1; 32]);
+        assert_eq!(**cache.get(&[1; 32]).unwrap().0, [1; 32]);
         std::thread::sleep(Duration::from_millis(60));
         assert!(cache.get(&[1; 32]).is_none());
 

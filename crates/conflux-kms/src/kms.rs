@@ -33,6 +33,15 @@ pub struct Sealed {
     pub sealed: SealedContent,
 }
 
+/// A content opened, and until when its plaintext may be kept in memory: as long as its data
+/// key may (a plaintext must not outlive the key that opened it in the cache, or retiring a
+/// KEK would not stop serving what it protects).
+#[derive(Debug)]
+pub struct Opened {
+    pub plaintext: Vec<u8>,
+    pub keep_until: Instant,
+}
+
 /// One call to the key provider, as an observer sees it (for metrics: the number of KEKs is
 /// small, so operation × KEK × outcome is a bounded label set).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,15 +134,14 @@ impl Kms {
         seal: &Seal,
         ciphertext: &[u8],
         aad: &[u8],
-    ) -> Option<Result<Vec<u8>, KmsError>> {
-        let key = self.cache.get(cached_as)?;
-        Some(envelope::open(
-            &key,
-            &seal.nonce,
-            ciphertext,
-            aad,
-            "content",
-        ))
+    ) -> Option<Result<Opened, KmsError>> {
+        let (key, keep_until) = self.cache.get(cached_as)?;
+        Some(
+            envelope::open(&key, &seal.nonce, ciphertext, aad, "content").map(|plaintext| Opened {
+                plaintext,
+                keep_until,
+            }),
+        )
     }
 
     /// Decrypts a stored content, unwrapping its data key through the KMS when the cache does
@@ -143,7 +151,7 @@ impl Kms {
         seal: &Seal,
         ciphertext: &[u8],
         aad: &[u8],
-    ) -> Result<Vec<u8>, KmsError> {
+    ) -> Result<Opened, KmsError> {
         let cached_as = cache_key(&seal.key);
         if let Some(opened) = self.open_cached(&cached_as, seal, ciphertext, aad) {
             return opened;
@@ -157,9 +165,12 @@ impl Kms {
             .await?;
         // Authenticate before caching: a corrupted wrapped key that still unwrapped (a
         // provider without authentication) must not stay in the cache.
-        let plain = envelope::open(&key, &seal.nonce, ciphertext, aad, "content")?;
-        self.cache.insert(cached_as, key);
-        Ok(plain)
+        let plaintext = envelope::open(&key, &seal.nonce, ciphertext, aad, "content")?;
+        let keep_until = self.cache.insert(cached_as, key);
+        Ok(Opened {
+            plaintext,
+            keep_until,
+        })
     }
 
     /// The same data key wrapped by the current KEK (`None` if it already is).

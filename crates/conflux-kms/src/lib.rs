@@ -24,7 +24,7 @@ pub use cache::CacheKey;
 pub use cache::DEFAULT_CACHE_TTL;
 pub use envelope::{content_aad, open, seal};
 pub use error::KmsError;
-pub use kms::{Kms, KmsCall, KmsObserver, KmsOptions, Sealed};
+pub use kms::{Kms, KmsCall, KmsObserver, KmsOptions, Opened, Sealed};
 pub use local::{LocalKms, generate_key_file};
 
 use conflux_domain::WrappedKey;

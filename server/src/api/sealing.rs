@@ -3,6 +3,9 @@
 //! never enters the Raft log); stored versions are opened here when a fetch or a management
 //! read needs their plaintext.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use bytes::Bytes;
 use conflux_domain::{ConfigId, SealedContent, VersionCheck, VersionId};
 use conflux_kms::content_aad;
@@ -46,6 +49,11 @@ pub async fn served_plaintext(app: &AppState, version: &ServedVersion) -> Result
     let Some(sealed) = &version.sealed else {
         return Ok(version.content.clone());
     };
+    if let Some(opened) = &*sealed.opened.load()
+        && Instant::now() < opened.0
+    {
+        return Ok(opened.1.clone());
+    }
     let kms = app.kms();
     let opened = match kms.open_cached(
         &sealed.cache_key,
@@ -55,8 +63,12 @@ pub async fn served_plaintext(app: &AppState, version: &ServedVersion) -> Result
     ) {
         Some(opened) => opened,
         None => kms.open(&sealed.seal, &version.content, &sealed.aad).await,
-    };
-    Ok(Bytes::from(opened?))
+    }?;
+    let plaintext = Bytes::from(opened.plaintext);
+    sealed
+        .opened
+        .store(Some(Arc::new((opened.keep_until, plaintext.clone()))));
+    Ok(plaintext)
 }
 
 /// The plaintext of a stored version (management reads: content, diff).
@@ -73,6 +85,8 @@ pub async fn stored_plaintext(
     })?;
     match opening {
         None => Ok(stored),
-        Some((seal, aad)) => Ok(Bytes::from(app.kms().open(&seal, &stored, &aad).await?)),
+        Some((seal, aad)) => Ok(Bytes::from(
+            app.kms().open(&seal, &stored, &aad).await?.plaintext,
+        )),
     }
 }
