@@ -1905,7 +1905,10 @@ async fn releases_publish_rollback_and_resolve_follow_the_rules() {
         assert_eq!(got.content.as_ref(), content(version).as_bytes());
     }
     // ... and as `?label.<k>=<v>` query parameters.
-    let raw: Value = reqwest::Client::new()
+    let raw: Value = conflux_client::tls::reqwest_builder(&Default::default(), false)
+        .unwrap()
+        .build()
+        .unwrap()
         .get(format!(
             "{}/api/v1/mgt/configs/{}/resolve?label.canary=true&label.region=eu",
             node.api_url(),
@@ -1925,7 +1928,10 @@ async fn releases_publish_rollback_and_resolve_follow_the_rules() {
     );
 
     // ... and the client id as `?client_id=`.
-    let raw: Value = reqwest::Client::new()
+    let raw: Value = conflux_client::tls::reqwest_builder(&Default::default(), false)
+        .unwrap()
+        .build()
+        .unwrap()
         .get(format!(
             "{}/api/v1/mgt/configs/{}/resolve?client_id={inside}",
             node.api_url(),

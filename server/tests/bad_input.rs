@@ -25,7 +25,11 @@ impl Api {
             HeaderValue::from_str(&format!("Bearer {token}")).unwrap(),
         );
         Api {
-            http: Client::builder().default_headers(headers).build().unwrap(),
+            http: conflux_client::tls::reqwest_builder(&Default::default(), false)
+                .unwrap()
+                .default_headers(headers)
+                .build()
+                .unwrap(),
             base: node.api_url(),
             token,
         }

@@ -24,7 +24,8 @@ impl As {
         As {
             base: base.to_owned(),
             token: token.map(str::to_owned),
-            http: reqwest::Client::builder()
+            http: conflux_client::tls::reqwest_builder(&Default::default(), false)
+                .unwrap()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .unwrap(),

@@ -61,7 +61,10 @@ fn base_of(node: &TestNode) -> Base {
 
 /// GET with the base's token.
 async fn get(base: &Base, url: String) -> reqwest::Result<reqwest::Response> {
-    reqwest::Client::new()
+    conflux_client::tls::reqwest_builder(&Default::default(), false)
+        .unwrap()
+        .build()
+        .unwrap()
         .get(url)
         .bearer_auth(&base.token)
         .send()
@@ -80,7 +83,12 @@ async fn long_poll(
     if let Some(v) = version {
         url.push_str(&format!("&version={v}"));
     }
-    let mut req = reqwest::Client::new().get(url).bearer_auth(&base.token);
+    let mut req = conflux_client::tls::reqwest_builder(&Default::default(), false)
+        .unwrap()
+        .build()
+        .unwrap()
+        .get(url)
+        .bearer_auth(&base.token);
     for (k, v) in labels {
         req = req.header(format!("x-client-label-{k}"), *v);
     }

@@ -6,6 +6,7 @@
 //! the caller knows.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,7 @@ use crate::options::{
     FetchOptions, Fetched, NewVersion, WatchOptions, WriteOptions, duration_param, identity_headers,
 };
 use crate::path::{ApiPath, parse_endpoint};
+use crate::tls::TlsOptions;
 
 /// Timeout of a whole request (connect, send, answer) unless changed.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -46,7 +48,7 @@ pub const DEFAULT_WATCH_TIMEOUT: Duration = Duration::from_secs(30);
 pub const WATCH_GRACE: Duration = Duration::from_secs(10);
 
 /// Builds a [`ApiClient`]. Options that need a new HTTP client (connection settings, the
-/// bearer token, later TLS) live here; per-request settings such as the timeout can also be
+/// bearer token, TLS) live here; per-request settings such as the timeout can also be
 /// changed on a built client. Several endpoints are the SDK's ([`crate::ConfluxClient`]).
 /// Its `Debug` output never shows the token.
 #[derive(Clone)]
@@ -56,6 +58,7 @@ pub struct ApiClientBuilder {
     connect_timeout: Duration,
     user_agent: String,
     bearer_token: Option<String>,
+    tls: TlsOptions,
 }
 
 impl std::fmt::Debug for ApiClientBuilder {
@@ -69,12 +72,14 @@ impl std::fmt::Debug for ApiClientBuilder {
                 "bearer_token",
                 &self.bearer_token.as_ref().map(|_| "<redacted>"),
             )
+            .field("tls", &self.tls)
             .finish()
     }
 }
 
 impl ApiClientBuilder {
-    /// `endpoint` is `http://host:port` (a path prefix is kept; `host:port` means http).
+    /// `endpoint` is `http://host:port` or `https://host:port` (a path prefix is kept;
+    /// `host:port` means http).
     pub fn new(endpoint: impl Into<String>) -> Self {
         ApiClientBuilder {
             endpoint: endpoint.into(),
@@ -82,6 +87,7 @@ impl ApiClientBuilder {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             user_agent: concat!("conflux-client/", env!("CARGO_PKG_VERSION")).to_owned(),
             bearer_token: None,
+            tls: TlsOptions::default(),
         }
     }
 
@@ -110,8 +116,48 @@ impl ApiClientBuilder {
         self
     }
 
+    /// All TLS settings at once (replaces those given before).
+    pub fn tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Trust exactly the CA certificates in this PEM bundle for `https://` (without one, the
+    /// system trust store).
+    pub fn ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls = self.tls.ca_cert_pem(pem);
+        self
+    }
+
+    /// [`ApiClientBuilder::ca_cert_pem`] from a file, read by [`ApiClientBuilder::build`].
+    pub fn ca_cert_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls = self.tls.ca_cert_file(path);
+        self
+    }
+
+    /// Present this client certificate and key (PEM) to servers that require one.
+    pub fn client_identity(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls = self.tls.client_identity(cert_pem, key_pem);
+        self
+    }
+
+    /// [`ApiClientBuilder::client_identity`] from files, read by [`ApiClientBuilder::build`].
+    pub fn client_identity_files(
+        mut self,
+        cert: impl Into<PathBuf>,
+        key: impl Into<PathBuf>,
+    ) -> Self {
+        self.tls = self.tls.client_identity_files(cert, key);
+        self
+    }
+
     pub fn build(self) -> Result<ApiClient, ClientError> {
         let base = parse_endpoint(&self.endpoint)?;
+        let tls = self.tls.client_config(base.starts_with("https://"))?;
         let mut default_headers = HeaderMap::new();
         if let Some(token) = &self.bearer_token {
             let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
@@ -130,6 +176,7 @@ impl ApiClientBuilder {
             .connect_timeout(self.connect_timeout)
             .user_agent(self.user_agent)
             .default_headers(default_headers)
+            .tls_backend_preconfigured(tls)
             .build()
             .map_err(|e| ClientError::invalid_argument("client", e.to_string()))?;
         Ok(ApiClient {

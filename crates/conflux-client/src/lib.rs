@@ -65,6 +65,7 @@ mod identity;
 mod options;
 mod path;
 pub mod sdk;
+pub mod tls;
 
 #[cfg(test)]
 mod mock_tests;
@@ -80,6 +81,7 @@ pub use sdk::{
     Backoff, Change, ChangeKind, ConfigHandle, ConfigValue, ConfigWatch, ConfluxClient,
     ConfluxClientBuilder, StartMode,
 };
+pub use tls::TlsOptions;
 
 /// The path type [`ApiClient::fetch`] and [`ApiClient::get_config_by_path`] take.
 pub use conflux_domain::ConfigPath;

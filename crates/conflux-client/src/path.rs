@@ -97,7 +97,8 @@ impl ApiPath {
 }
 
 /// Validates an endpoint and returns its base: `scheme://host[:port][/prefix]` without a
-/// trailing slash. `host:port` without a scheme means `http://host:port`.
+/// trailing slash. `host:port` without a scheme means `http://host:port`; `https://` needs
+/// the server on TLS (`--api-tls-cert`).
 pub(crate) fn parse_endpoint(endpoint: &str) -> Result<String, ClientError> {
     let endpoint = endpoint.trim();
     let invalid = |message: String| ClientError::invalid_argument("endpoint", message);
@@ -112,15 +113,10 @@ pub(crate) fn parse_endpoint(endpoint: &str) -> Result<String, ClientError> {
     let url =
         Url::parse(&with_scheme).map_err(|e| invalid(format!("{endpoint:?} is not a URL: {e}")))?;
     match url.scheme() {
-        "http" => {}
-        "https" => {
-            return Err(invalid(format!(
-                "{endpoint:?}: https is not supported by this build of the client (it has no TLS); use http://"
-            )));
-        }
+        "http" | "https" => {}
         other => {
             return Err(invalid(format!(
-                "{endpoint:?}: unsupported scheme {other:?}; use http://"
+                "{endpoint:?}: unsupported scheme {other:?}; use http:// or https://"
             )));
         }
     }
@@ -220,6 +216,10 @@ mod tests {
             parse_endpoint("http://gw.example/conflux/").unwrap(),
             "http://gw.example/conflux"
         );
+        assert_eq!(
+            parse_endpoint("https://127.0.0.1:8443/").unwrap(),
+            "https://127.0.0.1:8443"
+        );
         let p = ApiPath::new("/health");
         assert_eq!(
             p.url("http://gw.example/conflux").unwrap().as_str(),
@@ -231,7 +231,6 @@ mod tests {
     fn bad_endpoints_are_refused() {
         for bad in [
             "",
-            "https://h:1",
             "ftp://h",
             "http://",
             "http://h:1/?x=1",

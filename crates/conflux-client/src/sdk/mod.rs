@@ -132,6 +132,7 @@ pub use watch::ConfigWatch;
 use crate::client::{ApiClient, DEFAULT_WATCH_TIMEOUT};
 use crate::error::ClientError;
 use crate::options::{FetchOptions, Fetched, identity_headers};
+use crate::tls::TlsOptions;
 use fallback::FallbackStore;
 
 /// Timeout of each SDK request (a watch's long poll gets its poll timeout on top). It must
@@ -166,6 +167,7 @@ pub struct ConfluxClientBuilder {
     fallback_dir: Option<PathBuf>,
     start_mode: StartMode,
     backoff: Backoff,
+    tls: TlsOptions,
 }
 
 impl std::fmt::Debug for ConfluxClientBuilder {
@@ -181,6 +183,7 @@ impl std::fmt::Debug for ConfluxClientBuilder {
             .field("fallback_dir", &self.fallback_dir)
             .field("start_mode", &self.start_mode)
             .field("backoff", &self.backoff)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -247,6 +250,29 @@ impl ConfluxClientBuilder {
         self
     }
 
+    /// TLS for `https://` endpoints: the CA bundle to trust and an optional client
+    /// certificate (see [`TlsOptions`]).
+    pub fn with_tls(mut self, tls: TlsOptions) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Trust exactly the CA certificates in this PEM bundle (the cluster's CA).
+    pub fn with_ca_cert_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls = self.tls.ca_cert_pem(pem);
+        self
+    }
+
+    /// Present this client certificate and key (PEM) to nodes that require one.
+    pub fn with_client_identity(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.tls = self.tls.client_identity(cert_pem, key_pem);
+        self
+    }
+
     /// Checks the settings and, in [`StartMode::FailFast`], that at least one endpoint
     /// answers `GET /health`.
     pub async fn build(self) -> Result<ConfluxClient, ClientError> {
@@ -265,7 +291,8 @@ impl ConfluxClientBuilder {
                 let mut b = ApiClient::builder(e.as_str())
                     .timeout(self.timeout)
                     .connect_timeout(self.connect_timeout)
-                    .user_agent(concat!("conflux-sdk/", env!("CARGO_PKG_VERSION")));
+                    .user_agent(concat!("conflux-sdk/", env!("CARGO_PKG_VERSION")))
+                    .tls(self.tls.clone());
                 if let Some(token) = &self.token {
                     b = b.bearer_token(token.clone());
                 }
@@ -436,6 +463,7 @@ impl ConfluxClient {
             fallback_dir: None,
             start_mode: StartMode::default(),
             backoff: Backoff::DEFAULT,
+            tls: TlsOptions::default(),
         }
     }
 
