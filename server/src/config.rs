@@ -68,6 +68,17 @@ pub struct ServerArgs {
     /// certificate from another CA are refused.
     #[arg(long, env = "CONFLUX_TLS_CA", requires_all = ["tls_cert", "tls_key"])]
     pub tls_ca: Option<PathBuf>,
+    /// PEM certificate (chain) of the API listener: REST, WebSocket and gRPC are served over
+    /// TLS (HTTP/1.1 and HTTP/2). Re-read when the file changes, without a restart.
+    #[arg(long, env = "CONFLUX_API_TLS_CERT", value_name = "PATH")]
+    pub api_tls_cert: Option<PathBuf>,
+    /// PEM private key of --api-tls-cert (re-read with it).
+    #[arg(long, env = "CONFLUX_API_TLS_KEY", value_name = "PATH")]
+    pub api_tls_key: Option<PathBuf>,
+    /// PEM CA certificate(s): API clients must present a certificate signed by one of them
+    /// (needs --api-tls-cert). Re-read when the file changes.
+    #[arg(long, env = "CONFLUX_API_TLS_CLIENT_CA", value_name = "PATH")]
+    pub api_tls_client_ca: Option<PathBuf>,
     /// The metadata DB (users, tokens, role bindings, audit): `postgres://...`, required by
     /// every node of a multi-node cluster [default: SQLite in <data-dir>/metadata.db].
     #[arg(long, env = "CONFLUX_METADATA_URL", value_name = "URL")]
@@ -154,6 +165,15 @@ pub struct TlsFiles {
     pub ca: PathBuf,
 }
 
+/// The PEM files of the API listener's TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Client certificates are required and must chain to this CA bundle.
+    pub client_ca: Option<PathBuf>,
+}
+
 /// The same keys in a TOML file.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -175,6 +195,9 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_ca: Option<PathBuf>,
+    api_tls_cert: Option<PathBuf>,
+    api_tls_key: Option<PathBuf>,
+    api_tls_client_ca: Option<PathBuf>,
     metadata_url: Option<String>,
     bootstrap_token_file: Option<PathBuf>,
     kms: Option<String>,
@@ -274,6 +297,8 @@ pub struct NodeConfig {
     pub peers: Vec<Peer>,
     pub join: Option<String>,
     pub tls: Option<TlsFiles>,
+    /// TLS of the API listener; `None`: plain HTTP.
+    pub api_tls: Option<ApiTlsFiles>,
     /// `postgres://...`; `None`: SQLite in the data directory (single node only).
     pub metadata_url: Option<String>,
     pub bootstrap_token_file: Option<PathBuf>,
@@ -334,6 +359,7 @@ impl NodeConfig {
             peers: Vec::new(),
             join: None,
             tls: None,
+            api_tls: None,
             metadata_url: None,
             bootstrap_token_file: None,
             kms: KmsSettings {
@@ -408,6 +434,32 @@ impl NodeConfig {
                 });
             }
         };
+        let api_tls = match (
+            args.api_tls_cert.clone().or(file.api_tls_cert),
+            args.api_tls_key.clone().or(file.api_tls_key),
+            args.api_tls_client_ca.clone().or(file.api_tls_client_ca),
+        ) {
+            (Some(cert), Some(key), client_ca) => Some(ApiTlsFiles {
+                cert,
+                key,
+                client_ca,
+            }),
+            (None, None, None) => None,
+            (None, None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    field: "api_tls_client_ca",
+                    message: "needs api_tls_cert and api_tls_key (client certificates are \
+                              asked for over TLS)"
+                        .into(),
+                });
+            }
+            _ => {
+                return Err(ConfigError::Invalid {
+                    field: "api_tls",
+                    message: "api_tls_cert and api_tls_key go together".into(),
+                });
+            }
+        };
         let config = NodeConfig {
             kms,
             node_id,
@@ -452,6 +504,7 @@ impl NodeConfig {
             join: args.join.clone().or(file.join),
             peers,
             tls,
+            api_tls,
             metadata_url: args.metadata_url.clone().or(file.metadata_url),
             bootstrap_token_file: args
                 .bootstrap_token_file
@@ -600,6 +653,41 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().starts_with("node_id"), "{err}");
+    }
+
+    #[test]
+    fn api_tls_files_come_in_pairs_from_flags_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("conflux.toml");
+        std::fs::write(&file, "api_tls_key = \"/etc/k.pem\"\n").unwrap();
+        let c = NodeConfig::from_args(&ServerArgs {
+            config: Some(file.clone()),
+            api_tls_cert: Some("/etc/c.pem".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let tls = c.api_tls.unwrap();
+        assert_eq!(tls.cert, PathBuf::from("/etc/c.pem"));
+        assert_eq!(tls.key, PathBuf::from("/etc/k.pem"));
+        assert_eq!(tls.client_ca, None);
+        let err = NodeConfig::from_args(&ServerArgs {
+            api_tls_cert: Some("/etc/c.pem".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("api_tls: "), "{err}");
+        let err = NodeConfig::from_args(&ServerArgs {
+            api_tls_client_ca: Some("/etc/ca.pem".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().starts_with("api_tls_client_ca: "), "{err}");
+        assert!(
+            NodeConfig::from_args(&ServerArgs::default())
+                .unwrap()
+                .api_tls
+                .is_none()
+        );
     }
 
     #[test]

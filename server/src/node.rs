@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::api::heavy::HeavyJobs;
+use crate::api::tls::{ApiTls, TlsListener};
 use crate::api::{self, AppInner, AppState};
 use crate::audit::Auditor;
 use crate::auth::link::read_bootstrap_token;
@@ -62,6 +63,13 @@ pub async fn run(
     let api_addr = api_listener
         .local_addr()
         .context("reading the API listener address")?;
+    // TLS files first: a bad one stops the node before it touches anything.
+    let api_tls = config
+        .api_tls
+        .as_ref()
+        .map(ApiTls::load)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("API TLS: {e}"))?;
     raise_fd_limit();
     // Reads the clock once, so a skew set for tests is logged at start.
     crate::clock::now_ms();
@@ -76,7 +84,7 @@ pub async fn run(
         .as_ref()
         .map(tls::load)
         .transpose()
-        .context("loading TLS files")?;
+        .context("Raft TLS")?;
 
     // The KMS before anything else that can fail later: a node that cannot open encrypted
     // configs must not join the cluster.
@@ -229,18 +237,40 @@ pub async fn run(
     ));
 
     println!(
-        "Conflux node {} serving the API on http://{api_addr} (Raft on {raft_addr}{}, data in {})",
+        "Conflux node {} serving the API on {}://{api_addr}{} (Raft on {raft_addr}{}, data in {})",
         config.node_id,
+        if api_tls.is_some() { "https" } else { "http" },
+        match &api_tls {
+            Some(t) if t.requires_client_certs() => " with client certificates",
+            _ => "",
+        },
         if node_tls.is_some() { " with mTLS" } else { "" },
         config.data_dir.display()
     );
     let app = api::router(state);
-    let served = axum::serve(
-        api_listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(stopped(stop_rx))
-    .await;
+    let served = match api_tls {
+        None => {
+            axum::serve(
+                api_listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(stopped(stop_rx))
+            .await
+        }
+        Some(tls) => {
+            use axum::serve::ListenerExt;
+            // `tap_io` only for its `ConnectInfo<SocketAddr>` support of any listener.
+            let listener = TlsListener::new(api_listener, tls)
+                .context("serving the API")?
+                .tap_io(|_| {});
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(stopped(stop_rx))
+            .await
+        }
+    };
 
     sweeper.abort();
     outbox_task.abort();
@@ -359,7 +389,8 @@ async fn form_cluster(
                  for membership with"
             ),
         };
-        tokio::spawn(join_cluster(join.clone(), request, token));
+        let (endpoint, tls) = join_endpoint(config, join);
+        tokio::spawn(join_cluster(endpoint, tls, request, token));
         return Ok(());
     }
     let members: BTreeMap<u64, NodeInfo> = if config.peers.is_empty() {
@@ -395,21 +426,44 @@ async fn form_cluster(
     }
 }
 
-/// Asks the member at `api_addr` to add this node, until it succeeds or is refused.
-async fn join_cluster(api_addr: String, request: JoinRequest, token: String) {
-    let endpoint = if api_addr.contains("://") {
-        api_addr.clone()
+/// Where and how a joining node asks for membership. A `--join` address without a scheme is
+/// https when this node's own API is on TLS (a cluster's nodes are configured alike). Over
+/// https the member's API certificate is verified against the cluster CA (`--tls-ca`; without
+/// it, the system trust store), and this node presents its Raft certificate, so a member whose
+/// `--api-tls-client-ca` is the cluster CA accepts it.
+fn join_endpoint(config: &NodeConfig, join: &str) -> (String, conflux_client::TlsOptions) {
+    let endpoint = if join.contains("://") {
+        join.to_owned()
+    } else if config.api_tls.is_some() {
+        format!("https://{join}")
     } else {
-        format!("http://{api_addr}")
+        format!("http://{join}")
     };
+    let mut tls = conflux_client::TlsOptions::new();
+    if let Some(files) = &config.tls {
+        tls = tls
+            .ca_cert_file(&files.ca)
+            .client_identity_files(&files.cert, &files.key);
+    }
+    (endpoint, tls)
+}
+
+/// Asks the member at `endpoint` to add this node, until it succeeds or is refused.
+async fn join_cluster(
+    endpoint: String,
+    tls: conflux_client::TlsOptions,
+    request: JoinRequest,
+    token: String,
+) {
     let client = match conflux_client::ApiClient::builder(endpoint)
         .bearer_token(token)
+        .tls(tls)
         .timeout(Duration::from_secs(600))
         .build()
     {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %e, "cannot join: bad --join address");
+            tracing::error!(error = %e, "cannot join: bad --join address or TLS files");
             return;
         }
     };

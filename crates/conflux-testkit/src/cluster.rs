@@ -12,7 +12,7 @@ use tempfile::TempDir;
 use std::net::{IpAddr, SocketAddr};
 
 use crate::partition::{self, Partition};
-use crate::{NodeSpec, TestNode, free_port_on};
+use crate::{ClientTls, NodeSpec, TestNode, free_port_on};
 
 /// How often [`Cluster::start`] tries with fresh ports when a reserved one was taken.
 const PORT_ATTEMPTS: u32 = 3;
@@ -28,20 +28,28 @@ pub const LEADER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// GET a JSON document from an open endpoint of a node (blocking, short timeout).
 pub fn get_json(url: &str) -> Result<Value> {
-    get_json_with(url, None)
+    get_json_tls(url, None, None)
 }
 
 /// GET a JSON document from a node with a bearer token.
 pub fn get_json_as(url: &str, token: &str) -> Result<Value> {
-    get_json_with(url, Some(token))
+    get_json_tls(url, Some(token), None)
 }
 
-fn get_json_with(url: &str, token: Option<&str>) -> Result<Value> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .timeout_global(Some(Duration::from_secs(3)))
-        .http_status_as_error(false)
-        .build()
-        .into();
+/// An HTTP agent with `timeout`, speaking https as `tls` says.
+pub(crate) fn agent(timeout: Duration, tls: Option<&ClientTls>) -> Result<ureq::Agent> {
+    let mut config = ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .http_status_as_error(false);
+    if let Some(tls) = tls {
+        config = config.tls_config(tls.ureq_config()?);
+    }
+    Ok(config.build().into())
+}
+
+/// GET a JSON document, optionally with a bearer token and over TLS.
+pub fn get_json_tls(url: &str, token: Option<&str>, tls: Option<&ClientTls>) -> Result<Value> {
+    let agent = agent(Duration::from_secs(3), tls)?;
     let mut request = agent.get(url);
     if let Some(t) = token {
         request = request.header("Authorization", &format!("Bearer {t}"));
@@ -96,7 +104,19 @@ impl Member {
     /// The spec of this member's node with `extra` arguments and the cluster's bootstrap
     /// `token`.
     pub fn spec(&self, extra: &[String], token: &str) -> NodeSpec {
+        self.spec_tls(extra, token, None)
+    }
+
+    /// [`Member::spec`] of a node whose API is on TLS (`extra` has its `--api-tls-*` flags);
+    /// the harness reaches it as `client_tls` says.
+    pub fn spec_tls(
+        &self,
+        extra: &[String],
+        token: &str,
+        client_tls: Option<ClientTls>,
+    ) -> NodeSpec {
         let mut spec = NodeSpec::new(self.node_id);
+        spec.client_tls = client_tls;
         spec.api_addr = Some(self.api_addr.clone());
         spec.raft_addr = Some(self.raft_addr.clone());
         spec.extra_args = extra.to_vec();
@@ -142,6 +162,8 @@ pub struct Cluster {
     token: String,
     /// Holds the cluster's KMS key file when the cluster made it.
     _kms_dir: Option<Arc<TempDir>>,
+    /// How to reach the nodes' API when it is on TLS.
+    client_tls: Option<ClientTls>,
 }
 
 impl Cluster {
@@ -153,7 +175,16 @@ impl Cluster {
 
     /// Like [`Cluster::start`], with extra `conflux server` arguments for every node.
     pub fn start_with(n: usize, common_args: Vec<String>) -> Result<Cluster> {
-        Cluster::start_addressed(n, common_args, |_| IpAddr::from([127, 0, 0, 1]))
+        Cluster::start_addressed(n, common_args, None, |_| IpAddr::from([127, 0, 0, 1]))
+    }
+
+    /// Like [`Cluster::start_with`] for nodes whose API is on TLS: `common_args` has the
+    /// `--api-tls-*` flags (one certificate for 127.0.0.1 serves every node), and the harness
+    /// reaches the nodes as `client_tls` says.
+    pub fn start_tls(n: usize, common_args: Vec<String>, client_tls: ClientTls) -> Result<Cluster> {
+        Cluster::start_addressed(n, common_args, Some(client_tls), |_| {
+            IpAddr::from([127, 0, 0, 1])
+        })
     }
 
     /// Like [`Cluster::start_with`], but every node listens on a loopback address of its own
@@ -162,7 +193,7 @@ impl Cluster {
     /// connect from 127.0.0.1) still reach it.
     pub fn start_partitionable(n: usize, common_args: Vec<String>) -> Result<Cluster> {
         let (a, b) = partition::cluster_subnet();
-        Cluster::start_addressed(n, common_args, |id| {
+        Cluster::start_addressed(n, common_args, None, |id| {
             IpAddr::from([
                 127,
                 a,
@@ -175,6 +206,7 @@ impl Cluster {
     fn start_addressed(
         n: usize,
         mut common_args: Vec<String>,
+        client_tls: Option<ClientTls>,
         ip_of: impl Fn(u64) -> IpAddr,
     ) -> Result<Cluster> {
         if !common_args.iter().any(|a| a == "--metadata-url") {
@@ -190,7 +222,8 @@ impl Cluster {
         };
         let mut attempt = 1;
         loop {
-            match Cluster::start_once(n, &common_args, &ip_of, kms_dir.clone()) {
+            match Cluster::start_once(n, &common_args, client_tls.clone(), &ip_of, kms_dir.clone())
+            {
                 Err(e) if attempt < PORT_ATTEMPTS && lost_port_race(&e) => {
                     attempt += 1;
                 }
@@ -202,6 +235,7 @@ impl Cluster {
     fn start_once(
         n: usize,
         common_args: &[String],
+        client_tls: Option<ClientTls>,
         ip_of: &impl Fn(u64) -> IpAddr,
         kms_dir: Option<Arc<TempDir>>,
     ) -> Result<Cluster> {
@@ -217,7 +251,7 @@ impl Cluster {
         let mut nodes = Vec::new();
         for m in &members {
             nodes.push(
-                TestNode::start(m.spec(&args, &token))
+                TestNode::start(m.spec_tls(&args, &token, client_tls.clone()))
                     .with_context(|| format!("starting node {}", m.node_id))?,
             );
         }
@@ -226,6 +260,7 @@ impl Cluster {
             common_args: common_args.to_vec(),
             token,
             _kms_dir: kms_dir,
+            client_tls,
         };
         cluster.wait_for_leader(LEADER_TIMEOUT)?;
         Ok(cluster)
@@ -241,11 +276,13 @@ impl Cluster {
             common_args.push("--kms-key-file".into());
             common_args.push(node.data_dir().join("kek.key").display().to_string());
         }
+        let client_tls = node.spec.client_tls.clone();
         Cluster {
             nodes: vec![node],
             common_args,
             token,
             _kms_dir: None,
+            client_tls,
         }
     }
 
@@ -296,10 +333,13 @@ impl Cluster {
 
     /// `/_cluster/status` as seen by one node.
     pub fn status(&self, id: u64) -> Result<Value> {
-        get_json_as(
-            &format!("{}/_cluster/status", self.node(id).api_url()),
-            &self.token,
-        )
+        self.node(id)
+            .get_json("/_cluster/status", Some(&self.token))
+    }
+
+    /// How to reach the nodes' API when it is on TLS.
+    pub fn client_tls(&self) -> Option<&ClientTls> {
+        self.client_tls.as_ref()
     }
 
     /// Waits until every node in `among` reports the same leader, which is one of them, and
@@ -310,7 +350,8 @@ impl Cluster {
             let views: Vec<Option<u64>> = among
                 .iter()
                 .map(|id| {
-                    get_json(&format!("{}/ready", self.node(*id).api_url()))
+                    self.node(*id)
+                        .get_json("/ready", None)
                         .ok()
                         .and_then(|r| r["leader_id"].as_u64())
                 })
@@ -374,7 +415,7 @@ impl Cluster {
         let mut args = self.common_args.clone();
         args.push("--join".into());
         args.push(self.node(via).api_addr().to_string());
-        let node = TestNode::start(member.spec(&args, &self.token))?;
+        let node = TestNode::start(member.spec_tls(&args, &self.token, self.client_tls.clone()))?;
         self.nodes.push(node);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -399,11 +440,7 @@ impl Cluster {
     /// Removes node `id` from the cluster through `via`'s API and stops its process.
     pub fn remove(&mut self, id: u64, via: u64) -> Result<()> {
         let url = format!("{}/_cluster/members/{id}", self.node(via).api_url());
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(60)))
-            .http_status_as_error(false)
-            .build()
-            .into();
+        let agent = agent(Duration::from_secs(60), self.node(via).client_tls())?;
         let mut resp = agent
             .delete(&url)
             .header("Authorization", &format!("Bearer {}", self.token))

@@ -14,10 +14,11 @@ pub mod postgres;
 pub mod tls;
 
 pub use cluster::{
-    Cluster, LEADER_TIMEOUT, Member, get_json, get_json_as, kms_args, metadata_args,
+    Cluster, LEADER_TIMEOUT, Member, get_json, get_json_as, get_json_tls, kms_args, metadata_args,
 };
 pub use partition::Partition;
 pub use postgres::TestPostgres;
+pub use tls::ClientTls;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -95,6 +96,9 @@ pub struct NodeSpec {
     /// passed as `--bootstrap-token-file`). `None`: no such flag, so a node with an empty DB
     /// makes its own and writes it to `<data-dir>/admin.token` (the embedded default).
     pub bootstrap_token: Option<String>,
+    /// How the harness reaches this node's API when it is on TLS (`--api-tls-cert` among the
+    /// arguments): the CA to trust and, when the node requires one, a client certificate.
+    pub client_tls: Option<ClientTls>,
 }
 
 /// A fresh random token of the kind an operator would put in a bootstrap token file.
@@ -114,7 +118,16 @@ impl NodeSpec {
             extra_args: Vec::new(),
             env: Vec::new(),
             bootstrap_token: Some(random_token()),
+            client_tls: None,
         }
+    }
+
+    /// Puts the node's API on TLS with `cert` (`--api-tls-cert`/`--api-tls-key`); the harness
+    /// reaches it as `client` says.
+    pub fn api_tls(mut self, cert: &tls::NodeCert, client: ClientTls) -> Self {
+        self.extra_args.extend(cert.api_args());
+        self.client_tls = Some(client);
+        self
     }
 
     pub fn arg(mut self, a: impl Into<String>) -> Self {
@@ -137,6 +150,8 @@ pub struct TestNode {
     dir: tempfile::TempDir,
     child: Option<Child>,
     api_addr: SocketAddr,
+    /// `http` or `https`, as the node printed it.
+    api_scheme: String,
     starts: u32,
 }
 
@@ -157,6 +172,7 @@ impl TestNode {
             dir,
             child: None,
             api_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            api_scheme: "http".to_owned(),
             starts: 0,
         };
         prepare(&node.data_dir());
@@ -177,8 +193,23 @@ impl TestNode {
         self.api_addr
     }
 
+    /// `http://addr`, or `https://addr` when the node serves its API over TLS.
     pub fn api_url(&self) -> String {
-        format!("http://{}", self.api_addr)
+        format!("{}://{}", self.api_scheme, self.api_addr)
+    }
+
+    /// How to reach this node's API over TLS, if it is on TLS.
+    pub fn client_tls(&self) -> Option<&ClientTls> {
+        self.spec.client_tls.as_ref()
+    }
+
+    /// GET a JSON document from this node (`path` after the API URL), with a bearer token.
+    pub fn get_json(&self, path: &str, token: Option<&str>) -> Result<serde_json::Value> {
+        cluster::get_json_tls(
+            &format!("{}{path}", self.api_url()),
+            token,
+            self.client_tls(),
+        )
     }
 
     /// A cluster_admin token of this node: the bootstrap token of its spec, or (embedded
@@ -252,13 +283,9 @@ impl TestNode {
         std::thread::spawn(move || {
             let mut out = std::fs::File::create(stdout_log).ok();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.split("serving the API on http://").nth(1) {
-                    let addr = addr
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned();
-                    let _ = tx.send(addr);
+                if let Some(url) = line.split("serving the API on ").nth(1) {
+                    let url = url.split_whitespace().next().unwrap_or_default().to_owned();
+                    let _ = tx.send(url);
                 }
                 if let Some(f) = out.as_mut() {
                     let _ = writeln!(f, "{line}");
@@ -269,7 +296,11 @@ impl TestNode {
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
             match rx.recv_timeout(Duration::from_millis(100)) {
-                Ok(addr) => {
+                Ok(url) => {
+                    let (scheme, addr) = url
+                        .split_once("://")
+                        .ok_or_else(|| anyhow!("the node printed {url:?}, not a URL"))?;
+                    self.api_scheme = scheme.to_owned();
                     self.api_addr = addr
                         .parse()
                         .with_context(|| format!("parsing address {addr:?}"))?;

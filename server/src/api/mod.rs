@@ -19,6 +19,7 @@ mod kms;
 mod mgt;
 mod ops;
 mod sealing;
+pub mod tls;
 mod watch;
 
 use std::sync::Arc;

@@ -1,16 +1,16 @@
 //! Mutual TLS between nodes (rustls through tonic): each node presents its certificate and
-//! accepts only peers whose certificate is signed by the cluster's CA.
+//! accepts only peers whose certificate is signed by the cluster's CA. The files are read and
+//! checked with the same PEM helpers as the API listener's (`api::tls`), so a bad file stops
+//! the node at start-up with its name and the reason.
 
+use conflux_client::tls::{parse_certs, parse_key, read_pem_file};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 
 use crate::config::TlsFiles;
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot read {path}: {source}")]
-pub struct TlsError {
-    path: String,
-    source: std::io::Error,
-}
+#[error("{0}")]
+pub struct TlsError(String);
 
 /// The server and client TLS configurations of the Raft listener and its connections.
 #[derive(Debug, Clone)]
@@ -19,16 +19,22 @@ pub struct NodeTls {
     pub client: ClientTlsConfig,
 }
 
-fn read(path: &std::path::Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|source| TlsError {
-        path: path.display().to_string(),
-        source,
-    })
+/// Reads `path` and checks that `parse` accepts it; the error names the file.
+fn read<T>(
+    path: &std::path::Path,
+    parse: impl Fn(&[u8]) -> Result<T, String>,
+) -> Result<Vec<u8>, TlsError> {
+    let pem = read_pem_file(path).map_err(TlsError)?;
+    parse(&pem).map_err(|e| TlsError(format!("{}: {e}", path.display())))?;
+    Ok(pem)
 }
 
 pub fn load(files: &TlsFiles) -> Result<NodeTls, TlsError> {
-    let identity = Identity::from_pem(read(&files.cert)?, read(&files.key)?);
-    let ca = Certificate::from_pem(read(&files.ca)?);
+    let identity = Identity::from_pem(
+        read(&files.cert, parse_certs)?,
+        read(&files.key, parse_key)?,
+    );
+    let ca = Certificate::from_pem(read(&files.ca, parse_certs)?);
     let server = ServerTlsConfig::new()
         .identity(identity.clone())
         .client_ca_root(ca.clone());
