@@ -607,3 +607,109 @@ fn bad_tls_files_stop_the_node_at_start_with_a_one_line_reason() {
         }
     }
 }
+
+/// Runs the CLI with `args` and `env` (nothing else from the environment of whoever runs the
+/// tests); returns the exit code, stdout and stderr.
+async fn cli(args: &[String], env: &[(&str, String)]) -> (i32, String, String) {
+    let out = tokio::process::Command::new(conflux_testkit::conflux_binary().unwrap())
+        .args(args)
+        .env_remove("CONFLUX_ENDPOINT")
+        .env_remove("CONFLUX_CACERT")
+        .env_remove("CONFLUX_CLIENT_CERT")
+        .env_remove("CONFLUX_CLIENT_KEY")
+        .env_remove("RUST_LOG")
+        .env(
+            "CONFLUX_CREDENTIALS",
+            "/nonexistent/conflux-test/credentials",
+        )
+        .envs(env.iter().map(|(k, v)| (*k, v)))
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_speaks_tls_with_flags_or_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new(dir.path(), "api").unwrap();
+    let server = ca.node_cert("server").unwrap();
+    let client_cert = ca.node_cert("cli").unwrap();
+    let tls = client_cert.client_tls();
+    let node = tls_node(
+        &server,
+        tls.clone(),
+        &[
+            "--api-tls-client-ca".into(),
+            ca.ca_path().display().to_string(),
+        ],
+    );
+    let token = ("CONFLUX_TOKEN", node.token());
+    let endpoint = ["--endpoint".to_owned(), node.api_url()];
+    let with = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        a.extend(endpoint.iter().cloned());
+        a
+    };
+
+    // Flags.
+    let mut args = with(&["admin", "tenant", "create", "acme"]);
+    args.extend(tls.cli_args());
+    let (code, _, err) = cli(&args, std::slice::from_ref(&token)).await;
+    assert_eq!(code, 0, "{err}");
+
+    // The same through CONFLUX_CACERT, CONFLUX_CLIENT_CERT and CONFLUX_CLIENT_KEY.
+    let (cert, key) = tls.identity.clone().unwrap();
+    let env = [
+        token.clone(),
+        ("CONFLUX_CACERT", tls.ca.display().to_string()),
+        ("CONFLUX_CLIENT_CERT", cert.display().to_string()),
+        ("CONFLUX_CLIENT_KEY", key.display().to_string()),
+    ];
+    let (code, out, err) = cli(
+        &with(&["admin", "tenant", "list", "--output", "json"]),
+        &env,
+    )
+    .await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("\"acme\""), "{out}");
+
+    // Without the client certificate, or trusting another CA: one error line, exit 1.
+    let (code, _, err) = cli(
+        &with(&["admin", "tenant", "list"]),
+        &[
+            token.clone(),
+            ("CONFLUX_CACERT", tls.ca.display().to_string()),
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: unreachable: "), "{err}");
+    let other = TestCa::new(dir.path(), "other").unwrap();
+    let mut args = with(&["admin", "tenant", "list"]);
+    args.extend(
+        ClientTls {
+            ca: other.ca_path().to_owned(),
+            ..tls.clone()
+        }
+        .cli_args(),
+    );
+    let (code, _, err) = cli(&args, std::slice::from_ref(&token)).await;
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("UnknownIssuer"), "{err}");
+
+    // An unreadable CA file is named.
+    let (code, _, err) = cli(
+        &with(&["admin", "tenant", "list", "--cacert", "/nonexistent/ca.pem"]),
+        std::slice::from_ref(&token),
+    )
+    .await;
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+}

@@ -85,6 +85,34 @@ pub struct GlobalArgs {
     /// A file whose content (trimmed) is the bearer token, e.g. a data dir's admin.token.
     #[arg(long, global = true, help_heading = GLOBAL_HEADING, value_name = "PATH")]
     pub token_file: Option<PathBuf>,
+
+    /// PEM CA certificate(s) to verify an https:// endpoint against (the cluster's CA); without
+    /// it, the system trust store.
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING, env = "CONFLUX_CACERT", value_name = "PATH")]
+    pub cacert: Option<PathBuf>,
+
+    /// PEM client certificate for nodes that require one (--api-tls-client-ca); with
+    /// --client-key.
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING, env = "CONFLUX_CLIENT_CERT", value_name = "PATH", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+
+    /// PEM private key of --client-cert.
+    #[arg(long, global = true, help_heading = GLOBAL_HEADING, env = "CONFLUX_CLIENT_KEY", value_name = "PATH", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    /// The client TLS settings these flags give.
+    pub fn tls(&self) -> conflux_client::TlsOptions {
+        let mut tls = conflux_client::TlsOptions::new();
+        if let Some(ca) = &self.cacert {
+            tls = tls.ca_cert_file(ca);
+        }
+        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+            tls = tls.client_identity_files(cert, key);
+        }
+        tls
+    }
 }
 
 // The client subcommands (plain comment for the same reason as on `GlobalArgs`). The
@@ -153,6 +181,8 @@ struct Ctx {
     /// The token the client sends and where it came from; `None`: it sends none. Commands
     /// that build another client (the SDK's, for `config watch`) give it the same token.
     token: Option<Resolved>,
+    /// The TLS settings of `client`, for commands that build another client.
+    tls: conflux_client::TlsOptions,
 }
 
 impl Ctx {
@@ -200,8 +230,10 @@ async fn execute_in(
     command: Command,
     env: &Environment,
 ) -> Result<Output, CliError> {
+    let tls = global.tls();
     let builder = ApiClient::builder(global.endpoint.as_str())
         .timeout(global.timeout)
+        .tls(tls.clone())
         .user_agent(concat!("conflux-cli/", env!("CARGO_PKG_VERSION")));
     // Without a token: logs in with one, and names the endpoint the way the client does
     // (the key of saved logins).
@@ -224,6 +256,7 @@ async fn execute_in(
         client,
         output: global.output,
         token,
+        tls,
     };
     let result = match command {
         Command::Config(c) => config::execute(&ctx, *c).await,
@@ -411,6 +444,9 @@ mod tests {
             timeout: Duration::from_secs(2),
             token: None,
             token_file: None,
+            cacert: None,
+            client_cert: None,
+            client_key: None,
         }
     }
 

@@ -107,6 +107,7 @@ pub(crate) fn render_change(
 pub(crate) async fn execute(ctx: &Ctx, a: WatchArgs) -> Result<Output, CliError> {
     let mut builder = ConfluxClient::new([ctx.client.endpoint()])
         .with_timeout(ctx.client.timeout())
+        .with_tls(ctx.tls.clone())
         .with_labels(a.labels.unwrap_or_default().0)
         .start_mode(StartMode::FailFast);
     if let Some(id) = &a.client_id {
