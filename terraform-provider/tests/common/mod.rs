@@ -97,6 +97,8 @@ pub struct Tf {
     pub name: String,
     /// Passed as `CONFLUX_TOKEN`: the node's cluster_admin token, unless a test changes it.
     pub token: Option<String>,
+    /// More environment for terraform (and so the provider), e.g. `CONFLUX_CACERT`.
+    pub env: Vec<(String, String)>,
 }
 
 impl Tf {
@@ -126,6 +128,7 @@ impl Tf {
             cli_config,
             name: name.to_owned(),
             token: Some(node.token()),
+            env: Vec::new(),
         }
     }
 
@@ -159,6 +162,10 @@ impl Tf {
             .env("TF_IN_AUTOMATION", "1")
             .env("TF_INPUT", "0")
             .env("CONFLUX_ENDPOINT", &self.endpoint)
+            .env_remove("CONFLUX_CACERT")
+            .env_remove("CONFLUX_CLIENT_CERT")
+            .env_remove("CONFLUX_CLIENT_KEY")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env_remove("TF_LOG")
             .output()
             .expect("run terraform");
