@@ -12,3 +12,6 @@ cargo test --locked --workspace --all-targets
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 CONFLUX_BIN="$TARGET_DIR/debug/conflux" "$TARGET_DIR/debug/conflux-bench" check --quick \
     --results "$(mktemp -d -t conflux-bench-smoke.XXXXXX)"
+# The same with the node's API on TLS: the tool's raw workers and watchers over tokio-rustls.
+CONFLUX_BIN="$TARGET_DIR/debug/conflux" "$TARGET_DIR/debug/conflux-bench" check --quick --api-tls \
+    --results "$(mktemp -d -t conflux-bench-smoke-tls.XXXXXX)"

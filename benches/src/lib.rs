@@ -7,7 +7,7 @@
 //! [`openloop`] (when each open-loop arrival is due), [`load`] (the closed/open-loop request
 //! driver), [`targets`] (Conflux and etcd: start, prepare, workers, watchers), [`scenarios`]
 //! (fetch, write, mixed, watch, connections), [`check`] (the targets table), [`report`]
-//! (Markdown, JSON, PNG) and [`machine`]; `src/main.rs` is the command line.
+//! (Markdown, JSON, PNG), [`machine`] and [`tls`] (connections to a target on TLS); `src/main.rs` is the command line.
 
 pub mod check;
 pub mod fdlimit;
@@ -18,6 +18,7 @@ pub mod report;
 pub mod scenarios;
 pub mod stats;
 pub mod targets;
+pub mod tls;
 
 use bytes::Bytes;
 use conflux_domain::{Command, ConfigPath, Format, Proposal, QuotasPatch, State};

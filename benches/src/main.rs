@@ -93,6 +93,43 @@ struct LoadArgs {
     /// Folder under which results are written.
     #[arg(long, default_value = "benches/results")]
     results: PathBuf,
+    /// Start Conflux with its API on TLS (certificates generated for the run), to measure what
+    /// TLS costs.
+    #[arg(long)]
+    api_tls: bool,
+    /// PEM CA certificate(s) of an https:// --target (without it, the system trust store).
+    #[arg(long, env = "CONFLUX_CACERT", value_name = "PATH")]
+    cacert: Option<PathBuf>,
+    /// PEM client certificate for a --target that requires one; with --client-key.
+    #[arg(
+        long,
+        env = "CONFLUX_CLIENT_CERT",
+        value_name = "PATH",
+        requires = "client_key"
+    )]
+    client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(
+        long,
+        env = "CONFLUX_CLIENT_KEY",
+        value_name = "PATH",
+        requires = "client_cert"
+    )]
+    client_key: Option<PathBuf>,
+}
+
+impl LoadArgs {
+    /// TLS settings for an https:// --target.
+    fn tls(&self) -> conflux_client::TlsOptions {
+        let mut tls = conflux_client::TlsOptions::new();
+        if let Some(ca) = &self.cacert {
+            tls = tls.ca_cert_file(ca);
+        }
+        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
+            tls = tls.client_identity_files(cert, key);
+        }
+        tls
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -243,6 +280,7 @@ fn warn_if_debug_build(quick: bool) {
 /// A prepared target of `system`: started here with `nodes` nodes, or attached to `urls`.
 fn start_target(
     rt: &tokio::runtime::Runtime,
+    load: &LoadArgs,
     system: System,
     nodes: usize,
     urls: &[String],
@@ -251,9 +289,9 @@ fn start_target(
     match system {
         System::Conflux => {
             let mut c = if urls.is_empty() {
-                Conflux::start(nodes)?
+                Conflux::start(nodes, load.api_tls)?
             } else {
-                Conflux::attach(urls)?
+                Conflux::attach(urls, load.tls())?
             };
             rt.block_on(c.prepare(writers))
                 .context("preparing Conflux")?;
@@ -262,6 +300,9 @@ fn start_target(
         System::Etcd => {
             if !urls.is_empty() {
                 bail!("--target is for Conflux deployments; etcd is always started here");
+            }
+            if load.api_tls {
+                bail!("--api-tls is for Conflux; etcd is always started without TLS");
             }
             rt.block_on(async {
                 let mut e = Etcd::start(nodes).await?;
@@ -367,7 +408,14 @@ fn check_cmd(
         nodes,
         s.duration.as_secs_f64()
     );
-    let target = start_target(rt, System::Conflux, nodes, &args.target, s.concurrency)?;
+    let target = start_target(
+        rt,
+        &args.load,
+        System::Conflux,
+        nodes,
+        &args.target,
+        s.concurrency,
+    )?;
     let baseline = target.first_node_rss();
     let both = |sc| [Loop::Closed, s.open(sc)];
     rt.block_on(async {
@@ -450,8 +498,15 @@ fn compare_cmd(
         "compare: starting Conflux and etcd, {} node(s) each",
         args.nodes
     );
-    let conflux = start_target(rt, System::Conflux, args.nodes, &[], s.concurrency)?;
-    let etcd = start_target(rt, System::Etcd, args.nodes, &[], s.concurrency)?;
+    let conflux = start_target(
+        rt,
+        &args.load,
+        System::Conflux,
+        args.nodes,
+        &[],
+        s.concurrency,
+    )?;
+    let etcd = start_target(rt, &args.load, System::Etcd, args.nodes, &[], s.concurrency)?;
     let baselines = [conflux.first_node_rss(), etcd.first_node_rss()];
     let targets = [&conflux, &etcd];
     // Alternate which system goes first so drift (other tenants, disk, thermals) hits both.
@@ -530,7 +585,14 @@ fn scenario_cmd(
     let s = settings(&args.load, 10.0, 2.0, fds);
     warn_if_debug_build(false);
     let mut report = Report::new(command, Machine::describe(fds), s.clone());
-    let mut target = start_target(rt, args.system, args.nodes, &args.target, s.concurrency)?;
+    let mut target = start_target(
+        rt,
+        &args.load,
+        args.system,
+        args.nodes,
+        &args.target,
+        s.concurrency,
+    )?;
     if let Target::Conflux(c) = &mut target {
         c.transport = args.transport;
     }

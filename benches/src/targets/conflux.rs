@@ -5,7 +5,8 @@
 //! Workers speak HTTP/1.1 over one keep-alive connection each, written and parsed by hand
 //! ([`HttpConn`]), so the load generator spends as little CPU per request as it can: on two
 //! shared cores every cycle it spends is one the server does not get. Management setup goes
-//! through the typed `ApiClient`.
+//! through the typed `ApiClient`. A target whose API is on TLS (`https://` URLs, or a cluster
+//! started with `--api-tls`) gets the same workers over tokio-rustls ([`crate::tls`]).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,13 +18,14 @@ use conflux_api_types::{
     CreateApp, CreateConfig, CreateEnvironment, CreateTenant, Format, PublishRequest, PutReleases,
     QuotasPatch, ReleaseRule, RetentionPolicy, Strategy,
 };
-use conflux_client::{ApiClient, NewVersion, WriteOptions};
+use conflux_client::{ApiClient, NewVersion, TlsOptions, WriteOptions};
 use conflux_domain::{RetentionKind, RetentionRule, RetentionStrategy};
 use conflux_testkit::Cluster;
 
 use super::conflux_watch::{Transport, spawn_watchers};
 use super::{WatchSet, Workload};
 use crate::load::OpKind;
+use crate::tls::{BenchTls, Io};
 
 const APP: &str = "svc";
 const ENV: &str = "prod";
@@ -60,32 +62,66 @@ pub struct Conflux {
     /// A reader token on the bench tenant, made by `prepare`: fetch workers and watchers use
     /// it, as a service would.
     reader_token: String,
+    /// The typed client's TLS settings (unused over plain HTTP).
+    tls_options: TlsOptions,
+    /// The raw connections' TLS; `None`: plain HTTP.
+    tls: Option<BenchTls>,
+    /// The certificates of a cluster started with its API on TLS.
+    _certs: Option<tempfile::TempDir>,
 }
 
 impl Conflux {
     /// Starts `nodes` release-build nodes on loopback (`CONFLUX_BIN` selects the binary).
-    pub fn start(nodes: usize) -> Result<Conflux> {
-        let cluster =
-            Cluster::start(nodes).context("starting Conflux (is CONFLUX_BIN a release build?)")?;
+    /// With `api_tls`, their API is on TLS (certificates generated for the run).
+    pub fn start(nodes: usize, api_tls: bool) -> Result<Conflux> {
+        let (cluster, certs, tls_options) = if api_tls {
+            let dir = tempfile::Builder::new()
+                .prefix("conflux-bench-tls-")
+                .tempdir()?;
+            let ca = conflux_testkit::tls::TestCa::new(dir.path(), "bench")?;
+            let cert = ca.node_cert("node")?;
+            let cluster = Cluster::start_tls(nodes, cert.api_args(), ca.client_tls())
+                .context("starting Conflux with API TLS (is CONFLUX_BIN a release build?)")?;
+            let options = TlsOptions::new().ca_cert_file(ca.ca_path());
+            (cluster, Some(dir), options)
+        } else {
+            let cluster = Cluster::start(nodes)
+                .context("starting Conflux (is CONFLUX_BIN a release build?)")?;
+            (cluster, None, TlsOptions::new())
+        };
         cluster.wait_for_leader(Duration::from_secs(30))?;
         let addrs = cluster.nodes().iter().map(|n| n.api_addr()).collect();
         let token = cluster.token().to_owned();
-        Ok(Conflux::new(Some(cluster), addrs, "bench".into(), token))
+        let tls = api_tls
+            .then(|| BenchTls::new(&tls_options, "127.0.0.1"))
+            .transpose()?;
+        let mut c = Conflux::new(Some(cluster), addrs, "bench".into(), token);
+        (c.tls_options, c.tls, c._certs) = (tls_options, tls, certs);
+        Ok(c)
     }
 
-    /// An existing deployment: its nodes' API URLs (`http://host:port`) and a cluster_admin
-    /// token (`CONFLUX_TOKEN`). Data goes into a new tenant named after the current time, so
-    /// runs never collide.
-    pub fn attach(urls: &[String]) -> Result<Conflux> {
+    /// An existing deployment: its nodes' API URLs (`http://host:port`, or `https://host:port`
+    /// verified with `tls`) and a cluster_admin token (`CONFLUX_TOKEN`). Data goes into a new
+    /// tenant named after the current time, so runs never collide.
+    pub fn attach(urls: &[String], tls_options: TlsOptions) -> Result<Conflux> {
         let token = std::env::var("CONFLUX_TOKEN").map_err(|_| {
             anyhow!("--target needs CONFLUX_TOKEN: a cluster_admin token of that deployment")
         })?;
+        let https = urls.first().is_some_and(|u| u.starts_with("https://"));
         let mut addrs = Vec::new();
+        let mut host = String::new();
         for u in urls {
             let hostport = u
-                .strip_prefix("http://")
-                .ok_or_else(|| anyhow!("--target {u}: only http:// URLs are supported"))?
+                .strip_prefix(if https { "https://" } else { "http://" })
+                .ok_or_else(|| {
+                    anyhow!("--target {u}: http:// or https:// URLs, all with the same scheme")
+                })?
                 .trim_end_matches('/');
+            host = hostport
+                .rsplit_once(':')
+                .map_or(hostport, |(h, _)| h)
+                .trim_matches(['[', ']'])
+                .to_owned();
             addrs.push(
                 hostport
                     .to_socket_addrs()?
@@ -93,10 +129,16 @@ impl Conflux {
                     .ok_or_else(|| anyhow!("--target {u}: no address"))?,
             );
         }
+        // One certificate name for every node: the raw workers check the last URL's host.
+        let tls = https
+            .then(|| BenchTls::new(&tls_options, &host))
+            .transpose()?;
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs();
-        Ok(Conflux::new(None, addrs, format!("bench-{secs}"), token))
+        let mut c = Conflux::new(None, addrs, format!("bench-{secs}"), token);
+        (c.tls_options, c.tls) = (tls_options, tls);
+        Ok(c)
     }
 
     fn new(
@@ -125,6 +167,9 @@ impl Conflux {
             writer: None,
             admin_token,
             reader_token: String::new(),
+            tls_options: TlsOptions::new(),
+            tls: None,
+            _certs: None,
         }
     }
 
@@ -132,6 +177,7 @@ impl Conflux {
         Ok(ApiClient::builder(self.url(node))
             .bearer_token(token)
             .timeout(Duration::from_secs(10))
+            .tls(self.tls_options.clone())
             .build()?)
     }
 
@@ -147,7 +193,8 @@ impl Conflux {
     }
 
     fn url(&self, node: usize) -> String {
-        format!("http://{}", self.addrs[node % self.addrs.len()])
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addrs[node % self.addrs.len()])
     }
 
     /// Creates the tenant, the fetched config (3 versions, 3 rules), `writers` write configs
@@ -276,7 +323,7 @@ impl Conflux {
                 anyhow!("only {} write configs were prepared", self.write_ids.len())
             })?,
         };
-        let mut conn = HttpConn::new(addr);
+        let mut conn = HttpConn::new(addr, self.tls.clone());
         conn.connect().await?;
         let token = match workload {
             Workload::Fetch => &self.reader_token,
@@ -311,6 +358,7 @@ impl Conflux {
         let key = format!("{}/{APP}/{ENV}/{WATCHED}", self.tenant);
         spawn_watchers(
             self.transport,
+            self.tls.as_ref(),
             servers,
             &key,
             &self.reader_token,
@@ -354,15 +402,18 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 #[derive(Debug)]
 pub struct HttpConn {
     addr: SocketAddr,
-    stream: Option<tokio::net::TcpStream>,
+    tls: Option<BenchTls>,
+    stream: Option<Io>,
     out: Vec<u8>,
     buf: Vec<u8>,
 }
 
 impl HttpConn {
-    pub fn new(addr: SocketAddr) -> HttpConn {
+    /// To `addr`, over TLS when `tls` is given.
+    pub fn new(addr: SocketAddr, tls: Option<BenchTls>) -> HttpConn {
         HttpConn {
             addr,
+            tls,
             stream: None,
             out: Vec::with_capacity(2048),
             buf: Vec::with_capacity(4096),
@@ -372,7 +423,7 @@ impl HttpConn {
     async fn connect(&mut self) -> Result<()> {
         let stream = tokio::net::TcpStream::connect(self.addr).await?;
         stream.set_nodelay(true)?;
-        self.stream = Some(stream);
+        self.stream = Some(Io::over(stream, self.tls.as_ref()).await?);
         Ok(())
     }
 

@@ -16,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpSocket;
 
 use crate::targets::{Receipt, WatchSet};
+use crate::tls::{BenchTls, Io};
 
 /// How watchers talk to the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -24,8 +25,8 @@ pub enum Transport {
     LongPoll,
 }
 
-/// A TCP connection to `server` from the `i`-th source address.
-async fn tcp(server: SocketAddr, i: usize) -> Result<tokio::net::TcpStream> {
+/// A connection to `server` from the `i`-th source address, over TLS when `tls` is given.
+async fn tcp(server: SocketAddr, i: usize, tls: Option<&BenchTls>) -> Result<Io> {
     let source = crate::targets::next_source_addr();
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::from((source, 0)))?;
@@ -34,15 +35,16 @@ async fn tcp(server: SocketAddr, i: usize) -> Result<tokio::net::TcpStream> {
         .await
         .with_context(|| format!("connecting watcher {i}"))?;
     stream.set_nodelay(true)?;
-    Ok(stream)
+    Io::over(stream, tls).await
 }
 
 /// Opens a long-poll connection to `server` from the `i`-th source address.
 async fn connect(
     server: SocketAddr,
     i: usize,
+    tls: Option<&BenchTls>,
 ) -> Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>> {
-    let stream = tcp(server, i).await?;
+    let stream = tcp(server, i, tls).await?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     Ok(sender)
@@ -79,8 +81,10 @@ async fn poll(
 
 /// One WebSocket watcher: subscribes to `path` from `revision`, counts itself ready when the
 /// node confirms the subscription, and reports every event.
+#[allow(clippy::too_many_arguments)]
 async fn ws_watcher(
     server: SocketAddr,
+    tls: Option<&BenchTls>,
     i: usize,
     path: &str,
     token: &str,
@@ -91,13 +95,14 @@ async fn ws_watcher(
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-    let stream = tcp(server, i).await?;
+    let stream = tcp(server, i, tls).await?;
     let config = WebSocketConfig::default()
         .read_buffer_size(4096)
         .write_buffer_size(0);
     let mut request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(format!(
-            "ws://{server}/api/v1/watch/ws"
+            "{}://{server}/api/v1/watch/ws",
+            if tls.is_some() { "wss" } else { "ws" }
         ))?;
     request
         .headers_mut()
@@ -142,6 +147,7 @@ fn revision_of(text: &str) -> Option<u64> {
 #[allow(clippy::too_many_arguments)]
 pub async fn spawn_watchers(
     transport: Transport,
+    tls: Option<&BenchTls>,
     servers: &[SocketAddr],
     path: &str,
     token: &str,
@@ -155,11 +161,11 @@ pub async fn spawn_watchers(
     let token: Arc<str> = Arc::from(token);
     for i in first..first + count {
         let server = servers[i % servers.len()];
-        let (path, token, set2) = (path.clone(), token.clone(), set.clone());
+        let (path, token, set2, tls) = (path.clone(), token.clone(), set.clone(), tls.cloned());
         let due = due.unwrap_or_else(Instant::now);
         if transport == Transport::WebSocket {
             set.spawn(async move {
-                if ws_watcher(server, i, &path, &token, revision, due, &set2)
+                if ws_watcher(server, tls.as_ref(), i, &path, &token, revision, due, &set2)
                     .await
                     .is_err()
                 {
@@ -168,7 +174,7 @@ pub async fn spawn_watchers(
             });
         } else {
             set.spawn(async move {
-                let mut sender = match connect(server, i).await {
+                let mut sender = match connect(server, i, tls.as_ref()).await {
                     Ok(s) => s,
                     Err(_) => {
                         set2.failed();
@@ -221,7 +227,7 @@ pub async fn wait_subscriptions(api_url: &str, want: usize, timeout: Duration) -
     }
 }
 
-/// One value of the node's `/metrics`.
+/// One value of the node's `/metrics` (plain HTTP only).
 pub async fn metric(api_url: &str, name: &str) -> Option<f64> {
     let uri: hyper::Uri = format!("{api_url}/metrics").parse().ok()?;
     let addr: SocketAddr = format!("{}:{}", uri.host()?, uri.port_u16()?)
