@@ -6,9 +6,18 @@
 #
 # Management calls use the node's bootstrap token: $CONFLUX_TOKEN, else the content of
 # ${CONFLUX_DATA_DIR:-./conflux-data}/admin.token. Tokens are never printed.
+#
+# A node with its API on TLS: CONFLUX_URL=https://127.0.0.1:8080 and CONFLUX_CACERT=ca.pem
+# (the CA that signed --api-tls-cert); when the node requires client certificates
+# (--api-tls-client-ca), also CONFLUX_CLIENT_CERT and CONFLUX_CLIENT_KEY.
 set -euo pipefail
 URL="${CONFLUX_URL:-http://127.0.0.1:8080}"
 MGT="$URL/api/v1/mgt"
+TLS=()
+[ -n "${CONFLUX_CACERT:-}" ] && TLS+=(--cacert "$CONFLUX_CACERT")
+[ -n "${CONFLUX_CLIENT_CERT:-}" ] && TLS+=(--cert "$CONFLUX_CLIENT_CERT" --key "${CONFLUX_CLIENT_KEY:?CONFLUX_CLIENT_KEY goes with CONFLUX_CLIENT_CERT}")
+# Every curl below gets the TLS options (none over plain http).
+curl() { command curl ${TLS[@]+"${TLS[@]}"} "$@"; }
 
 TOKEN="${CONFLUX_TOKEN:-}"
 if [ -z "$TOKEN" ]; then
