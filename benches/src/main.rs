@@ -295,7 +295,7 @@ fn start_target(
             };
             rt.block_on(c.prepare(writers))
                 .context("preparing Conflux")?;
-            Ok(Target::Conflux(c))
+            Ok(Target::Conflux(Box::new(c)))
         }
         System::Etcd => {
             if !urls.is_empty() {

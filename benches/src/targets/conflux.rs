@@ -62,11 +62,18 @@ pub struct Conflux {
     /// A reader token on the bench tenant, made by `prepare`: fetch workers and watchers use
     /// it, as a service would.
     reader_token: String,
-    /// The typed client's TLS settings (unused over plain HTTP).
-    tls_options: TlsOptions,
-    /// The raw connections' TLS; `None`: plain HTTP.
-    tls: Option<BenchTls>,
-    /// The certificates of a cluster started with its API on TLS.
+    /// TLS to an https target; `None`: plain HTTP. Boxed: most runs go without.
+    tls: Option<Box<TargetTls>>,
+}
+
+/// How the tool reaches a target whose API is on TLS.
+#[derive(Debug)]
+struct TargetTls {
+    /// The typed client's settings.
+    options: TlsOptions,
+    /// The raw connections'.
+    raw: BenchTls,
+    /// The certificates of a cluster started here with its API on TLS.
     _certs: Option<tempfile::TempDir>,
 }
 
@@ -92,11 +99,14 @@ impl Conflux {
         cluster.wait_for_leader(Duration::from_secs(30))?;
         let addrs = cluster.nodes().iter().map(|n| n.api_addr()).collect();
         let token = cluster.token().to_owned();
-        let tls = api_tls
-            .then(|| BenchTls::new(&tls_options, "127.0.0.1"))
-            .transpose()?;
         let mut c = Conflux::new(Some(cluster), addrs, "bench".into(), token);
-        (c.tls_options, c.tls, c._certs) = (tls_options, tls, certs);
+        if api_tls {
+            c.tls = Some(Box::new(TargetTls {
+                raw: BenchTls::new(&tls_options, "127.0.0.1")?,
+                options: tls_options,
+                _certs: certs,
+            }));
+        }
         Ok(c)
     }
 
@@ -130,14 +140,20 @@ impl Conflux {
             );
         }
         // One certificate name for every node: the raw workers check the last URL's host.
-        let tls = https
-            .then(|| BenchTls::new(&tls_options, &host))
-            .transpose()?;
+        let tls = if https {
+            Some(Box::new(TargetTls {
+                raw: BenchTls::new(&tls_options, &host)?,
+                options: tls_options,
+                _certs: None,
+            }))
+        } else {
+            None
+        };
         let secs = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs();
         let mut c = Conflux::new(None, addrs, format!("bench-{secs}"), token);
-        (c.tls_options, c.tls) = (tls_options, tls);
+        c.tls = tls;
         Ok(c)
     }
 
@@ -167,9 +183,7 @@ impl Conflux {
             writer: None,
             admin_token,
             reader_token: String::new(),
-            tls_options: TlsOptions::new(),
             tls: None,
-            _certs: None,
         }
     }
 
@@ -177,7 +191,12 @@ impl Conflux {
         Ok(ApiClient::builder(self.url(node))
             .bearer_token(token)
             .timeout(Duration::from_secs(10))
-            .tls(self.tls_options.clone())
+            .tls(
+                self.tls
+                    .as_ref()
+                    .map(|t| t.options.clone())
+                    .unwrap_or_default(),
+            )
             .build()?)
     }
 
@@ -323,7 +342,7 @@ impl Conflux {
                 anyhow!("only {} write configs were prepared", self.write_ids.len())
             })?,
         };
-        let mut conn = HttpConn::new(addr, self.tls.clone());
+        let mut conn = HttpConn::new(addr, self.tls.as_ref().map(|t| t.raw.clone()));
         conn.connect().await?;
         let token = match workload {
             Workload::Fetch => &self.reader_token,
@@ -358,7 +377,7 @@ impl Conflux {
         let key = format!("{}/{APP}/{ENV}/{WATCHED}", self.tenant);
         spawn_watchers(
             self.transport,
-            self.tls.as_ref(),
+            self.tls.as_ref().map(|t| &t.raw),
             servers,
             &key,
             &self.reader_token,

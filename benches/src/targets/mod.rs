@@ -68,7 +68,8 @@ impl Workload {
 /// A system to load: started by this tool (and stopped when dropped) or attached to.
 #[derive(Debug)]
 pub enum Target {
-    Conflux(conflux::Conflux),
+    // Boxed: a cluster handle with its TLS settings is several times the size of etcd's.
+    Conflux(Box<conflux::Conflux>),
     Etcd(etcd::Etcd),
 }
 

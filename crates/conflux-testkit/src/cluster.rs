@@ -162,8 +162,8 @@ pub struct Cluster {
     token: String,
     /// Holds the cluster's KMS key file when the cluster made it.
     _kms_dir: Option<Arc<TempDir>>,
-    /// How to reach the nodes' API when it is on TLS.
-    client_tls: Option<ClientTls>,
+    /// How to reach the nodes' API when it is on TLS (boxed: most clusters go without).
+    client_tls: Option<Box<ClientTls>>,
 }
 
 impl Cluster {
@@ -260,7 +260,7 @@ impl Cluster {
             common_args: common_args.to_vec(),
             token,
             _kms_dir: kms_dir,
-            client_tls,
+            client_tls: client_tls.map(Box::new),
         };
         cluster.wait_for_leader(LEADER_TIMEOUT)?;
         Ok(cluster)
@@ -276,7 +276,7 @@ impl Cluster {
             common_args.push("--kms-key-file".into());
             common_args.push(node.data_dir().join("kek.key").display().to_string());
         }
-        let client_tls = node.spec.client_tls.clone();
+        let client_tls = node.spec.client_tls.clone().map(Box::new);
         Cluster {
             nodes: vec![node],
             common_args,
@@ -339,7 +339,7 @@ impl Cluster {
 
     /// How to reach the nodes' API when it is on TLS.
     pub fn client_tls(&self) -> Option<&ClientTls> {
-        self.client_tls.as_ref()
+        self.client_tls.as_deref()
     }
 
     /// Waits until every node in `among` reports the same leader, which is one of them, and
@@ -415,7 +415,11 @@ impl Cluster {
         let mut args = self.common_args.clone();
         args.push("--join".into());
         args.push(self.node(via).api_addr().to_string());
-        let node = TestNode::start(member.spec_tls(&args, &self.token, self.client_tls.clone()))?;
+        let node = TestNode::start(member.spec_tls(
+            &args,
+            &self.token,
+            self.client_tls.as_deref().cloned(),
+        ))?;
         self.nodes.push(node);
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
