@@ -2685,7 +2685,12 @@ async fn health_and_readiness_answer() {
 async fn metrics_endpoint_serves_prometheus_text() {
     let (node, c) = start_node().await;
     scaffold(&c, "acme", "shop", "prod").await;
-    let resp = reqwest::get(format!("{}/metrics", node.api_url()))
+    let resp = conflux_client::tls::reqwest_builder(&Default::default(), false)
+        .unwrap()
+        .build()
+        .unwrap()
+        .get(format!("{}/metrics", node.api_url()))
+        .send()
         .await
         .unwrap();
     let status = resp.status();

@@ -110,7 +110,12 @@ pub async fn applied(client: &ApiClient) -> Option<u64> {
 
 /// One sample of a node's `/metrics` (name without labels), if it is exported.
 pub async fn metric(node: &TestNode, name: &str) -> Option<f64> {
-    let body = reqwest::get(format!("{}/metrics", node.api_url()))
+    let body = conflux_client::tls::reqwest_builder(&Default::default(), false)
+        .ok()?
+        .build()
+        .ok()?
+        .get(format!("{}/metrics", node.api_url()))
+        .send()
         .await
         .ok()?
         .text()
