@@ -22,6 +22,10 @@
 //!   [`ConfluxClientBuilder::with_token`]) sends the token with every request, and neither
 //!   builder shows it in its `Debug` output.
 //!
+//! TLS: both take `https://` endpoints; [`TlsOptions`] (or the builders' `ca_cert_*` and
+//! `client_identity*` shortcuts) gives the CA bundle to trust and an optional client
+//! certificate; [`tls`] builds the rustls configuration (ring) handed to reqwest.
+//!
 //! Neither owns the wire shapes (they are `conflux-api-types`, re-exported here as
 //! [`types`], so the server and this client cannot drift), nor any semantics: validation,
 //! quotas and rule resolution are the server's and `conflux-domain`'s.

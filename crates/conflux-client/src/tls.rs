@@ -160,7 +160,7 @@ impl TlsOptions {
         self.ca.is_none() && self.identity.is_none()
     }
 
-    /// The rustls client configuration (ALPN h2 and http/1.1). `https` says whether it
+    /// The rustls client configuration (ALPN `http/1.1`). `https` says whether it
     /// will be used: without a CA bundle, only then is the system trust store loaded.
     pub fn client_config(&self, https: bool) -> Result<ClientConfig, ClientError> {
         let provider = provider();
@@ -219,7 +219,11 @@ impl TlsOptions {
                 })?
             }
         };
-        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        // HTTP/1.1 only, as over plain http: every long poll holds its request for up to the
+        // poll timeout, and on one HTTP/2 connection (200 streams at most on the server) a
+        // client with many watches would queue its fetches behind them; HTTP/1.1 gives each
+        // its own pooled connection. gRPC clients set `h2` themselves.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(config)
     }
 }
