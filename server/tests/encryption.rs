@@ -329,7 +329,12 @@ async fn rotating_the_local_key_and_rewrapping_retires_the_old_key() {
 
 /// `conflux_kms_requests_total` samples of one operation and KEK, summed over outcomes.
 async fn kms_calls(node: &TestNode, operation: &str, kek: &str) -> u64 {
-    let body = reqwest::get(format!("{}/metrics", node.api_url()))
+    let body = conflux_client::tls::reqwest_builder(&Default::default(), false)
+        .unwrap()
+        .build()
+        .unwrap()
+        .get(format!("{}/metrics", node.api_url()))
+        .send()
         .await
         .unwrap()
         .text()
