@@ -452,3 +452,91 @@ fn a_bad_kms_configuration_stops_the_node_with_the_reason() {
         assert!(message.contains(reason), "{args:?}: {message}");
     }
 }
+
+/// Restarts every node with `current` as the key file and `previous` as earlier ones.
+async fn rotate_to(cluster: &mut Cluster, current: &Path, previous: &[PathBuf]) -> ApiClient {
+    let mut args = vec!["--kms-key-file".to_owned(), current.display().to_string()];
+    for p in previous {
+        args.push("--kms-previous-key-file".into());
+        args.push(p.display().to_string());
+    }
+    for id in cluster.ids() {
+        set_kms_args(cluster.node_mut(id), args.clone());
+        restart(cluster.node_mut(id), "restart with the rotated keys");
+    }
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    client(cluster.node(leader))
+}
+
+/// A leadership transfer in the middle of a rewrap: the job (running on a follower) carries
+/// on with the new leader and finishes, and every data key is rewrapped exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rewrap_finishes_across_a_leader_change() {
+    const VERSIONS: u64 = 2000;
+    let mut cluster = Cluster::start(3).expect("cluster starts");
+    let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let c = client(cluster.node(leader));
+    let id = setup_encrypted_config(&c, "many.txt").await;
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                for i in 0..VERSIONS / 8 {
+                    push(&c, id, &format!("writer {w} version {i}"))
+                        .await
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let mut key_files = vec![PathBuf::from(&cluster.kms_args()[1])];
+
+    // A rewrap of a few thousand keys takes a second or two; if it ever finishes before the
+    // transfer lands, rotate once more and try again.
+    for attempt in 1..=3 {
+        let dir = keys.path().join(format!("k{attempt}"));
+        std::fs::create_dir(&dir).unwrap();
+        conflux_testkit::kms_args(&dir).unwrap();
+        let c = rotate_to(&mut cluster, &dir.join("kek.key"), &key_files).await;
+        key_files.push(dir.join("kek.key"));
+        let leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+        let follower = cluster.ids().into_iter().find(|i| *i != leader).unwrap();
+        let fc = client(cluster.node(follower));
+        let job = tokio::spawn(async move { fc.kms_rewrap().await });
+
+        let stale = |s: &conflux_api_types::KmsStatus| -> u64 {
+            s.data_keys_by_kek
+                .iter()
+                .filter(|(k, _)| **k != s.current_kek_id)
+                .map(|(_, n)| n)
+                .sum()
+        };
+        // Wait until the job has started, then move leadership away from the leader.
+        eventually(Duration::from_secs(30), "the rewrap to start", || {
+            let c = c.clone();
+            async move { c.kms_status().await.is_ok_and(|s| stale(&s) < VERSIONS) }
+        })
+        .await;
+        c.transfer_leader(None).await.expect("leadership moves");
+        let mid_job = stale(&c.kms_status().await.unwrap()) > 0;
+        let done = job.await.unwrap().expect("the rewrap finishes");
+        assert_eq!(done.remaining, 0);
+        assert_eq!(done.rewrapped, VERSIONS, "every key rewrapped exactly once");
+        let new_leader = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+        assert_ne!(new_leader, leader);
+        if mid_job {
+            eprintln!("leadership moved in the middle of the rewrap (attempt {attempt})");
+            // Every version still opens, on every node, with the newest key alone.
+            let only_new = rotate_to(&mut cluster, key_files.last().unwrap(), &[]).await;
+            for v in [1, VERSIONS / 2, VERSIONS] {
+                only_new.get_version_content(id, v).await.expect("content");
+            }
+            return;
+        }
+    }
+    panic!("the rewrap always finished before the leadership transfer; make it longer");
+}
