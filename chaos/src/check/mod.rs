@@ -1,0 +1,95 @@
+//! Checkers: each takes a history (and, where it needs one, the final state) and returns the
+//! anomalies it found. A checker is only worth something if a bad history makes it fail, so
+//! each has tests built from hand-made bad histories.
+//!
+//! - [`writes`]: no acknowledged write lost, no version gaps or duplicates, nothing applied
+//!   twice, nothing refused applied, nothing applied that nobody wrote.
+//! - [`reads`]: `min_revision` and linearizable reads never older than the client was told;
+//!   default reads never go backwards on one node.
+
+pub mod reads;
+pub mod writes;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::history::{ConfigKey, FinalVersion, Operation};
+
+/// Something a history shows that the contract rules out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Anomaly {
+    pub checker: &'static str,
+    /// The operation it is about, when there is one.
+    pub op: Option<u64>,
+    pub config: ConfigKey,
+    pub message: String,
+}
+
+/// Every checker over one run.
+pub fn check_all(
+    history: &[Operation],
+    finals: &BTreeMap<ConfigKey, Vec<FinalVersion>>,
+) -> Vec<Anomaly> {
+    let mut out = writes::check(history, finals);
+    out.extend(reads::check(history));
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::history::{Call, Operation, Outcome, ReadMode};
+
+    pub const C: &str = "acme/shop/prod/app.txt";
+
+    pub fn write(id: u64, at: (u64, u64), content: &str, outcome: Outcome) -> Operation {
+        Operation {
+            id,
+            client: format!("c{id}"),
+            node: 1,
+            invoked_ns: at.0,
+            completed_ns: Some(at.1),
+            call: Call::Write {
+                config: C.into(),
+                content_hash: content.into(),
+                idempotency_key: None,
+            },
+            outcome,
+        }
+    }
+
+    pub fn read(id: u64, node: u64, at: (u64, u64), mode: ReadMode, revision: u64) -> Operation {
+        Operation {
+            id,
+            client: format!("r{id}"),
+            node,
+            invoked_ns: at.0,
+            completed_ns: Some(at.1),
+            call: Call::Read {
+                config: C.into(),
+                mode,
+            },
+            outcome: ok(revision, 1, "x"),
+        }
+    }
+
+    pub fn ok(revision: u64, version: u64, content: &str) -> Outcome {
+        Outcome::Ok {
+            revision,
+            version,
+            content_hash: content.into(),
+        }
+    }
+
+    pub fn fail() -> Outcome {
+        Outcome::Fail {
+            code: "revision_mismatch".into(),
+        }
+    }
+
+    pub fn unknown() -> Outcome {
+        Outcome::Unknown {
+            reason: "write_timeout".into(),
+        }
+    }
+}
