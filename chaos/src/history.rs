@@ -86,6 +86,26 @@ pub fn parse_jsonl(text: &str) -> Result<Vec<Operation>, ChaosError> {
         .collect()
 }
 
+/// One event a watcher received (long poll, WebSocket or gRPC), after any reconnects: a
+/// watcher reconnects with the last revision it saw.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    pub watcher: String,
+    pub transport: String,
+    pub node: u64,
+    pub config: ConfigKey,
+    pub received_ns: u64,
+    pub revision: u64,
+    pub change: WatchChange,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WatchChange {
+    Changed { version: u64 },
+    Deleted,
+}
+
 /// What a config holds at the end of a run, after every fault healed: its versions in order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FinalVersion {

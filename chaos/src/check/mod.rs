@@ -6,8 +6,11 @@
 //!   twice, nothing refused applied, nothing applied that nobody wrote.
 //! - [`reads`]: `min_revision` and linearizable reads never older than the client was told;
 //!   default reads never go backwards on one node.
+//! - [`watch`]: every watcher's revisions strictly increase across reconnects, it is never
+//!   told of a deletion that did not happen, and it ends at the config's final revision.
 
 pub mod reads;
+pub mod watch;
 pub mod writes;
 
 use std::collections::BTreeMap;
