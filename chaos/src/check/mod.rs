@@ -6,9 +6,12 @@
 //!   twice, nothing refused applied, nothing applied that nobody wrote.
 //! - [`reads`]: `min_revision` and linearizable reads never older than the client was told;
 //!   default reads never go backwards on one node.
+//! - [`order`]: versions and revisions agree with real time (a write acknowledged before
+//!   another began got the lower number; nothing is seen before it was written).
 //! - [`watch`]: every watcher's revisions strictly increase across reconnects, it is never
 //!   told of a deletion that did not happen, and it ends at the config's final revision.
 
+pub mod order;
 pub mod reads;
 pub mod watch;
 pub mod writes;
@@ -36,6 +39,7 @@ pub fn check_all(
 ) -> Vec<Anomaly> {
     let mut out = writes::check(history, finals);
     out.extend(reads::check(history));
+    out.extend(order::check(history));
     out
 }
 
