@@ -121,14 +121,11 @@ struct LoadArgs {
 impl LoadArgs {
     /// TLS settings for an https:// --target.
     fn tls(&self) -> conflux_client::TlsOptions {
-        let mut tls = conflux_client::TlsOptions::new();
-        if let Some(ca) = &self.cacert {
-            tls = tls.ca_cert_file(ca);
-        }
-        if let (Some(cert), Some(key)) = (&self.client_cert, &self.client_key) {
-            tls = tls.client_identity_files(cert, key);
-        }
-        tls
+        conflux_client::TlsOptions::from_files(
+            self.cacert.as_deref(),
+            self.client_cert.as_deref(),
+            self.client_key.as_deref(),
+        )
     }
 }
 

@@ -372,18 +372,6 @@ impl NodeConfig {
         }
     }
 
-    /// The local provider's current key file: `--kms-key-file` or `<data-dir>/kek.key`.
-    pub fn local_key_file(&self) -> Option<PathBuf> {
-        match &self.kms.provider {
-            KmsProvider::Local { key_file, .. } => Some(
-                key_file
-                    .clone()
-                    .unwrap_or_else(|| self.data_dir.join("kek.key")),
-            ),
-            KmsProvider::Aws { .. } => None,
-        }
-    }
-
     /// The metadata DB this node uses: `--metadata-url`, or SQLite in its data directory.
     pub fn metadata_url(&self) -> String {
         match &self.metadata_url {

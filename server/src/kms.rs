@@ -24,9 +24,9 @@ pub async fn start(config: &NodeConfig, metrics: Arc<Metrics>) -> anyhow::Result
             key_file,
             previous_key_files,
         } => {
-            let path = config
-                .local_key_file()
-                .expect("the local provider has a key file");
+            let path = key_file
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("kek.key"));
             if key_file.is_none() && !path.exists() {
                 if config.is_clustered() {
                     anyhow::bail!(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{push, setup_config};
+use common::{push, setup_config, ws_next};
 use conflux_api_types::{PublishRequest, Strategy, WatchMessage};
 use conflux_client::{ApiClient, ClientError, FetchOptions, Fetched, TlsOptions, WatchOptions};
 use conflux_domain::ConfigPath;
@@ -77,19 +77,6 @@ async fn wss_connect(node: &TestNode, token: &str, tls: &ClientTls) -> Ws {
         .await
         .expect("WebSocket upgrade over TLS")
         .0
-}
-
-async fn ws_next(ws: &mut Ws) -> WatchMessage {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message within 10 s")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(&t).unwrap();
-        }
-    }
 }
 
 /// A gRPC channel to `node` over TLS (tonic, ring).

@@ -470,36 +470,12 @@ async fn a_backup_restores_into_a_new_cluster_with_identical_state() {
     spec.raft_addr = Some(raft_addr.clone());
     spec.extra_args = metadata.clone();
     let restored = TestNode::start_prepared(spec, |data_dir| {
-        let out = std::process::Command::new(conflux_testkit::conflux_binary().unwrap())
-            .args(["restore", "--from"])
-            .arg(&file)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "--node-id",
-                "1",
-                "--raft-addr",
-                &raft_addr,
-                "--api-addr",
-                &api_addr,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "restore failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        conflux_testkit::restore(&file, data_dir, 1, &raft_addr, &api_addr)?;
         // Restoring again into the now non-empty directory is refused.
-        let again = std::process::Command::new(conflux_testkit::conflux_binary().unwrap())
-            .args(["restore", "--from"])
-            .arg(&file)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .output()
-            .unwrap();
-        assert!(!again.status.success());
-        assert!(String::from_utf8_lossy(&again.stderr).contains("not empty"));
+        let again = conflux_testkit::restore(&file, data_dir, 1, &raft_addr, &api_addr)
+            .expect_err("a second restore is refused");
+        assert!(format!("{again:#}").contains("not empty"), "{again:#}");
+        Ok(())
     })
     .expect("restored node starts");
     drop(cluster);

@@ -184,33 +184,15 @@ async fn plaintext_of_an_encrypted_config_never_reaches_disk() {
     std::fs::write(&backup_file, c.backup().await.expect("backup")).unwrap();
     let mut spec = NodeSpec::new(1);
     spec.extra_args = cluster.kms_args();
-    let raft_addr = format!("127.0.0.1:{}", conflux_testkit::free_port().unwrap());
-    let api_addr = format!("127.0.0.1:{}", conflux_testkit::free_port().unwrap());
-    spec.api_addr = Some(api_addr.clone());
-    spec.raft_addr = Some(raft_addr.clone());
-    let restored = TestNode::start_prepared(spec, |data_dir| {
-        let out = std::process::Command::new(conflux_testkit::conflux_binary().unwrap())
-            .args(["restore", "--from"])
-            .arg(&backup_file)
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args([
-                "--node-id",
-                "1",
-                "--raft-addr",
-                &raft_addr,
-                "--api-addr",
-                &api_addr,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    })
-    .expect("the restored node starts");
+    spec.api_addr = Some(format!(
+        "127.0.0.1:{}",
+        conflux_testkit::free_port().unwrap()
+    ));
+    spec.raft_addr = Some(format!(
+        "127.0.0.1:{}",
+        conflux_testkit::free_port().unwrap()
+    ));
+    let restored = TestNode::start_restored(spec, &backup_file).expect("the restored node starts");
     let (_, text) = fetch_plain(&client(&restored), "secret.txt").await;
     assert!(
         text.contains(&secret),

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client, eventually, metric, push, setup_config};
+use common::{client, eventually, metric, push, setup_config, ws_next};
 use conflux_api_types::{PutReleases, WatchEvent, WatchEventKind, WatchMessage};
 use conflux_client::{ApiClient, WriteOptions};
 use conflux_domain::ReleaseRule;
@@ -117,19 +117,6 @@ async fn ws_connect(base: &Base) -> Ws {
         .await
         .expect("websocket connects")
         .0
-}
-
-async fn ws_next(ws: &mut Ws) -> WatchMessage {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message within 10 s")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(&t).unwrap();
-        }
-    }
 }
 
 async fn ws_event(ws: &mut Ws) -> WatchEvent {

@@ -145,6 +145,23 @@ impl TlsOptions {
         self
     }
 
+    /// The settings of the `--cacert`, `--client-cert` and `--client-key` flags every tool
+    /// takes (a certificate without its key is left out; the flags' parsers require both).
+    pub fn from_files(
+        ca: Option<&Path>,
+        client_cert: Option<&Path>,
+        client_key: Option<&Path>,
+    ) -> Self {
+        let mut tls = TlsOptions::new();
+        if let Some(ca) = ca {
+            tls = tls.ca_cert_file(ca);
+        }
+        if let (Some(cert), Some(key)) = (client_cert, client_key) {
+            tls = tls.client_identity_files(cert, key);
+        }
+        tls
+    }
+
     /// [`TlsOptions::client_identity`] from files.
     pub fn client_identity_files(
         mut self,

@@ -141,6 +141,33 @@ impl NodeSpec {
     }
 }
 
+/// Runs `conflux restore --from backup` into `data_dir` as node `node_id` at these addresses;
+/// the error carries what the command printed.
+pub fn restore(
+    backup: &Path,
+    data_dir: &Path,
+    node_id: u64,
+    raft_addr: &str,
+    api_addr: &str,
+) -> Result<()> {
+    let out = Command::new(conflux_binary()?)
+        .args(["restore", "--from"])
+        .arg(backup)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--node-id", &node_id.to_string()])
+        .args(["--raft-addr", raft_addr, "--api-addr", api_addr])
+        .output()
+        .context("running conflux restore")?;
+    if !out.status.success() {
+        bail!(
+            "conflux restore failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 /// One `conflux server` process and its data directory.
 #[derive(Debug)]
 pub struct TestNode {
@@ -158,12 +185,27 @@ pub struct TestNode {
 impl TestNode {
     /// Starts a node with a fresh data directory and waits until it serves.
     pub fn start(spec: NodeSpec) -> Result<TestNode> {
-        TestNode::start_prepared(spec, |_| {})
+        TestNode::start_prepared(spec, |_| Ok(()))
+    }
+
+    /// The first node of a new cluster, made from a backup: `conflux restore` into its data
+    /// directory as this spec's node at its addresses (which the spec must give), then started.
+    pub fn start_restored(spec: NodeSpec, backup: &Path) -> Result<TestNode> {
+        let (Some(raft), Some(api)) = (spec.raft_addr.clone(), spec.api_addr.clone()) else {
+            bail!("a restored node needs its raft_addr and api_addr in the spec");
+        };
+        let node_id = spec.node_id;
+        TestNode::start_prepared(spec, |data_dir| {
+            restore(backup, data_dir, node_id, &raft, &api)
+        })
     }
 
     /// Like [`TestNode::start`], but first lets `prepare` fill the (not yet existing) data
-    /// directory, e.g. with `conflux restore`.
-    pub fn start_prepared(spec: NodeSpec, prepare: impl FnOnce(&Path)) -> Result<TestNode> {
+    /// directory, e.g. with [`restore`]; the node is not started if `prepare` fails.
+    pub fn start_prepared(
+        spec: NodeSpec,
+        prepare: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<TestNode> {
         let dir = tempfile::Builder::new().prefix("conflux-node-").tempdir()?;
         let binary = conflux_binary()?;
         let mut node = TestNode {
@@ -175,7 +217,7 @@ impl TestNode {
             api_scheme: "http".to_owned(),
             starts: 0,
         };
-        prepare(&node.data_dir());
+        prepare(&node.data_dir())?;
         node.launch()?;
         Ok(node)
     }

@@ -130,3 +130,24 @@ pub async fn metric(node: &TestNode, name: &str) -> Option<f64> {
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("blocking task")
 }
+
+/// The next watch message on a WebSocket (plain or TLS underneath), skipping pings; at most
+/// 10 s.
+pub async fn ws_next<S>(
+    ws: &mut tokio_tungstenite::WebSocketStream<S>,
+) -> conflux_api_types::WatchMessage
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use futures::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+            .unwrap()
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
