@@ -29,10 +29,22 @@ pub struct Operation {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Call {
     /// A new version with this content (every write of a run has a content of its own).
+    /// With `publish`, the version is also served as the stable release in the same command
+    /// (`POST .../publish`); without, only created (`POST .../versions`).
     Write {
         config: ConfigKey,
         content_hash: String,
         idempotency_key: Option<String>,
+        #[serde(default)]
+        publish: bool,
+    },
+    /// A release change (`PUT .../releases`): serve an existing version as the stable release,
+    /// guarded by `If-Match` when `if_match` is set. Its `ok` outcome carries the config's new
+    /// revision and the version (and content) now served.
+    Release {
+        config: ConfigKey,
+        version: u64,
+        if_match: Option<u64>,
     },
     /// A fetch.
     Read { config: ConfigKey, mode: ReadMode },
@@ -65,9 +77,16 @@ pub enum Outcome {
 }
 
 impl Operation {
+    /// Writes and release changes: the operations that change a config.
+    pub fn is_change(&self) -> bool {
+        !matches!(self.call, Call::Read { .. })
+    }
+
     pub fn config(&self) -> &str {
         match &self.call {
-            Call::Write { config, .. } | Call::Read { config, .. } => config,
+            Call::Write { config, .. }
+            | Call::Release { config, .. }
+            | Call::Read { config, .. } => config,
         }
     }
 }

@@ -60,6 +60,7 @@ pub(crate) mod fixtures {
                 config: C.into(),
                 content_hash: content.into(),
                 idempotency_key: None,
+                publish: true,
             },
             outcome,
         }

@@ -2,7 +2,8 @@
 //! checkable without a search: a config's versions and revisions are assigned in one total
 //! order (the Raft log), so that order must agree with real time.
 //!
-//! - A write acknowledged before another write began got the lower version and revision.
+//! - A write acknowledged before another write began got the lower version and revision (a
+//!   release change, the lower revision).
 //! - Nothing is observed before it was written: a read (of any mode) or a write that completed
 //!   before a write began never shows that write's revision or a later one.
 
@@ -18,6 +19,9 @@ struct Done<'a> {
     completed: u64,
     revision: u64,
     version: u64,
+    /// A write or a release change: it got a revision of its own.
+    is_change: bool,
+    /// A write: it got a version number of its own.
     is_write: bool,
 }
 
@@ -36,6 +40,7 @@ pub fn check(history: &[Operation]) -> Vec<Anomaly> {
                 completed,
                 revision: *revision,
                 version: *version,
+                is_change: op.is_change(),
                 is_write: matches!(op.call, Call::Write { .. }),
             });
         }
@@ -56,7 +61,7 @@ pub fn check(history: &[Operation]) -> Vec<Anomaly> {
             }
             highest.push((d.completed, by_revision, by_version));
         }
-        for w in done.iter().filter(|d| d.is_write) {
+        for w in done.iter().filter(|d| d.is_change) {
             let before = highest.partition_point(|(completed, _, _)| *completed < w.op.invoked_ns);
             let Some((_, Some(seen), written)) = before.checked_sub(1).map(|i| highest[i]) else {
                 continue;
@@ -74,6 +79,7 @@ pub fn check(history: &[Operation]) -> Vec<Anomaly> {
                 )));
             }
             if let Some(earlier) = written
+                && w.is_write
                 && earlier.version >= w.version
             {
                 out.push(anomaly(format!(
@@ -134,6 +140,42 @@ mod tests {
             found[0]
                 .message
                 .contains("operation 1 completed at revision 8 before write 2 began")
+        );
+    }
+
+    #[test]
+    fn a_release_change_is_ordered_by_revision_not_by_version() {
+        let release = |id, at: (u64, u64), version, revision| Operation {
+            id,
+            client: format!("c{id}"),
+            node: 1,
+            invoked_ns: at.0,
+            completed_ns: Some(at.1),
+            call: Call::Release {
+                config: super::super::fixtures::C.into(),
+                version,
+                if_match: None,
+            },
+            outcome: ok(revision, version, "a"),
+        };
+        // Serving version 1 again after version 2 was written is fine...
+        let fine = [
+            write(1, (0, 10), "a", ok(5, 1, "a")),
+            write(2, (11, 20), "b", ok(6, 2, "b")),
+            release(3, (21, 30), 1, 7),
+        ];
+        assert_eq!(check(&fine), vec![]);
+        // ...but not at a revision older than a write acknowledged before it began.
+        let stale = [
+            write(1, (0, 10), "a", ok(5, 1, "a")),
+            write(2, (11, 20), "b", ok(6, 2, "b")),
+            release(3, (21, 30), 1, 4),
+        ];
+        let found = check(&stale);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].message.contains("before write 3 began"),
+            "{found:?}"
         );
     }
 }

@@ -43,9 +43,11 @@ pub fn check(history: &[Operation]) -> Vec<Anomaly> {
     let mut reads: HashMap<(&str, u64), Vec<Done>> = HashMap::new();
     for op in history {
         if let Some(done) = succeeded(op) {
-            match &op.call {
-                Call::Write { config, .. } => writes.entry(config).or_default().push(done),
-                Call::Read { config, .. } => reads.entry((config, op.node)).or_default().push(done),
+            let config = op.config();
+            if op.is_change() {
+                writes.entry(config).or_default().push(done);
+            } else {
+                reads.entry((config, op.node)).or_default().push(done);
             }
         }
     }
