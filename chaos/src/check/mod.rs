@@ -11,6 +11,7 @@
 //! - [`watch`]: every watcher's revisions strictly increase across reconnects, it is never
 //!   told of a deletion that did not happen, and it ends at the config's final revision.
 
+pub mod linear;
 pub mod order;
 pub mod reads;
 pub mod watch;
