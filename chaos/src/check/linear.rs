@@ -1454,6 +1454,7 @@ mod tests {
                     .into(),
             }]
         );
+        assert!(super::super::check_all(&h, &all).contains(&found[0]));
     }
 
     /// splitmix64: enough randomness for a test, and no dependency.

@@ -41,6 +41,7 @@ pub fn check_all(
     let mut out = writes::check(history, finals);
     out.extend(reads::check(history));
     out.extend(order::check(history));
+    out.extend(linear::check(history, finals, linear::DEFAULT_BUDGET));
     out
 }
 
