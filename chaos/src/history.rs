@@ -40,7 +40,8 @@ pub enum Call {
     },
     /// A release change (`PUT .../releases`): serve an existing version as the stable release,
     /// guarded by `If-Match` when `if_match` is set. Its `ok` outcome carries the config's new
-    /// revision and the version (and content) now served.
+    /// revision and the version now served; its content hash is empty when the client does
+    /// not know it (`PUT releases` answers with the rules, not the content).
     Release {
         config: ConfigKey,
         version: u64,

@@ -35,25 +35,32 @@ use nix::unistd::Pid;
 /// How long a node may take to print its address after being started.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The `conflux` binary to test: `$CONFLUX_BIN` if set, otherwise `target/<profile>/conflux`
-/// next to the running test executable (`target/<profile>/deps/<test>`).
+/// The `conflux` binary to test: `$CONFLUX_BIN` if set, otherwise the `conflux` next to the
+/// running executable (a harness binary in `target/<profile>/`) or one level up from it (a
+/// test executable in `target/<profile>/deps/`).
 pub fn conflux_binary() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("CONFLUX_BIN") {
         return Ok(PathBuf::from(p));
     }
-    let exe = std::env::current_exe().context("locating the test executable")?;
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| anyhow!("cannot infer the target directory from {}", exe.display()))?;
-    let bin = profile_dir.join("conflux");
-    if !bin.exists() {
-        bail!(
-            "{} does not exist; build it (cargo build --bins) or set CONFLUX_BIN",
-            bin.display()
-        );
-    }
-    Ok(bin)
+    let exe = std::env::current_exe().context("locating the running executable")?;
+    let candidates: Vec<PathBuf> = exe
+        .ancestors()
+        .skip(1)
+        .take(2)
+        .map(|dir| dir.join("conflux"))
+        .collect();
+    candidates
+        .iter()
+        .find(|bin| bin.is_file())
+        .cloned()
+        .ok_or_else(|| {
+            anyhow!(
+                "{} does not exist; build it (cargo build --bins) or set CONFLUX_BIN",
+                candidates
+                    .last()
+                    .map_or_else(|| exe.display().to_string(), |b| b.display().to_string())
+            )
+        })
 }
 
 /// Reserves a free loopback port by binding port 0 and releasing it. Racy by nature (another
@@ -99,6 +106,9 @@ pub struct NodeSpec {
     /// How the harness reaches this node's API when it is on TLS (`--api-tls-cert` among the
     /// arguments): the CA to trust and, when the node requires one, a client certificate.
     pub client_tls: Option<ClientTls>,
+    /// The network namespace to run the node in (`ip netns exec`, which execs the binary, so
+    /// the process the harness signals is the node itself). `None`: this process's namespace.
+    pub netns: Option<String>,
 }
 
 /// A fresh random token of the kind an operator would put in a bootstrap token file.
@@ -119,6 +129,7 @@ impl NodeSpec {
             env: Vec::new(),
             bootstrap_token: Some(random_token()),
             client_tls: None,
+            netns: None,
         }
     }
 
@@ -293,7 +304,14 @@ impl TestNode {
             bootstrap.push("--bootstrap-token-file".to_owned());
             bootstrap.push(file.display().to_string());
         }
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = match &self.spec.netns {
+            None => Command::new(&self.binary),
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(&self.binary);
+                c
+            }
+        };
         cmd.arg("server")
             .arg("--node-id")
             .arg(self.spec.node_id.to_string())

@@ -164,6 +164,23 @@ impl TestPostgres {
 
     /// Creates a new, uniquely named, empty database and returns its URL.
     pub fn fresh_database(&self) -> Result<String> {
+        let name = self.create_database()?;
+        Ok(self.url_for(&name))
+    }
+
+    /// Like [`TestPostgres::fresh_database`], with a URL that reaches the server through its
+    /// Unix socket: a path in the file system, so processes in other network namespaces
+    /// (the chaos harness's nodes) reach it too.
+    pub fn fresh_database_on_socket(&self) -> Result<String> {
+        let name = self.create_database()?;
+        Ok(format!(
+            "postgres://postgres@localhost:{}/{name}?host={}",
+            self.port,
+            self.root.display()
+        ))
+    }
+
+    fn create_database(&self) -> Result<String> {
         let n = self.next_database.fetch_add(1, Ordering::Relaxed);
         let name = format!("conflux_test_{}_{n}", std::process::id());
         let out = Command::new(self.bin_dir.join("createdb"))
@@ -186,7 +203,7 @@ impl TestPostgres {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        Ok(self.url_for(&name))
+        Ok(name)
     }
 
     /// The URL of database `db` on this server.
