@@ -439,7 +439,6 @@ impl<'a> Runner<'a> {
         if fault.is_network() && network_busy {
             return Err("another network fault is active".into());
         }
-        let start_ns = self.now_ns();
         let members = self.cluster.ids();
         let live = self.cluster.live();
         let leader = self.leader().await;
@@ -616,7 +615,8 @@ impl<'a> Runner<'a> {
         Ok(Applied {
             label: fault.label(),
             nodes,
-            start_ns,
+            // When it took effect: finding the leader takes a moment of its own.
+            start_ns: self.now_ns(),
             loses_leader: fault.loses_leader(),
             network: fault.is_network(),
             undo,

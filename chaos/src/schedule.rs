@@ -73,6 +73,7 @@ impl Fault {
                 | Fault::KillTwo
                 | Fault::Pause { who: Who::Leader }
                 | Fault::Isolate { who: Who::Leader }
+                | Fault::SplitMajority
         )
     }
 
