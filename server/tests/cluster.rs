@@ -1,5 +1,6 @@
-//! Multi-node behaviour over real processes: replication, forwarding, failover, catch-up by
-//! snapshot, membership changes, backup/restore, a paused minority, and mutual TLS.
+//! Multi-node behaviour over real processes: replication, forwarding, equal state digests,
+//! failover, catch-up by snapshot, membership changes, backup/restore, a paused minority, and
+//! mutual TLS.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{applied, client, eventually, metric, push, setup_config};
-use conflux_api_types::PutReleases;
+use conflux_api_types::{ClusterDigest, PutReleases};
 use conflux_client::{ApiClient, ConfigPath, FetchOptions, Fetched, WriteOptions};
 use conflux_domain::ReleaseRule;
 use conflux_testkit::{Cluster, NodeSpec, TestNode};
@@ -100,6 +101,73 @@ async fn writes_replicate_to_followers_and_followers_forward_writes() {
         let (version, _) = fetch_text(&c, "app.txt", Some(rev), false).await;
         assert_eq!(version, v2, "node {id}");
     }
+}
+
+/// Every node's digest, read once all of them report the same applied index (entries the
+/// leader proposes by itself, such as audit trims, may move it between two reads).
+async fn digests_at_one_index(clients: &[ApiClient]) -> Vec<ClusterDigest> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut digests = Vec::new();
+        for c in clients {
+            digests.push(c.cluster_digest().await.expect("digest"));
+        }
+        if digests
+            .iter()
+            .all(|d| d.applied_index == digests[0].applied_index)
+        {
+            return digests;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes never reported the same applied index: {digests:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_at_the_same_applied_index_report_the_same_digest() {
+    let cluster = Cluster::start(3).expect("cluster starts");
+    cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let clients: Vec<ApiClient> = cluster.nodes().iter().map(client).collect();
+    // Writes through every node: the followers forward theirs.
+    let a = setup_config(&clients[0], "a.txt").await;
+    let b = setup_config(&clients[1], "b.txt").await;
+    for (i, c) in clients.iter().enumerate() {
+        let v = push(c, a, &format!("a from node {i}")).await.unwrap();
+        release(c, a, v).await;
+        push(c, b, &format!("b from node {i}")).await.unwrap();
+    }
+
+    let before = digests_at_one_index(&clients).await;
+    let ids: Vec<u64> = before.iter().map(|d| d.node_id).collect();
+    assert_eq!(ids, cluster.ids(), "each node answers for itself");
+    for d in &before[1..] {
+        assert_eq!(d.digest, before[0].digest, "{before:?}");
+    }
+    assert!(before[0].digest.starts_with("sha256:"), "{before:?}");
+    assert_eq!(
+        (before[0].tenants, before[0].configs, before[0].versions),
+        (1, 2, 6)
+    );
+
+    // One more version of one config: every node moves to the same new digest.
+    push(&clients[2], b, "one more").await.unwrap();
+    let after = digests_at_one_index(&clients).await;
+    for d in &after[1..] {
+        assert_eq!(d.digest, after[0].digest, "{after:?}");
+    }
+    assert!(after[0].applied_index > before[0].applied_index);
+    assert_ne!(after[0].digest, before[0].digest);
+    assert_eq!(after[0].versions, 7);
+
+    // The digest is for cluster admins, like the status.
+    let anonymous = ApiClient::builder(cluster.nodes()[0].api_url())
+        .build()
+        .unwrap();
+    let denied = anonymous.cluster_digest().await.unwrap_err();
+    assert_eq!(denied.status(), Some(401), "{denied}");
 }
 
 /// One acknowledged write.

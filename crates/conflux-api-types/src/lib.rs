@@ -644,6 +644,27 @@ pub struct KmsRewrapped {
     pub status: KmsStatus,
 }
 
+/// `GET /_cluster/digest`: the answering node's applied index and a digest of its config
+/// plane as of exactly that index. Two nodes at the same applied index must show the same
+/// digest; comparing them at different indexes tells nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterDigest {
+    /// The node that answered.
+    pub node_id: u64,
+    pub applied_index: u64,
+    /// `sha256:<hex>` of the canonical form of the whole replicated config plane: tenants,
+    /// apps, environments, configs with their settings and release rules, every version's
+    /// metadata and content hash, idempotency records, members recorded as started, and the
+    /// state's counters.
+    pub digest: String,
+    pub tenants: u64,
+    pub apps: u64,
+    pub environments: u64,
+    pub configs: u64,
+    pub versions: u64,
+    pub idempotency_records: u64,
+}
+
 /// `POST /_cluster/snapshot`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SnapshotTaken {

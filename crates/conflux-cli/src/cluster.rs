@@ -1,4 +1,5 @@
-//! `conflux admin cluster ...`: membership, leadership, snapshots and backups
+//! `conflux admin cluster ...`: status, state digests, membership, leadership, snapshots and
+//! backups
 //! (`/_cluster/*`, contract section 4).
 
 use std::path::{Path, PathBuf};
@@ -27,6 +28,11 @@ pub enum ClusterCommand {
     ///
     /// As seen by the node asked (--endpoint): it asks every member for its own view.
     Status,
+    /// The node's applied index and a digest of its config plane at exactly that index.
+    ///
+    /// Nodes that show the same applied index must show the same digest; compare them
+    /// (one --endpoint at a time) to check that the members agree.
+    Digest,
     /// Add a node: a learner first, a voter once it has caught up.
     ///
     /// Catching up can take minutes: this waits at least 10 minutes, whatever --timeout
@@ -115,6 +121,7 @@ fn patient(ctx: &Ctx, floor: Duration) -> ApiClient {
 pub(crate) async fn execute(ctx: &Ctx, command: ClusterCommand) -> Result<Output, CliError> {
     match command {
         ClusterCommand::Status => ctx.render(&ctx.client.cluster_status().await?),
+        ClusterCommand::Digest => ctx.render(&ctx.client.cluster_digest().await?),
         ClusterCommand::Add(a) => {
             let request = JoinRequest {
                 node_id: a.node_id,

@@ -5,9 +5,10 @@ use std::fmt::Write as _;
 
 use comfy_table::{Table, presets};
 use conflux_api_types::{
-    AppList, AppView, ClusterChange, ClusterStatus, ConfigList, ConfigView, EnvironmentList,
-    EnvironmentView, KmsRewrapped, KmsStatus, PublishResponse, ReleaseRule, ReleasesView,
-    ResolveResponse, SnapshotTaken, TenantList, TenantView, VersionCreated, VersionList,
+    AppList, AppView, ClusterChange, ClusterDigest, ClusterStatus, ConfigList, ConfigView,
+    EnvironmentList, EnvironmentView, KmsRewrapped, KmsStatus, PublishResponse, ReleaseRule,
+    ReleasesView, ResolveResponse, SnapshotTaken, TenantList, TenantView, VersionCreated,
+    VersionList,
 };
 use conflux_api_types::{
     AuditPage, RoleBindingList, RoleBindingView, TokenCreated, TokenList, TokenView, UserList,
@@ -435,6 +436,22 @@ impl Render for ClusterStatus {
             }),
         ));
         out
+    }
+}
+
+impl Render for ClusterDigest {
+    fn table(&self) -> String {
+        fields(&[
+            ("node", self.node_id.to_string()),
+            ("applied index", self.applied_index.to_string()),
+            ("digest", self.digest.clone()),
+            ("tenants", self.tenants.to_string()),
+            ("apps", self.apps.to_string()),
+            ("environments", self.environments.to_string()),
+            ("configs", self.configs.to_string()),
+            ("versions", self.versions.to_string()),
+            ("idempotency records", self.idempotency_records.to_string()),
+        ])
     }
 }
 
@@ -996,6 +1013,35 @@ mod tests {
             ..s
         };
         assert!(none.table().starts_with("leader: none, term 3"));
+    }
+
+    #[test]
+    fn cluster_digest_table_and_wire_shape() {
+        let d = ClusterDigest {
+            node_id: 3,
+            applied_index: 57,
+            digest: format!("sha256:{}", "0f".repeat(32)),
+            tenants: 1,
+            apps: 2,
+            environments: 3,
+            configs: 4,
+            versions: 5,
+            idempotency_records: 6,
+        };
+        let text = d.table();
+        let row = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(&format!("{name}:")))
+                .map(|l| l[name.len() + 1..].trim().to_owned())
+        };
+        assert_eq!(row("node").as_deref(), Some("3"));
+        assert_eq!(row("applied index").as_deref(), Some("57"));
+        assert_eq!(row("digest"), Some(d.digest.clone()));
+        assert_eq!(row("versions").as_deref(), Some("5"));
+        let json = render(&d, OutputFormat::Json).unwrap();
+        assert_eq!(serde_json::from_str::<ClusterDigest>(&json).unwrap(), d);
+        let yaml = render(&d, OutputFormat::Yaml).unwrap();
+        assert_eq!(serde_norway::from_str::<ClusterDigest>(&yaml).unwrap(), d);
     }
 
     #[test]

@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use conflux_api_types::{
-    AppList, AppView, ClusterChange, ClusterStatus, ConfigList, ConfigView, CreateApp,
-    CreateConfig, CreateEnvironment, CreateTenant, Deleted, EnvironmentList, EnvironmentView,
-    Health, JoinRequest, KmsRewrapped, KmsStatus, PublishRequest, PublishResponse, PutReleases,
-    Readiness, ReleasesView, ResolveResponse, RollbackRequest, SnapshotTaken, TenantList,
-    TenantView, TransferLeaderRequest, UpdateApp, UpdateConfig, UpdateEnvironment, UpdateTenant,
-    VersionCreated, VersionList, VersionView, WatchEvent, headers,
+    AppList, AppView, ClusterChange, ClusterDigest, ClusterStatus, ConfigList, ConfigView,
+    CreateApp, CreateConfig, CreateEnvironment, CreateTenant, Deleted, EnvironmentList,
+    EnvironmentView, Health, JoinRequest, KmsRewrapped, KmsStatus, PublishRequest, PublishResponse,
+    PutReleases, Readiness, ReleasesView, ResolveResponse, RollbackRequest, SnapshotTaken,
+    TenantList, TenantView, TransferLeaderRequest, UpdateApp, UpdateConfig, UpdateEnvironment,
+    UpdateTenant, VersionCreated, VersionList, VersionView, WatchEvent, headers,
 };
 use conflux_domain::ConfigPath;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, ETAG, HeaderMap, HeaderValue};
@@ -820,6 +820,12 @@ impl ApiClient {
     /// `GET /_cluster/status`: every member's view, as gathered by the node asked.
     pub async fn cluster_status(&self) -> Result<ClusterStatus, ClientError> {
         self.get(ApiPath::new("/_cluster/status")).await
+    }
+
+    /// `GET /_cluster/digest`: the node's applied index and the digest of its config plane
+    /// at that index.
+    pub async fn cluster_digest(&self) -> Result<ClusterDigest, ClientError> {
+        self.get(ApiPath::new("/_cluster/digest")).await
     }
 
     /// `POST /_cluster/members`: adds a node (learner first, voter once caught up). Can take

@@ -3,8 +3,9 @@
 //! This crate owns everything that decides *what* the config plane is and how it changes:
 //! the model (tenants, apps, environments, configs, immutable versions, release rules),
 //! name and content validation, the parsers of the seven config formats, JSON Schema
-//! validation, release-rule resolution, retention, and the state-machine transition
-//! ([`State::apply`]) that every node runs for every committed Raft entry.
+//! validation, release-rule resolution, retention, the state-machine transition
+//! ([`State::apply`]) that every node runs for every committed Raft entry, and the digest
+//! that compares two nodes' states ([`State::digest`]).
 //!
 //! It does **not** own any I/O: no sockets, no files, no clocks, no RocksDB, no HTTP. Time
 //! and revisions come in as arguments (the leader stamps the time when it proposes; the Raft
@@ -16,6 +17,7 @@ pub mod access;
 pub mod audit;
 mod command;
 mod diff;
+pub mod digest;
 mod error;
 pub mod format;
 mod labels;
@@ -34,6 +36,7 @@ pub use command::{
     Command, IdempotencyKey, Proposal, PublishStrategy, RequestOrigin, Response, RollbackMode,
 };
 pub use diff::{DIFF_TIME_LIMIT, unified_diff};
+pub use digest::StateDigest;
 pub use error::{DomainError, Entity, Quota, SchemaViolation};
 pub use format::{Format, ParseError};
 pub use labels::{ClientLabels, MAX_CLIENT_LABELS, MAX_LABEL_KEY_LEN, MAX_LABEL_VALUE_LEN};

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Proposal, Response};
+use crate::digest::{Digester, StateDigest};
 use crate::error::DomainError;
 use crate::model::{
     App, Config, ConfigId, ConfigPath, ContentHash, Environment, Revision, Tenant, UnixMillis,
@@ -104,6 +105,10 @@ pub enum Change {
     },
 }
 
+/// The config plane of one node. Every field but `schemas` (compiled from the configs'
+/// schema text) and `idempotency_by_time` (an index) holds replicated records: each is listed
+/// by [`State::to_changes`] and hashed by [`State::digest`], and a new one must be added to
+/// both.
 #[derive(Debug, Default)]
 pub struct State {
     tenants: BTreeMap<String, Tenant>,
@@ -379,6 +384,38 @@ impl State {
 
     pub fn version_count(&self, config_id: ConfigId) -> usize {
         self.versions_of(config_id).count()
+    }
+
+    /// The digest of the whole state (see [`crate::digest`]): equal exactly when the
+    /// records and counters are, whatever order they were created in.
+    pub fn digest(&self) -> StateDigest {
+        let mut d = Digester::new();
+        d.section("counters", 1);
+        d.record(&self.counters);
+        d.section("tenants", self.tenants.len());
+        self.tenants.values().for_each(|t| d.record(t));
+        d.section("apps", self.apps.len());
+        self.apps.values().for_each(|a| d.record(a));
+        d.section("environments", self.envs.len());
+        self.envs.values().for_each(|e| d.record(e));
+        d.section("configs", self.configs.len());
+        self.configs.values().for_each(|c| d.record(c));
+        d.section("versions", self.versions.len());
+        self.versions.values().for_each(|v| d.record(v));
+        d.section("idempotency", self.idempotency.len());
+        self.idempotency.iter().for_each(|kr| d.record(&kr));
+        d.section("started_members", self.started_members.len());
+        self.started_members.iter().for_each(|m| d.record(m));
+        let count = |n: usize| n as u64;
+        StateDigest {
+            sha256: d.finish(),
+            tenants: count(self.tenants.len()),
+            apps: count(self.apps.len()),
+            environments: count(self.envs.len()),
+            configs: count(self.configs.len()),
+            versions: count(self.versions.len()),
+            idempotency_records: count(self.idempotency.len()),
+        }
     }
 
     /// Every record of the state as `Put*` changes, in an order that [`State::apply_change`]

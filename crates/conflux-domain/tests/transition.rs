@@ -1744,6 +1744,7 @@ proptest! {
         }
         prop_assert_eq!(dump(&a), dump(&b));
         prop_assert_eq!(a.counters(), b.counters());
+        prop_assert_eq!(a.digest(), b.digest());
     }
 
     #[test]
@@ -1756,6 +1757,7 @@ proptest! {
         let suffix = to_proposals(prefix.last().unwrap().timestamp_ms, &suffix);
         let mut b = rebuild(&a);
         prop_assert_eq!(dump(&a), dump(&b));
+        prop_assert_eq!(a.digest(), b.digest());
         let first = prefix.len() as u64 + 1;
         // The rebuilt state and the original decide the same from here on.
         let da = run(&mut a, first, &suffix);

@@ -1,4 +1,4 @@
-//! `/_cluster/*`: membership, leadership, snapshots and backups.
+//! `/_cluster/*`: status, state digests, membership, leadership, snapshots and backups.
 
 use std::time::{Duration, Instant};
 
@@ -8,7 +8,8 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use conflux_api_types::{
-    ClusterChange, ClusterStatus, JoinRequest, MemberStatus, SnapshotTaken, TransferLeaderRequest,
+    ClusterChange, ClusterDigest, ClusterStatus, JoinRequest, MemberStatus, SnapshotTaken,
+    TransferLeaderRequest,
 };
 
 use conflux_domain::{Role, Scope};
@@ -97,6 +98,24 @@ pub async fn status(State(app): State<AppState>) -> Json<ClusterStatus> {
         term: local.term,
         members,
     })
+}
+
+/// The digest of this node's config plane and the applied index it describes, computed on a
+/// heavy-job thread (it reads the whole state under the state's read lock).
+pub async fn digest(State(app): State<AppState>) -> Result<Json<ClusterDigest>, ApiError> {
+    let plane = app.plane().clone();
+    let (applied_index, d) = app.heavy_jobs().run(move || Ok(plane.digest())).await?;
+    Ok(Json(ClusterDigest {
+        node_id: app.cluster().node_id(),
+        applied_index,
+        digest: d.to_string(),
+        tenants: d.tenants,
+        apps: d.apps,
+        environments: d.environments,
+        configs: d.configs,
+        versions: d.versions,
+        idempotency_records: d.idempotency_records,
+    }))
 }
 
 fn change(app: &AppState, reply: ForwardReply) -> ApiResult {

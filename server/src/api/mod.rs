@@ -254,6 +254,7 @@ pub fn router(state: AppState) -> Router {
     // Node and cluster operations; the same body handling as management.
     let cluster_routes = Router::new()
         .route("/_cluster/status", get(cluster::status))
+        .route("/_cluster/digest", get(cluster::digest))
         .route("/_cluster/members", post(cluster::add_member))
         .route(
             "/_cluster/members/{id}",

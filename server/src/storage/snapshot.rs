@@ -562,9 +562,9 @@ fn reload(shared: &Shared) -> Result<()> {
     let mut state = shared.state.write();
     *state = loaded;
     refresh_fetch_index(shared, &state, revision)?;
-    drop(state);
     *shared.applied.lock() = (applied, membership);
     shared.applied_index.send_replace(revision);
+    drop(state);
     Ok(())
 }
 

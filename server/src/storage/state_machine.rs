@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use conflux_domain::{
     App, Change, Config, ConfigId, ConfigPath, Counters, Environment, IdempotencyRecord, Revision,
-    State, Tenant, VersionId, VersionMeta,
+    State, StateDigest, Tenant, VersionId, VersionMeta,
 };
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, StorageIOError};
@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub(crate) db: Arc<DB>,
     pub(crate) state: RwLock<State>,
     pub(crate) fetch: FetchIndex,
+    /// The last applied log id and membership, and the index alone for waiters. Both change
+    /// only under `state`'s write lock, together with the state they describe.
     pub(crate) applied: Mutex<(Option<LogId>, StoredMembership)>,
     pub(crate) applied_index: watch::Sender<u64>,
     pub(crate) snapshot_dir: PathBuf,
@@ -109,7 +111,6 @@ impl ConfigPlane {
         }
     }
 
-    /// The log index of the last applied entry.
     /// The oldest audit records in the outbox after position `after` (all when `None`), at
     /// most `limit`, in log order. A record that cannot be decoded is skipped with an error
     /// in the log (it would otherwise block the drain forever).
@@ -146,6 +147,17 @@ impl ConfigPlane {
         out
     }
 
+    /// The log index of the last applied entry and the digest of the state it produced,
+    /// read from one view (the state's read lock keeps apply out, and apply moves the
+    /// applied index under its write lock). Hashing reads the whole state: call it off the
+    /// async workers.
+    pub fn digest(&self) -> (u64, StateDigest) {
+        let state = self.0.state.read();
+        let applied = self.0.applied.lock().0.map_or(0, |l| l.index);
+        (applied, state.digest())
+    }
+
+    /// The log index of the last applied entry.
     pub fn applied_index(&self) -> u64 {
         *self.0.applied_index.borrow()
     }
@@ -544,12 +556,13 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                 }
             }
         }
-        drop(state);
-
+        // Under the state's write lock, so that a reader holding its read lock sees the
+        // applied index of exactly the state it reads (`ConfigPlane::digest`).
         *shared.applied.lock() = (applied, membership);
         if let Some(log_id) = applied {
             shared.applied_index.send_replace(log_id.index);
         }
+        drop(state);
         Ok(results)
     }
 
