@@ -776,9 +776,9 @@ impl<'a> Runner<'a> {
             let mut views = Vec::new();
             for (id, client) in self.members() {
                 let view = client
-                    .ready()
+                    .cluster_digest()
                     .await
-                    .map(|r| (r.applied_index, format!("applied {}", r.applied_index)));
+                    .map(|d| (d.applied_index, d.digest));
                 views.push((id, view.map_err(|e| e.to_string())));
             }
             let agreed =
