@@ -2,14 +2,15 @@
 //! harness's namespace by a veth pair, so partitions and packet loss are real packet drops
 //! on real interfaces, not tricks in the processes.
 //!
-//! Addresses are `10.77.<s>.<node id>/24` with the bridge (where the harness's clients, and
-//! nothing else, live) at `10.77.<s>.254`. Faults are nftables rules inside a node's
+//! Addresses are `10.<77 + n>.<s>.<node id>/24` (`n` counts the networks of this process,
+//! `s` comes from its pid) with the bridge (where the harness's clients, and nothing else,
+//! live) at `.254`. Faults are nftables rules inside a node's
 //! namespace that name peer addresses only, so clients always reach every node that runs: a
 //! partition cuts Raft traffic, not the observer. Rate limits are `tbf` on the node's side of
 //! its veth.
 //!
-//! Everything is named after the harness's process id (`cfx-<pid>-<node>` namespaces, the
-//! `cfxb<pid>` bridge, `cfxchaos-<pid>` tmpfs mounts), so [`remove_leftovers`] can tell what
+//! Everything is named after the harness's process id (`cfx-<pid>-<n>-<node>` namespaces,
+//! the `cfxb<pid>x<n>` bridge, `cfxchaos-<pid>` tmpfs mounts), so [`remove_leftovers`] can tell what
 //! a dead harness left behind and remove exactly that, and a live run is never touched.
 //! Needs root, `ip` (iproute2), `nft` and `tc`.
 
@@ -18,6 +19,7 @@ use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
@@ -78,6 +80,8 @@ impl Filter {
 #[derive(Debug)]
 pub struct Net {
     pid: u32,
+    /// Which network of this process (tests make several at once).
+    instance: u32,
     subnet: u8,
     bridge: String,
     /// The namespaces made so far, by node id, with their current filter.
@@ -161,8 +165,8 @@ pub fn remove_leftovers() -> Vec<String> {
     }
     if let Ok(links) = run("ip", &["-o", "link", "show", "type", "bridge"]) {
         for name in links.lines().filter_map(|l| l.split(": ").nth(1)) {
-            if let Some(pid) = name.strip_prefix(BRIDGE_PREFIX)
-                && dead(pid)
+            if let Some(rest) = name.strip_prefix(BRIDGE_PREFIX)
+                && dead(rest.split('x').next().unwrap_or_default())
             {
                 let _ = run("ip", &["link", "del", name]);
                 removed.push(format!("bridge {name}"));
@@ -193,13 +197,16 @@ impl Net {
         for what in remove_leftovers() {
             eprintln!("removed a leftover of an earlier run: {what}");
         }
+        static INSTANCES: AtomicU32 = AtomicU32::new(0);
         let pid = std::process::id();
+        let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
         let net = Net {
             pid,
+            instance,
             // Distinct for runs side by side in all but unlucky cases; clients only ever talk
             // to their own bridge, so a clash shows as a failed start, not as wrong results.
             subnet: (pid % 250) as u8,
-            bridge: format!("{BRIDGE_PREFIX}{pid}"),
+            bridge: format!("{BRIDGE_PREFIX}{pid}x{instance}"),
             nodes: BTreeMap::new(),
             destroyed: false,
         };
@@ -212,15 +219,15 @@ impl Net {
 
     /// The address the harness's clients use (on the bridge).
     pub fn host_ip(&self) -> Ipv4Addr {
-        Ipv4Addr::new(10, 77, self.subnet, 254)
+        self.ip(254)
     }
 
     pub fn ip(&self, node: u64) -> Ipv4Addr {
-        Ipv4Addr::new(10, 77, self.subnet, node as u8)
+        Ipv4Addr::new(10, 77 + (self.instance % 50) as u8, self.subnet, node as u8)
     }
 
     pub fn namespace(&self, node: u64) -> String {
-        format!("{NS_PREFIX}{}-{node}", self.pid)
+        format!("{NS_PREFIX}{}-{}-{node}", self.pid, self.instance)
     }
 
     /// The source name to mount a full-disk tmpfs with (see [`remove_leftovers`]).
@@ -233,8 +240,10 @@ impl Net {
         if !(1..=250).contains(&node) {
             bail!("node ids of a chaos run are 1..=250, not {node}");
         }
+        static VETHS: AtomicU32 = AtomicU32::new(0);
         let ns = self.namespace(node);
-        let host_end = format!("cfxv{}x{node}", self.pid);
+        // Interface names have at most 15 bytes: the pid and a number of this process.
+        let host_end = format!("cfxv{}.{}", self.pid, VETHS.fetch_add(1, Ordering::Relaxed));
         run("ip", &["netns", "add", &ns])?;
         self.nodes.insert(node, Filter::default());
         run("ip", &["-n", &ns, "link", "set", "lo", "up"])?;
