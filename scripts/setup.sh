@@ -7,9 +7,11 @@ set -euo pipefail
 # for the RocksDB bindings; protobuf-compiler: gRPC code generation; libprotobuf-dev: the
 # well-known types (google/protobuf/*.proto) that Debian's protoc does not ship and etcd-client's
 # build includes; mold: fast linking; wrk and nginx-light: the fetch benchmark; nftables:
-# the packet drops of the network-partition tests; postgresql: the metadata DB tests start
-# throwaway PostgreSQL servers from its binaries (conflux-testkit's TestPostgres).
-PACKAGES=(librocksdb-dev libclang-dev protobuf-compiler libprotobuf-dev mold wrk nginx-light nftables postgresql)
+# the packet drops of the network-partition tests and the chaos harness; iproute2: the chaos
+# harness's network namespaces, veth pairs and tbf rate limits (ip, tc); postgresql: the
+# metadata DB tests start throwaway PostgreSQL servers from its binaries (conflux-testkit's
+# TestPostgres).
+PACKAGES=(librocksdb-dev libclang-dev protobuf-compiler libprotobuf-dev mold wrk nginx-light nftables iproute2 postgresql)
 
 "$(dirname "$0")/apt-install-missing.sh" "${PACKAGES[@]}"
 "$(dirname "$0")/setup-terraform.sh" >/dev/null   # terraform for the provider tests

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use conflux_client::ApiClient;
 use serde::Serialize;
 
-use crate::check::{self, Anomaly};
+use crate::check::{self, Anomaly, FinalState};
 use crate::cluster::ChaosCluster;
 use crate::history::{ConfigKey, FinalVersion, Operation, Outcome};
 use crate::net::Filter;
@@ -366,7 +366,7 @@ impl<'a> Runner<'a> {
                 .copied()
                 .context("no node runs")?,
         };
-        let (finals, final_revisions) = self
+        let finals = self
             .finals(
                 &self.cluster.client(reader, Duration::from_secs(10))?,
                 &targets,
@@ -374,7 +374,7 @@ impl<'a> Runner<'a> {
             .await?;
         // Give watchers time to reach the final revisions before they stop.
         let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline && !watchers_done(&self.recorder, &final_revisions) {
+        while Instant::now() < deadline && !watchers_done(&self.recorder, &finals.revisions) {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         others_stop.store(true, Ordering::Relaxed);
@@ -395,14 +395,10 @@ impl<'a> Runner<'a> {
             .clone();
         write_json(&self.opts.out.join("leaders.json"), &samples)?;
 
-        // The checkers of check_all, with the linearizability verdicts kept for the summary.
-        let mut anomalies = check::writes::check(&history, &finals);
-        anomalies.extend(check::reads::check(&history));
-        anomalies.extend(check::order::check(&history));
-        let verdicts = check::linear::check_configs(&history, &finals, LINEAR_BUDGET);
-        anomalies.extend(check::linear::anomalies(&verdicts));
-        anomalies.extend(check::watch::check(&events, &final_revisions));
-        let linearizability: BTreeMap<String, String> = verdicts
+        let judged = check::judge(&history, &events, &finals, LINEAR_BUDGET);
+        let mut anomalies = judged.anomalies;
+        let linearizability: BTreeMap<String, String> = judged
+            .linearizability
             .iter()
             .map(|v| (v.config.clone(), v.verdict.label()))
             .collect();
@@ -801,12 +797,8 @@ impl<'a> Runner<'a> {
         &self,
         client: &ApiClient,
         targets: &[Arc<workload::Target>],
-    ) -> Result<(
-        BTreeMap<ConfigKey, Vec<FinalVersion>>,
-        BTreeMap<ConfigKey, u64>,
-    )> {
-        let mut versions = BTreeMap::new();
-        let mut revisions = BTreeMap::new();
+    ) -> Result<FinalState> {
+        let mut finals = FinalState::default();
         for t in targets {
             let mut list = Vec::new();
             let mut cursor: Option<String> = None;
@@ -824,10 +816,11 @@ impl<'a> Runner<'a> {
                 }
             }
             list.sort_by_key(|v| v.version);
-            versions.insert(t.key.clone(), list);
-            revisions.insert(t.key.clone(), client.get_config(t.id).await?.revision);
+            finals.versions.insert(t.key.clone(), list);
+            let revision = client.get_config(t.id).await?.revision;
+            finals.revisions.insert(t.key.clone(), revision);
         }
-        Ok((versions, revisions))
+        Ok(finals)
     }
 
     fn summarize(
@@ -949,7 +942,9 @@ fn fill(path: &Path) -> Result<()> {
 }
 
 /// For each leader-loss window, the time from its start to the first change acknowledged
-/// after it that is newer than everything acknowledged before it (ms).
+/// after it with a revision newer than every change sent before it (ms). A change in flight
+/// at the fault may have been committed just before it, so all of them count as the old
+/// leader's: conservative, a failover is never measured shorter than it was.
 pub fn failovers(history: &[Operation], windows: &[FaultWindow]) -> Vec<f64> {
     let mut out = Vec::new();
     for w in windows
@@ -958,7 +953,7 @@ pub fn failovers(history: &[Operation], windows: &[FaultWindow]) -> Vec<f64> {
     {
         let before = history
             .iter()
-            .filter(|o| o.is_change() && o.completed_ns.is_some_and(|c| c <= w.start_ns))
+            .filter(|o| o.is_change() && o.invoked_ns <= w.start_ns)
             .filter_map(|o| match o.outcome {
                 Outcome::Ok { revision, .. } => Some(revision),
                 _ => None,
@@ -1056,4 +1051,79 @@ fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> Result<()> {
         text.push('\n');
     }
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Call;
+
+    fn change(id: u64, at: (u64, u64), revision: u64) -> Operation {
+        Operation {
+            id,
+            client: "w".into(),
+            node: 1,
+            invoked_ns: at.0,
+            completed_ns: Some(at.1),
+            call: Call::Write {
+                config: "t/a/e/c".into(),
+                content_hash: format!("h{id}"),
+                idempotency_key: None,
+                publish: true,
+            },
+            outcome: Outcome::Ok {
+                revision,
+                version: id,
+                content_hash: format!("h{id}"),
+            },
+        }
+    }
+
+    fn window(start_ns: u64, loses_leader: bool) -> FaultWindow {
+        FaultWindow {
+            label: "kill-leader".into(),
+            nodes: vec![1],
+            start_ns,
+            end_ns: start_ns + 1,
+            skipped: None,
+            loses_leader,
+        }
+    }
+
+    #[test]
+    fn failover_ends_at_the_first_change_newer_than_everything_acknowledged_before_the_fault() {
+        let ms = 1_000_000;
+        let history = [
+            change(1, (0, 10 * ms), 5),
+            // Committed before the fault, answered after it: not a sign of a new leader.
+            change(2, (90 * ms, 120 * ms), 6),
+            change(3, (95 * ms, 100 * ms), 4),
+            change(4, (200 * ms, 1_600 * ms), 9),
+            change(5, (300 * ms, 1_500 * ms), 8),
+            // Acknowledged after the fault, but not newer than what was in flight at it.
+            change(6, (400 * ms, 450 * ms), 6),
+        ];
+        let windows = [window(110 * ms, true), window(50 * ms, false)];
+        assert_eq!(failovers(&history, &windows), vec![1_390.0]);
+    }
+
+    #[test]
+    fn elections_count_every_rise_of_the_highest_term_seen() {
+        let sample = |at_ns, node, term| LeaderSample {
+            at_ns,
+            node,
+            leader: Some(1),
+            term,
+        };
+        let samples = [
+            sample(0, 1, 3),
+            sample(0, 2, 3),
+            // A cut-off node campaigning: each attempt is a term.
+            sample(10, 3, 5),
+            sample(20, 1, 4),
+            sample(30, 2, 6),
+        ];
+        assert_eq!(elections(&samples), 3);
+        assert_eq!(elections(&[]), 0);
+    }
 }

@@ -8,6 +8,9 @@
 //!   default reads never go backwards on one node.
 //! - [`order`]: versions and revisions agree with real time (a write acknowledged before
 //!   another began got the lower number; nothing is seen before it was written).
+//! - [`linear`]: each config's writes, release changes and linearizable reads fit one order
+//!   that agrees with real time and with a model of the config (a bounded search: a config it
+//!   cannot decide in time is `unknown`, not an anomaly).
 //! - [`watch`]: every watcher's revisions strictly increase across reconnects, it is never
 //!   told of a deletion that did not happen, and it ends at the config's final revision.
 
@@ -21,7 +24,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::history::{ConfigKey, FinalVersion, Operation};
+use crate::history::{ConfigKey, FinalVersion, Operation, WatchEvent};
 
 /// Something a history shows that the contract rules out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -33,16 +36,39 @@ pub struct Anomaly {
     pub message: String,
 }
 
-/// Every checker over one run.
-pub fn check_all(
+/// What a run ends with, for the checkers: each config's versions and revision, read from
+/// the healed cluster.
+#[derive(Debug, Clone, Default)]
+pub struct FinalState {
+    pub versions: BTreeMap<ConfigKey, Vec<FinalVersion>>,
+    pub revisions: BTreeMap<ConfigKey, u64>,
+}
+
+/// Every checker's verdict on one run.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    pub anomalies: Vec<Anomaly>,
+    /// Each config's linearizability verdict, the undecided ones included.
+    pub linearizability: Vec<linear::ConfigVerdict>,
+}
+
+/// Runs every checker over one run; `budget` bounds each config's linearizability search.
+pub fn judge(
     history: &[Operation],
-    finals: &BTreeMap<ConfigKey, Vec<FinalVersion>>,
-) -> Vec<Anomaly> {
-    let mut out = writes::check(history, finals);
-    out.extend(reads::check(history));
-    out.extend(order::check(history));
-    out.extend(linear::check(history, finals, linear::DEFAULT_BUDGET));
-    out
+    events: &[WatchEvent],
+    finals: &FinalState,
+    budget: std::time::Duration,
+) -> Judgement {
+    let mut anomalies = writes::check(history, &finals.versions);
+    anomalies.extend(reads::check(history));
+    anomalies.extend(order::check(history));
+    let linearizability = linear::check_configs(history, &finals.versions, budget);
+    anomalies.extend(linear::anomalies(&linearizability));
+    anomalies.extend(watch::check(events, &finals.revisions));
+    Judgement {
+        anomalies,
+        linearizability,
+    }
 }
 
 #[cfg(test)]
