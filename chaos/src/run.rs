@@ -746,10 +746,15 @@ impl<'a> Runner<'a> {
         for filler in std::mem::take(&mut self.fillers) {
             let _ = std::fs::remove_file(filler);
         }
-        let _ = self.block(|c| {
+        let result = self.block(|c| {
             for id in c.ids() {
                 if c.is_paused(id) {
                     c.resume(id)?;
+                }
+                if !c.is_down(id) && !c.is_running(id) {
+                    // It exited by itself (a fatal storage error): reap it, start it again.
+                    eprintln!("node {id} exited by itself; restarting it");
+                    c.kill(id)?;
                 }
                 if c.is_down(id) {
                     c.restart(id)?;
@@ -757,6 +762,9 @@ impl<'a> Runner<'a> {
             }
             Ok(())
         });
+        if let Err(e) = result {
+            eprintln!("healing the cluster failed: {e}");
+        }
         for id in self.added.clone() {
             if let Err(e) = self.remove_added(id).await {
                 eprintln!("{e}");

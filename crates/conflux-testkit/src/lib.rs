@@ -420,9 +420,16 @@ impl TestNode {
             .with_context(|| format!("sending {sig} to node {}", self.spec.node_id))
     }
 
-    /// `kill -9`: the process gets no chance to flush or clean up.
+    /// `kill -9`: the process gets no chance to flush or clean up. A process that already
+    /// exited by itself (a fatal error) is only reaped, so it can be restarted.
     pub fn kill9(&mut self) -> Result<()> {
-        self.signal(Signal::SIGKILL)?;
+        let exited = match self.child.as_mut() {
+            Some(c) => c.try_wait()?.is_some(),
+            None => false,
+        };
+        if !exited {
+            self.signal(Signal::SIGKILL)?;
+        }
         if let Some(mut c) = self.child.take() {
             c.wait()?;
         }
