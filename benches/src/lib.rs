@@ -6,10 +6,12 @@
 //! The tool, bottom up: [`stats`] (HDR histograms, CPU and memory from `/proc`),
 //! [`openloop`] (when each open-loop arrival is due), [`load`] (the closed/open-loop request
 //! driver), [`targets`] (Conflux and etcd: start, prepare, workers, watchers), [`scenarios`]
-//! (fetch, write, mixed, watch, connections), [`check`] (the targets table), [`report`]
+//! (fetch, write, mixed, watch, connections), [`failover`] (leader faults and elections),
+//! [`check`] (the targets table), [`report`]
 //! (Markdown, JSON, PNG), [`machine`] and [`tls`] (connections to a target on TLS); `src/main.rs` is the command line.
 
 pub mod check;
+pub mod failover;
 pub mod fdlimit;
 pub mod load;
 pub mod machine;

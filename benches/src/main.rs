@@ -7,6 +7,9 @@
 //! - `conflux-bench compare --against etcd [--nodes 1|3]` runs every scenario against Conflux
 //!   and against an etcd cluster of the same size on the same machine, alternating runs.
 //! - `conflux-bench fetch|write|mixed|watch|connections` runs one scenario.
+//! - `conflux-bench failover [--fault kill|isolate] [--rounds N]` faults the leader of a
+//!   cluster under write load N times and reports how long writes stopped and how many
+//!   elections it took; with `--quiet-minutes M` it faults nothing and counts elections.
 //!
 //! Every command prints Markdown and writes `results.json` and PNG charts into a folder
 //! under `--results` (default `benches/results`). This file only parses flags and sequences
@@ -56,6 +59,36 @@ enum Command {
     Watch(ScenarioArgs),
     /// How many idle watch connections one node holds, and its memory.
     Connections(ScenarioArgs),
+    /// Kills or isolates the leader under write load, round after round: time to a new
+    /// leader and to the first write acknowledged after the fault, elections per fault.
+    Failover(FailoverArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct FailoverArgs {
+    /// Nodes of the cluster to start (at least 3).
+    #[arg(long, default_value_t = 3)]
+    nodes: usize,
+    /// Faults, one per round.
+    #[arg(long, default_value_t = 20)]
+    rounds: usize,
+    /// `kill`: kill -9 the leader (restarted after the round); `isolate`: drop every packet
+    /// between it and the others (needs root and nft; healed after the round).
+    #[arg(long, value_enum, default_value = "kill")]
+    fault: conflux_benches::failover::Fault,
+    /// Write clients, spread over the nodes.
+    #[arg(long, default_value_t = 6)]
+    writers: usize,
+    /// Pause of each client after an acknowledged write, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pause_ms: u64,
+    /// Fault nothing: run the write load this many minutes and count elections and leader
+    /// changes (a healthy cluster has none).
+    #[arg(long)]
+    quiet_minutes: Option<f64>,
+    /// Folder under which results are written.
+    #[arg(long, default_value = "benches/results")]
+    results: PathBuf,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -264,6 +297,7 @@ fn main() -> Result<()> {
         Command::Mixed(a) => scenario_cmd(&rt, Scenario::Mixed, a, fds, command_line),
         Command::Watch(a) => scenario_cmd(&rt, Scenario::Watch, a, fds, command_line),
         Command::Connections(a) => scenario_cmd(&rt, Scenario::Connections, a, fds, command_line),
+        Command::Failover(a) => failover_cmd(&rt, a, fds, command_line),
     }
 }
 
@@ -627,4 +661,61 @@ fn scenario_cmd(
         args.system.name()
     ));
     save(&report, dir)
+}
+
+fn failover_cmd(
+    rt: &tokio::runtime::Runtime,
+    args: FailoverArgs,
+    fds: u64,
+    command: String,
+) -> Result<()> {
+    use conflux_benches::failover;
+    warn_if_debug_build(false);
+    let load = failover::Load {
+        writers: args.writers.max(1),
+        pause: Duration::from_millis(args.pause_ms),
+    };
+    let machine = Machine::describe(fds);
+    let nodes = args.nodes;
+    let (dir, text, json) = match args.quiet_minutes {
+        Some(minutes) => {
+            if !(minutes > 0.0 && minutes.is_finite()) {
+                bail!("--quiet-minutes takes a positive number of minutes");
+            }
+            eprintln!(
+                "failover: {nodes} nodes, {} writers, no faults for {minutes} min",
+                load.writers
+            );
+            let run =
+                failover::run_quiet(rt, nodes, Duration::from_secs_f64(minutes * 60.0), load)?;
+            let text = failover::markdown_quiet(&run);
+            let json = serde_json::json!({"command": command, "machine": machine, "quiet": run});
+            (format!("failover-quiet-{nodes}node"), text, json)
+        }
+        None => {
+            eprintln!(
+                "failover: {nodes} nodes, {} writers, {} rounds of {}",
+                load.writers,
+                args.rounds,
+                args.fault.name()
+            );
+            let run = failover::run_failover(rt, nodes, args.rounds.max(1), args.fault, load)?;
+            let text = failover::markdown_failover(&run);
+            let json = serde_json::json!({"command": command, "machine": machine, "failover": run});
+            (
+                format!("failover-{}-{nodes}node", args.fault.name()),
+                text,
+                json,
+            )
+        }
+    };
+    println!("# conflux-bench failover\n");
+    println!("{}, {nodes} node(s); `{command}`\n", machine.line());
+    print!("{text}");
+    let dir = args.results.join(dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let file = dir.join("results.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(&json)?)?;
+    println!("\nwrote {}", file.display());
+    Ok(())
 }
