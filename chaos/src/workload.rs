@@ -132,6 +132,15 @@ pub fn content_hash(content: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(content)))
 }
 
+/// A publish of `content` as the stable release.
+fn stable(content: &str) -> PublishRequest {
+    PublishRequest {
+        content: content.to_owned(),
+        description: None,
+        strategy: Strategy::Stable,
+    }
+}
+
 /// Creates the tenant, app, environment and `configs` configs through `admin`, each with
 /// version 1 published (recorded as the first operation on it).
 pub async fn prepare(
@@ -176,17 +185,7 @@ pub async fn prepare(
         });
         let content = format!("initial content of {}", target.key);
         let invoked = recorder.now();
-        let published = admin
-            .publish(
-                target.id,
-                &PublishRequest {
-                    content: content.clone(),
-                    description: None,
-                    strategy: Strategy::Stable,
-                },
-                &w,
-            )
-            .await?;
+        let published = admin.publish(target.id, &stable(&content), &w).await?;
         target.acked(published.revision, Some(published.version_id));
         recorder.record(Operation {
             id: 0,
@@ -327,15 +326,7 @@ pub async fn writer(shared: Shared, name: String, first: usize, seed: u64) {
                     .await
                     .map(|v| (v.revision, v.version_id, v.hash)),
                 WriteKind::Publish => client
-                    .publish(
-                        target.id,
-                        &PublishRequest {
-                            content: content.clone(),
-                            description: None,
-                            strategy: Strategy::Stable,
-                        },
-                        &opts,
-                    )
+                    .publish(target.id, &stable(&content), &opts)
                     .await
                     .map(|p| (p.revision, p.version_id, p.hash)),
                 WriteKind::Release { version, .. } => client
