@@ -394,8 +394,8 @@ pub async fn writer(shared: Shared, name: String, first: usize, seed: u64) {
     }
 }
 
-/// A reader: fetches of random configs in a random mode from node `shared.nodes[at]`, moving
-/// to the next node when one does not answer.
+/// A reader: fetches of random configs in a random mode, starting at node
+/// `shared.nodes[first]` and moving to the next node after an error.
 pub async fn reader(shared: Shared, name: String, first: usize, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut node_index = first;
@@ -562,8 +562,8 @@ async fn long_poll(shared: &Shared, state: &mut WatchState, node: u64) -> Result
     Ok(())
 }
 
-/// Reads the next item of a stream, giving up at the run's end or after `idle` of silence
-/// (a node that stopped answering: move on).
+/// Reads the next item of a stream, giving up when the run ends. (A watcher on a paused or
+/// cut-off node stays: it must catch up once the node is back, which is part of the check.)
 async fn next_or_stop<T>(
     shared: &Shared,
     next: impl std::future::Future<Output = Option<T>>,
