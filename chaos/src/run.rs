@@ -26,6 +26,9 @@ const WRITERS_PER_NODE: usize = 2;
 const READERS_PER_NODE: usize = 1;
 /// How long the healed cluster has to converge (same applied index and digest everywhere).
 const CONVERGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long failover probes go on without an acknowledgement (a cluster that has not
+/// elected a leader by then shows as a failover of this long, or none).
+const PROBE_GIVE_UP: Duration = Duration::from_secs(8);
 /// How long the linearizability search may take per config.
 const LINEAR_BUDGET: Duration = Duration::from_secs(20);
 
@@ -157,6 +160,11 @@ struct Runner<'a> {
     fillers: Vec<PathBuf>,
     /// Nodes added by the membership fault, still members.
     added: Vec<u64>,
+    /// The config the failover probes write, and the probes started so far.
+    probe_target: Option<Arc<workload::Target>>,
+    probes: Vec<tokio::task::JoinHandle<()>>,
+    /// Every initial node's client (the probes' way in).
+    clients: Arc<Vec<(u64, ApiClient)>>,
 }
 
 impl<'a> Runner<'a> {
@@ -181,6 +189,9 @@ impl<'a> Runner<'a> {
             samples: Arc::new(Mutex::new(Vec::new())),
             fillers: Vec::new(),
             added: Vec::new(),
+            probe_target: None,
+            probes: Vec::new(),
+            clients: Arc::new(Vec::new()),
         })
     }
 
@@ -245,7 +256,9 @@ impl<'a> Runner<'a> {
         let leader =
             tokio::task::block_in_place(|| self.cluster.wait_for_leader(Duration::from_secs(30)))?;
         let admin = self.cluster.client(leader, Duration::from_secs(10))?;
-        let targets = workload::prepare(&admin, CONFIGS, &self.recorder, leader).await?;
+        // One config more than the workload uses: the failover probes' own.
+        let mut targets = workload::prepare(&admin, CONFIGS + 1, &self.recorder, leader).await?;
+        self.probe_target = targets.pop();
         let mut nodes = Vec::new();
         let mut urls = Vec::new();
         for id in self.cluster.ids() {
@@ -253,6 +266,7 @@ impl<'a> Runner<'a> {
             urls.push((id, self.cluster.url(id)));
         }
         let n = nodes.len();
+        self.clients = Arc::new(nodes.clone());
         let writers_stop = Arc::new(AtomicBool::new(false));
         let others_stop = Arc::new(AtomicBool::new(false));
         let shared = |stop: &Arc<AtomicBool>| Shared {
@@ -347,6 +361,9 @@ impl<'a> Runner<'a> {
             }
         }
         self.sleep_until(self.opts.duration).await;
+        for p in std::mem::take(&mut self.probes) {
+            let _ = p.await;
+        }
         if self.interrupted() {
             bail!("interrupted");
         }
@@ -366,10 +383,11 @@ impl<'a> Runner<'a> {
                 .copied()
                 .context("no node runs")?,
         };
+        let all_targets: Vec<_> = targets.iter().chain(&self.probe_target).cloned().collect();
         let finals = self
             .finals(
                 &self.cluster.client(reader, Duration::from_secs(10))?,
-                &targets,
+                &all_targets,
             )
             .await?;
         // Give watchers time to reach the final revisions before they stop.
@@ -608,6 +626,16 @@ impl<'a> Runner<'a> {
                 Undo::Filters
             }
         };
+        if fault.loses_leader()
+            && let Some(target) = &self.probe_target
+        {
+            self.probes.push(tokio::spawn(workload::probe(
+                self.recorder.clone(),
+                target.clone(),
+                self.clients.clone(),
+                PROBE_GIVE_UP,
+            )));
+        }
         Ok(Applied {
             label: fault.label(),
             nodes,

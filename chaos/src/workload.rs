@@ -309,57 +309,7 @@ pub async fn writer(shared: Shared, name: String, first: usize, seed: u64) {
         let (node, outcome) = loop {
             attempts += 1;
             let (node, client) = &shared.nodes[node_index % shared.nodes.len()];
-            let opts = WriteOptions {
-                idempotency_key: key.clone(),
-                if_match: match &kind {
-                    WriteKind::Release { if_match, .. } => *if_match,
-                    _ => None,
-                },
-            };
-            let outcome = match &kind {
-                WriteKind::Version => client
-                    .create_version(
-                        target.id,
-                        NewVersion::new(Bytes::from(content.clone()), "text/plain"),
-                        &opts,
-                    )
-                    .await
-                    .map(|v| (v.revision, v.version_id, v.hash)),
-                WriteKind::Publish => client
-                    .publish(target.id, &stable(&content), &opts)
-                    .await
-                    .map(|p| (p.revision, p.version_id, p.hash)),
-                WriteKind::Release { version, .. } => client
-                    .put_releases(
-                        target.id,
-                        &PutReleases {
-                            releases: vec![ReleaseRule {
-                                labels: BTreeMap::new(),
-                                percent: None,
-                                version_id: *version,
-                                priority: 0,
-                            }],
-                            comment: None,
-                        },
-                        &opts,
-                    )
-                    .await
-                    // The content hash of an older version is not known to this client;
-                    // the checkers take it from the version's write.
-                    .map(|r| (r.revision, *version, String::new())),
-            };
-            let outcome = match outcome {
-                Ok((revision, version, hash)) => {
-                    let assigned = !matches!(kind, WriteKind::Release { .. });
-                    target.acked(revision, assigned.then_some(version));
-                    Outcome::Ok {
-                        revision,
-                        version,
-                        content_hash: hash,
-                    }
-                }
-                Err(e) => classify(&e),
-            };
+            let outcome = attempt(client, target, &kind, &content, key.clone()).await;
             // A failed or unknown write goes to the next node next time.
             if !matches!(outcome, Outcome::Ok { .. }) {
                 node_index += 1;
@@ -391,6 +341,122 @@ pub async fn writer(shared: Shared, name: String, first: usize, seed: u64) {
             // Let a failover happen rather than piling up unknown writes.
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+}
+
+/// One attempt of a write, as its outcome (an acknowledged one also raises what clients know
+/// of the config).
+async fn attempt(
+    client: &ApiClient,
+    target: &Target,
+    kind: &WriteKind,
+    content: &str,
+    idempotency_key: Option<String>,
+) -> Outcome {
+    let opts = WriteOptions {
+        idempotency_key,
+        if_match: match kind {
+            WriteKind::Release { if_match, .. } => *if_match,
+            _ => None,
+        },
+    };
+    let answer = match kind {
+        WriteKind::Version => client
+            .create_version(
+                target.id,
+                NewVersion::new(Bytes::from(content.to_owned()), "text/plain"),
+                &opts,
+            )
+            .await
+            .map(|v| (v.revision, v.version_id, v.hash)),
+        WriteKind::Publish => client
+            .publish(target.id, &stable(content), &opts)
+            .await
+            .map(|p| (p.revision, p.version_id, p.hash)),
+        WriteKind::Release { version, .. } => client
+            .put_releases(
+                target.id,
+                &PutReleases {
+                    releases: vec![ReleaseRule {
+                        labels: BTreeMap::new(),
+                        percent: None,
+                        version_id: *version,
+                        priority: 0,
+                    }],
+                    comment: None,
+                },
+                &opts,
+            )
+            .await
+            // The content hash of an older version is not known to this client; the
+            // checkers take it from the version's write.
+            .map(|r| (r.revision, *version, String::new())),
+    };
+    match answer {
+        Ok((revision, version, hash)) => {
+            let assigned = !matches!(kind, WriteKind::Release { .. });
+            target.acked(revision, assigned.then_some(version));
+            Outcome::Ok {
+                revision,
+                version,
+                content_hash: hash,
+            }
+        }
+        Err(e) => classify(&e),
+    }
+}
+
+/// Failover probes, started when a fault takes the leader away: a publish to `target` every
+/// 100 ms, each on its own task and to the next node in turn, until one is acknowledged or
+/// `give_up` has passed. They measure the cluster's failover apart from the workload's
+/// clients, which may be waiting out a timeout on the lost leader. Recorded like any write.
+pub async fn probe(
+    recorder: Arc<Recorder>,
+    target: Arc<Target>,
+    nodes: Arc<Vec<(u64, ApiClient)>>,
+    give_up: Duration,
+) {
+    let done = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut n = 0usize;
+    let mut sent = Vec::new();
+    while !done.load(Ordering::Relaxed) && started.elapsed() < give_up {
+        let (recorder, target, done) = (recorder.clone(), target.clone(), done.clone());
+        let (node, client) = nodes[n % nodes.len()].clone();
+        n += 1;
+        let content = format!("failover probe {n} at {}", recorder.now());
+        sent.push(tokio::spawn(async move {
+            let invoked = recorder.now();
+            let outcome = attempt(&client, &target, &WriteKind::Publish, &content, None).await;
+            let ok = matches!(outcome, Outcome::Ok { .. });
+            let completed_ns = match outcome {
+                Outcome::Unknown { .. } => None,
+                _ => Some(recorder.now()),
+            };
+            recorder.record(Operation {
+                id: 0,
+                client: format!("probe{n}"),
+                node,
+                invoked_ns: invoked,
+                completed_ns,
+                call: Call::Write {
+                    config: target.key.clone(),
+                    content_hash: content_hash(content.as_bytes()),
+                    idempotency_key: None,
+                    publish: true,
+                },
+                outcome,
+            });
+            if ok {
+                done.store(true, Ordering::Relaxed);
+            }
+        }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Every probe answered (or timed out) before this returns: none is left in flight when
+    // the run reads its final state.
+    for p in sent {
+        let _ = p.await;
     }
 }
 
