@@ -52,7 +52,7 @@ pub fn run_markdown(s: &RunSummary) -> String {
     );
     let _ = writeln!(
         out,
-        "- failover (leader lost -> first newer change acknowledged): p50 {}, max {} over {} windows",
+        "- failover (leader lost -> first probe acknowledged): p50 {}, max {} over {} windows",
         fmt_ms(percentile(&s.failover_ms, 50.0)),
         fmt_ms(percentile(&s.failover_ms, 100.0)),
         s.failover_ms.len()

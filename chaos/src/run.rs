@@ -977,40 +977,26 @@ fn fill(path: &Path) -> Result<()> {
     }
 }
 
-/// For each leader-loss window, the time from its start to the first change acknowledged
-/// after it with a revision newer than every change sent before it (ms). A change in flight
-/// at the fault may have been committed just before it, so all of them count as the old
-/// leader's: conservative, a failover is never measured shorter than it was.
+/// For each leader-loss window, the time from its start to the first failover probe
+/// acknowledged (ms). Probes are sent only after the fault took effect, when the old leader
+/// can no longer commit (dead, paused, or cut off from the majority), so an acknowledged one
+/// was committed by a new leader.
 pub fn failovers(history: &[Operation], windows: &[FaultWindow]) -> Vec<f64> {
-    let mut out = Vec::new();
-    for w in windows
+    windows
         .iter()
         .filter(|w| w.loses_leader && w.skipped.is_none())
-    {
-        let before = history
-            .iter()
-            .filter(|o| o.is_change() && o.invoked_ns <= w.start_ns)
-            .filter_map(|o| match o.outcome {
-                Outcome::Ok { revision, .. } => Some(revision),
-                _ => None,
-            })
-            .max()
-            .unwrap_or(0);
-        let first = history
-            .iter()
-            .filter(|o| o.is_change())
-            .filter_map(|o| match (&o.outcome, o.completed_ns) {
-                (Outcome::Ok { revision, .. }, Some(c)) if c > w.start_ns && *revision > before => {
-                    Some(c)
-                }
-                _ => None,
-            })
-            .min();
-        if let Some(c) = first {
-            out.push((c - w.start_ns) as f64 / 1e6);
-        }
-    }
-    out
+        .filter_map(|w| {
+            let first = history
+                .iter()
+                .filter(|o| {
+                    o.client.starts_with(workload::PROBE_CLIENT) && o.invoked_ns >= w.start_ns
+                })
+                .filter(|o| matches!(o.outcome, Outcome::Ok { .. }))
+                .filter_map(|o| o.completed_ns)
+                .min()?;
+            Some((first - w.start_ns) as f64 / 1e6)
+        })
+        .collect()
 }
 
 /// How many times the highest term seen went up.
@@ -1044,18 +1030,19 @@ async fn monitor(
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let views = futures::future::join_all(
-            current
-                .iter()
-                .map(|(id, c)| async move { (*id, c.cluster_status().await) }),
-        )
+        // Each node on its own clock: one that hangs (paused, cut off) must not hold up the
+        // samples of the others.
+        let views = futures::future::join_all(current.iter().map(|(id, c)| async move {
+            let status = tokio::time::timeout(Duration::from_millis(600), c.cluster_status()).await;
+            (*id, status.ok().and_then(Result::ok))
+        }))
         .await;
         let at_ns = start.elapsed().as_nanos() as u64;
         samples
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .extend(views.into_iter().filter_map(|(node, view)| {
-                let s = view.ok()?;
+                let s = view?;
                 Some(LeaderSample {
                     at_ns,
                     node,
@@ -1127,20 +1114,31 @@ mod tests {
     }
 
     #[test]
-    fn failover_ends_at_the_first_change_newer_than_everything_acknowledged_before_the_fault() {
+    fn failover_ends_at_the_first_probe_acknowledged_after_the_fault() {
         let ms = 1_000_000;
+        let probe = |id, at, outcome_ok: bool| {
+            let mut op = change(id, at, id);
+            op.client = format!("{}{id}", workload::PROBE_CLIENT);
+            if !outcome_ok {
+                op.outcome = Outcome::Unknown {
+                    reason: "timeout".into(),
+                };
+                op.completed_ns = None;
+            }
+            op
+        };
         let history = [
-            change(1, (0, 10 * ms), 5),
-            // Committed before the fault, answered after it: not a sign of a new leader.
-            change(2, (90 * ms, 120 * ms), 6),
-            change(3, (95 * ms, 100 * ms), 4),
-            change(4, (200 * ms, 1_600 * ms), 9),
-            change(5, (300 * ms, 1_500 * ms), 8),
-            // Acknowledged after the fault, but not newer than what was in flight at it.
-            change(6, (400 * ms, 450 * ms), 6),
+            // A workload write acknowledged after the fault: it may have been committed
+            // before it, so it says nothing about a new leader.
+            change(1, (90 * ms, 120 * ms), 6),
+            probe(2, (110 * ms, 0), false),
+            probe(3, (1_300 * ms, 1_500 * ms), true),
+            probe(4, (1_400 * ms, 1_450 * ms), true),
+            // A probe of an earlier window.
+            probe(5, (10 * ms, 20 * ms), true),
         ];
         let windows = [window(110 * ms, true), window(50 * ms, false)];
-        assert_eq!(failovers(&history, &windows), vec![1_390.0]);
+        assert_eq!(failovers(&history, &windows), vec![1_340.0]);
     }
 
     #[test]

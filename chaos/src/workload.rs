@@ -406,6 +406,9 @@ async fn attempt(
     }
 }
 
+/// The client name prefix of failover probes in the history.
+pub const PROBE_CLIENT: &str = "probe";
+
 /// Failover probes, started when a fault takes the leader away: a publish to `target` every
 /// 100 ms, each on its own task and to the next node in turn, until one is acknowledged or
 /// `give_up` has passed. They measure the cluster's failover apart from the workload's
@@ -435,7 +438,7 @@ pub async fn probe(
             };
             recorder.record(Operation {
                 id: 0,
-                client: format!("probe{n}"),
+                client: format!("{PROBE_CLIENT}{n}"),
                 node,
                 invoked_ns: invoked,
                 completed_ns,
