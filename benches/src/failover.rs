@@ -10,7 +10,8 @@
 //!
 //! Each round waits until every node names the same leader, lets the load run for a second
 //! and a random part of another (so that faults land anywhere between two heartbeats), faults
-//! the leader, and measures from the fault:
+//! the leader, and measures from the moment the fault is in force (the process is dead, or the
+//! packet filter is in place):
 //! - **elected**: until every other node names the same new leader (their `/ready`, polled
 //!   every 10 ms);
 //! - **first write**: until the first acknowledgement of a write *sent after the fault*. The
@@ -25,6 +26,7 @@
 //! The quiet run ([`run_quiet`]) runs the same load without faults and counts elections (term
 //! changes) and leader changes: a healthy cluster holds none.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -91,6 +93,8 @@ fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 /// One fault and its recovery.
 #[derive(Debug, Clone, Serialize)]
 pub struct Round {
+    /// Wall-clock time of the fault, to find it in the nodes' logs.
+    pub fault_unix_ms: u64,
     pub leader: u64,
     pub new_leader: u64,
     /// From the fault until every other node named the new leader.
@@ -230,6 +234,21 @@ impl Loaded {
         })
     }
 
+    /// Copies every node's logs (one file per start) into `dir`.
+    fn keep_logs(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for node in self.cluster.nodes() {
+            for entry in std::fs::read_dir(node.dir())? {
+                let path = entry?.path();
+                if path.extension().is_some_and(|e| e == "log") {
+                    let name = path.file_name().unwrap_or_default();
+                    std::fs::copy(&path, dir.join(name))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn stop(self, rt: &tokio::runtime::Runtime) -> Writes {
         self.probe.stop.store(true, Ordering::Relaxed);
         for w in self.writers {
@@ -359,6 +378,7 @@ pub fn run_failover(
     rounds: usize,
     fault: Fault,
     load: Load,
+    logs: Option<&Path>,
 ) -> Result<FailoverRun> {
     if nodes < 3 {
         bail!("failover needs at least 3 nodes (a majority must survive the fault)");
@@ -370,7 +390,8 @@ pub fn run_failover(
     for round in 1..=rounds {
         let r = run_round(&mut loaded, fault).with_context(|| format!("round {round}"))?;
         eprintln!(
-            "  round {round}: {} {} -> leader {}: elected after {:.0} ms, first write after {:.0} ms, {} election(s)",
+            "  round {round} (at {} ms): {} {} -> leader {}: elected after {:.0} ms, first write after {:.0} ms, {} election(s)",
+            r.fault_unix_ms,
             fault.name(),
             r.leader,
             r.new_leader,
@@ -381,6 +402,9 @@ pub fn run_failover(
         first_write.record(Duration::from_secs_f64(r.first_write_ms / 1e3));
         elected.record(Duration::from_secs_f64(r.elected_ms / 1e3));
         results.push(r);
+    }
+    if let Some(dir) = logs {
+        loaded.keep_logs(dir)?;
     }
     let writes = loaded.stop(rt);
     let extra_elections = results.iter().map(|r| r.elections.saturating_sub(1)).sum();
@@ -402,12 +426,17 @@ fn run_round(loaded: &mut Loaded, fault: Fault) -> Result<Round> {
     let term_before = loaded.highest_term()?;
     std::thread::sleep(SETTLE + jitter(SETTLE));
 
-    let fault_at = loaded.probe.fault_now();
     let mut partition: Option<Partition> = None;
     match fault {
         Fault::Kill => loaded.cluster.node_mut(leader).kill9()?,
         Fault::Isolate => partition = Some(loaded.cluster.isolate(leader)?),
     }
+    // From when the fault is in force: a write sent while `nft` was still setting up the
+    // partition may have been committed by the old leader.
+    let fault_at = loaded.probe.fault_now();
+    let fault_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let survivors: Vec<u64> = all.iter().copied().filter(|id| *id != leader).collect();
     let new_leader = agreed_leader(&loaded.cluster, &survivors, fault_at + PATIENCE)?;
     let elected_at = Instant::now();
@@ -429,6 +458,7 @@ fn run_round(loaded: &mut Loaded, fault: Fault) -> Result<Round> {
     let term_after = loaded.highest_term()?;
     let ms = |at: Instant| at.duration_since(fault_at).as_secs_f64() * 1e3;
     Ok(Round {
+        fault_unix_ms,
         leader,
         new_leader,
         elected_ms: ms(elected_at),
@@ -444,6 +474,7 @@ pub fn run_quiet(
     nodes: usize,
     duration: Duration,
     load: Load,
+    logs: Option<&Path>,
 ) -> Result<QuietRun> {
     let loaded = Loaded::start(rt, nodes, Fault::Kill, load)?;
     let all = loaded.cluster.ids();
@@ -475,6 +506,9 @@ pub fn run_quiet(
     }
     let seconds = started.elapsed().as_secs_f64();
     let term_after = loaded.highest_term()?;
+    if let Some(dir) = logs {
+        loaded.keep_logs(dir)?;
+    }
     let writes = loaded.stop(rt);
     Ok(QuietRun {
         nodes,

@@ -89,6 +89,10 @@ struct FailoverArgs {
     /// Folder under which results are written.
     #[arg(long, default_value = "benches/results")]
     results: PathBuf,
+    /// Copy the nodes' logs into this folder at the end (`CONFLUX_TEST_LOG` sets their
+    /// level, e.g. `info,openraft=info` for elections).
+    #[arg(long, value_name = "DIR")]
+    logs: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -686,8 +690,13 @@ fn failover_cmd(
                 "failover: {nodes} nodes, {} writers, no faults for {minutes} min",
                 load.writers
             );
-            let run =
-                failover::run_quiet(rt, nodes, Duration::from_secs_f64(minutes * 60.0), load)?;
+            let run = failover::run_quiet(
+                rt,
+                nodes,
+                Duration::from_secs_f64(minutes * 60.0),
+                load,
+                args.logs.as_deref(),
+            )?;
             let text = failover::markdown_quiet(&run);
             let json = serde_json::json!({"command": command, "machine": machine, "quiet": run});
             (format!("failover-quiet-{nodes}node"), text, json)
@@ -699,7 +708,14 @@ fn failover_cmd(
                 args.rounds,
                 args.fault.name()
             );
-            let run = failover::run_failover(rt, nodes, args.rounds.max(1), args.fault, load)?;
+            let run = failover::run_failover(
+                rt,
+                nodes,
+                args.rounds.max(1),
+                args.fault,
+                load,
+                args.logs.as_deref(),
+            )?;
             let text = failover::markdown_failover(&run);
             let json = serde_json::json!({"command": command, "machine": machine, "failover": run});
             (
