@@ -220,14 +220,6 @@ impl ChaosCluster {
         self.paused.retain(|p| *p != id);
     }
 
-    /// The log of node `id`'s latest start, last lines.
-    pub fn log_tail(&self, id: u64, lines: usize) -> String {
-        self.nodes
-            .get(&id)
-            .map(|n| n.log_tail(lines))
-            .unwrap_or_default()
-    }
-
     /// `/_cluster/status` of node `id`, blocking (for start-up and the end of a run).
     pub fn status_blocking(&self, id: u64) -> Result<ClusterStatus> {
         let v = self
