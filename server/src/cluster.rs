@@ -19,6 +19,7 @@ use openraft::{ChangeMembers, Membership, ServerState};
 
 use crate::batcher::{Batcher, SubmitError};
 use crate::metrics::Metrics;
+use crate::raft::election::ElectionAssist;
 use crate::raft::pb::Payload;
 use crate::raft::peers::Peers;
 use conflux_domain::Proposal;
@@ -72,9 +73,8 @@ struct Inner {
     peers: Arc<Peers>,
     plane: ConfigPlane,
     write_timeout: Duration,
-    /// openraft's leader lease: followers reject other candidates for this long after the
-    /// last message from the leader.
-    leader_lease: Duration,
+    /// When this node last heard from a leader, and elections sooner than openraft's own.
+    elections: ElectionAssist,
     /// Set while this leader hands leadership over: it takes no new writes (every append
     /// would renew the followers' lease and keep the target from winning); callers retry
     /// and reach the new leader.
@@ -111,7 +111,7 @@ impl Cluster {
         peers: Arc<Peers>,
         plane: ConfigPlane,
         write_timeout: Duration,
-        leader_lease: Duration,
+        elections: ElectionAssist,
         metrics: Arc<Metrics>,
     ) -> Self {
         let batcher = Batcher::start(raft.clone(), node_id, write_timeout, metrics);
@@ -121,7 +121,7 @@ impl Cluster {
             peers,
             plane,
             write_timeout,
-            leader_lease,
+            elections,
             transferring: AtomicBool::new(false),
             batcher,
         }))
@@ -133,6 +133,10 @@ impl Cluster {
 
     pub fn raft(&self) -> &Raft {
         &self.0.raft
+    }
+
+    pub fn elections(&self) -> &ElectionAssist {
+        &self.0.elections
     }
 
     /// Members of the effective membership (the latest one in the log, committed or not)
@@ -353,16 +357,10 @@ impl Cluster {
                 ForwardReply::MemberStarted(self.0.plane.read(|s| s.member_started(node_id)))
             }
             ForwardRequest::PauseElections { millis } => {
-                let rc = raft.runtime_config();
                 if millis == 0 {
-                    rc.elect(true);
+                    self.0.elections.resume();
                 } else {
-                    rc.elect(false);
-                    let raft = raft.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(Duration::from_millis(millis)).await;
-                        raft.runtime_config().elect(true);
-                    });
+                    self.0.elections.pause(Duration::from_millis(millis));
                 }
                 ForwardReply::Done {
                     revision: self.0.plane.applied_index(),
@@ -599,7 +597,7 @@ impl Cluster {
         // 3. Stop heartbeats (and new writes); once the followers' leader lease has run out, the target
         //    campaigns with an up-to-date log and wins.
         raft.runtime_config().heartbeat(false);
-        tokio::time::sleep(self.0.leader_lease + Duration::from_millis(50)).await;
+        tokio::time::sleep(self.0.elections.timing().lease + Duration::from_millis(50)).await;
         let started = self
             .forward_within(&target, &ForwardRequest::StartElection, STATUS_TIMEOUT)
             .await;

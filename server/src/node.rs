@@ -23,6 +23,7 @@ use crate::clock::now_ms;
 use crate::cluster::Cluster;
 use crate::config::NodeConfig;
 use crate::metrics::Metrics;
+use crate::raft::election::{self, ElectionAssist};
 use crate::raft::network::Network;
 use crate::raft::peers::Peers;
 use crate::raft::service::RaftService;
@@ -126,13 +127,23 @@ pub async fn run(
     )
     .await
     .context("starting Raft")?;
+    let elections = ElectionAssist::new(
+        raft.clone(),
+        config.node_id,
+        election::Timing {
+            // openraft's leader lease is its longest election timeout.
+            lease: Duration::from_millis(ELECTION_TIMEOUT_MAX_MS),
+            election_min: Duration::from_millis(ELECTION_TIMEOUT_MIN_MS),
+            election_max: Duration::from_millis(ELECTION_TIMEOUT_MAX_MS),
+        },
+    );
     let cluster = Cluster::new(
         config.node_id,
         raft.clone(),
         peers,
         plane.clone(),
         config.write_timeout,
-        Duration::from_millis(ELECTION_TIMEOUT_MAX_MS),
+        elections.clone(),
         metrics.clone(),
     );
 
@@ -178,6 +189,7 @@ pub async fn run(
         });
     }
     tokio::spawn(watch_fatal(raft.clone(), stop_tx.clone(), failed.clone()));
+    tokio::spawn(elections.run_backstop(stop_rx.clone()));
 
     let mut grpc = tonic::transport::Server::builder()
         .tcp_nodelay(true)

@@ -3,6 +3,7 @@
 //! The storage side of Raft (log store, state machine, snapshots) lives in [`crate::storage`];
 //! this module only says what travels through Raft and how nodes reach each other.
 
+pub mod election;
 pub mod network;
 pub mod peers;
 pub mod service;

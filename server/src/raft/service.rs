@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::pb::Payload;
 use super::pb::raft_server;
-use super::{ForwardRequest, Raft, TypeConfig};
+use super::{ForwardRequest, Raft, TypeConfig, election};
 use crate::cluster::Cluster;
 use crate::storage::codec;
 
@@ -50,17 +50,29 @@ fn reply<T: serde::Serialize>(value: &T) -> Result<Response<Payload>, Status> {
 impl raft_server::Raft for RaftService {
     async fn append_entries(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: openraft::raft::AppendEntriesRequest<TypeConfig> = decode(req)?;
-        reply(&self.raft.append_entries(rpc).await)
+        let answer = self.raft.append_entries(rpc).await;
+        if answer.as_ref().is_ok_and(election::from_leader) {
+            self.cluster.elections().heard_from_leader();
+        }
+        reply(&answer)
     }
 
     async fn vote(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: openraft::raft::VoteRequest<u64> = decode(req)?;
-        reply(&self.raft.vote(rpc).await)
+        let answer = self.raft.vote(rpc.clone()).await;
+        if let Ok(response) = &answer {
+            self.cluster.elections().answered_vote(&rpc, response);
+        }
+        reply(&answer)
     }
 
     async fn install_snapshot(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
         let rpc: openraft::raft::InstallSnapshotRequest<TypeConfig> = decode(req)?;
-        reply(&self.raft.install_snapshot(rpc).await)
+        let answer = self.raft.install_snapshot(rpc).await;
+        if answer.is_ok() {
+            self.cluster.elections().heard_from_leader();
+        }
+        reply(&answer)
     }
 
     async fn forward(&self, req: Request<Payload>) -> Result<Response<Payload>, Status> {
