@@ -6,7 +6,8 @@
 //! hand-made bad histories.
 //!
 //! Around them, the harness: `net` (a network namespace per node on one bridge, nftables
-//! and `tbf` faults inside the namespaces), `cluster` (real `conflux server` processes in
+//! and `tbf` faults inside the namespaces), `delay` (the delay fault's TCP proxy, one thread
+//! in a node's namespace), `cluster` (real `conflux server` processes in
 //! those namespaces), `schedule` (scenarios and the seeded fault schedule, pure),
 //! `workload` (the clients and the recording of the history), `run` (one run from start to
 //! verdict) and `report` (summaries, the timeline picture, the campaign table). The binary
@@ -17,6 +18,7 @@
 
 pub mod check;
 pub mod cluster;
+pub mod delay;
 pub mod history;
 pub mod net;
 pub mod report;

@@ -7,16 +7,18 @@
 //! live) at `.254`. Faults are nftables rules inside a node's
 //! namespace that name peer addresses only, so clients always reach every node that runs: a
 //! partition cuts Raft traffic, not the observer. Rate limits are `tbf` on the node's side of
-//! its veth.
+//! its veth. Delays are a proxy ([`crate::delay`]) in the node's namespace that an nftables
+//! `redirect` sends the peers' new connections to; the connections made before are reset
+//! (`ss -K`) so that the peers reconnect through it, and again when it goes.
 //!
 //! Everything is named after the harness's process id (`cfx-<pid>-<n>-<node>` namespaces,
 //! the `cfxb<pid>x<n>` bridge, `cfxchaos-<pid>` tmpfs mounts), so [`remove_leftovers`] can tell what
 //! a dead harness left behind and remove exactly that, and a live run is never touched.
-//! Needs root, `ip` (iproute2), `nft` and `tc`.
+//! Needs root, `ip`, `ss` (iproute2), `nft` and `tc`.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -25,10 +27,14 @@ use anyhow::{Context, Result, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use crate::delay::{DelayProxy, DelaySpec, ProxyStats};
+
 const NS_PREFIX: &str = "cfx-";
 const BRIDGE_PREFIX: &str = "cfxb";
 /// The source name of a full-disk tmpfs mount (`mount -t tmpfs <name> <dir>`).
 pub const TMPFS_PREFIX: &str = "cfxchaos-";
+/// Where a node's delay proxy listens, on the node's own address (no node listens there).
+pub const DELAY_PROXY_PORT: u16 = 7900;
 
 /// What a node's packet filter drops. An empty filter lets everything through.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,6 +82,51 @@ impl Filter {
     }
 }
 
+/// A node's delay fault: its proxy and the peers whose connections it gets.
+#[derive(Debug)]
+struct Delay {
+    proxy: DelayProxy,
+    peers: Vec<Ipv4Addr>,
+}
+
+/// The nftables table that sends `peers`' new connections to `port` to the delay proxy
+/// (NAT happens when a connection starts; conntrack keeps it for the connection's life).
+fn redirect_script(port: u16, peers: &[Ipv4Addr]) -> String {
+    let list: Vec<String> = peers.iter().map(Ipv4Addr::to_string).collect();
+    format!(
+        "table ip chaos_delay {{\n\
+         \tchain prerouting {{\n\
+         \t\ttype nat hook prerouting priority -100; policy accept;\n\
+         \t\tip saddr {{ {} }} tcp dport {port} redirect to :{DELAY_PROXY_PORT}\n\
+         \t}}\n\
+         }}\n",
+        list.join(", ")
+    )
+}
+
+/// Resets the established connections of namespace `ns` from `peers` to local port `port`
+/// (`ss -K`: the kernel aborts the socket and sends the peer a RST), so that the peers
+/// reconnect and their new connections meet the current nftables rules.
+fn reset_connections(ns: &str, port: u16, peers: &[Ipv4Addr]) -> Result<()> {
+    let from: Vec<String> = peers.iter().map(|p| format!("dst {p}")).collect();
+    let filter = format!("sport = :{port} and ( {} )", from.join(" or "));
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            ns,
+            "ss",
+            "-K",
+            "-t",
+            "state",
+            "established",
+            &filter,
+        ],
+    )?;
+    Ok(())
+}
+
 /// The bridge and the namespaces of one run. Removed by [`Net::destroy`] or on drop.
 #[derive(Debug)]
 pub struct Net {
@@ -86,6 +137,8 @@ pub struct Net {
     bridge: String,
     /// The namespaces made so far, by node id, with their current filter.
     nodes: BTreeMap<u64, Filter>,
+    /// The nodes whose incoming connections go through a delay proxy.
+    delays: BTreeMap<u64, Delay>,
     destroyed: bool,
 }
 
@@ -208,6 +261,7 @@ impl Net {
             subnet: (pid % 250) as u8,
             bridge: format!("{BRIDGE_PREFIX}{pid}x{instance}"),
             nodes: BTreeMap::new(),
+            delays: BTreeMap::new(),
             destroyed: false,
         };
         run("ip", &["link", "add", &net.bridge, "type", "bridge"])?;
@@ -333,6 +387,92 @@ impl Net {
         Ok(())
     }
 
+    /// Sends the connections from `peers` to `port` of node `node` through a delay proxy in
+    /// its namespace: starts the proxy, adds the redirect, then resets the connections made
+    /// before it, which would otherwise go on directly.
+    pub fn start_delay(
+        &mut self,
+        node: u64,
+        port: u16,
+        peers: &[Ipv4Addr],
+        spec: DelaySpec,
+    ) -> Result<()> {
+        if !self.nodes.contains_key(&node) {
+            bail!("node {node} has no namespace");
+        }
+        if self.delays.contains_key(&node) {
+            bail!("node {node} is already delayed");
+        }
+        if peers.is_empty() {
+            bail!("a delay needs peers to delay");
+        }
+        let ns = self.namespace(node);
+        let ip = self.ip(node);
+        // The proxy listens before the redirect exists: no redirected connection is refused.
+        let proxy = DelayProxy::start(
+            &ns,
+            SocketAddr::from((ip, DELAY_PROXY_PORT)),
+            SocketAddr::from((ip, port)),
+            spec,
+        )?;
+        // (On an error from here on, dropping the proxy stops it.)
+        run_with_stdin(
+            "ip",
+            &["netns", "exec", &ns, "nft", "-f", "-"],
+            &redirect_script(port, peers),
+        )?;
+        self.delays.insert(
+            node,
+            Delay {
+                proxy,
+                peers: peers.to_vec(),
+            },
+        );
+        reset_connections(&ns, port, peers)
+    }
+
+    /// What node `node`'s delay proxy has passed on so far, if it has one.
+    pub fn delay_stats(&self, node: u64) -> Option<ProxyStats> {
+        self.delays.get(&node).map(|d| d.proxy.stats())
+    }
+
+    /// Ends node `node`'s delay: removes the redirect, resets the peers' connections to the
+    /// proxy (they reconnect directly) and stops the proxy. Returns what it passed on.
+    pub fn stop_delay(&mut self, node: u64) -> Result<Option<ProxyStats>> {
+        let Some(delay) = self.delays.remove(&node) else {
+            return Ok(None);
+        };
+        let ns = self.namespace(node);
+        let removed = run_with_stdin(
+            "ip",
+            &["netns", "exec", &ns, "nft", "-f", "-"],
+            "delete table ip chaos_delay\n",
+        );
+        let reset = reset_connections(&ns, DELAY_PROXY_PORT, &delay.peers);
+        // Stopping closes whatever the reset missed, and every connection to the node.
+        let stats = delay.proxy.stop();
+        removed?;
+        reset?;
+        Ok(Some(stats))
+    }
+
+    /// Ends every node's delay; returns what the proxies passed on, together.
+    pub fn stop_all_delays(&mut self) -> Result<ProxyStats> {
+        let ids: Vec<u64> = self.delays.keys().copied().collect();
+        let mut total = ProxyStats::default();
+        let mut first_error = None;
+        for id in ids {
+            match self.stop_delay(id) {
+                Ok(stats) => total = total + stats.unwrap_or_default(),
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(total),
+        }
+    }
+
     /// Mounts a tmpfs of `mib` MiB at `dir` (a node's data directory, for the full-disk
     /// fault); unmounted by [`Net::destroy`]'s caller through [`unmount`].
     pub fn mount_small_disk(&self, dir: &Path, mib: u32) -> Result<()> {
@@ -361,6 +501,8 @@ impl Net {
             return;
         }
         self.destroyed = true;
+        // The proxies first: their threads live in the namespaces about to go.
+        self.delays.clear();
         for node in self.nodes.keys() {
             delete_namespace(&self.namespace(*node));
         }
@@ -409,5 +551,19 @@ mod tests {
             "{script}"
         );
         assert!(Filter::default().is_empty() && !f.is_empty());
+    }
+
+    #[test]
+    fn a_delay_redirects_the_peers_new_connections_to_the_proxy() {
+        let peers = [Ipv4Addr::new(10, 77, 1, 2), Ipv4Addr::new(10, 77, 1, 3)];
+        let script = redirect_script(7000, &peers);
+        assert!(
+            script.contains("type nat hook prerouting priority -100;"),
+            "{script}"
+        );
+        assert!(
+            script.contains("ip saddr { 10.77.1.2, 10.77.1.3 } tcp dport 7000 redirect to :7900\n"),
+            "{script}"
+        );
     }
 }

@@ -74,6 +74,29 @@ pub fn run_markdown(s: &RunSummary) -> String {
             .collect();
         let _ = writeln!(out, "- errors by code: {}", codes.join(", "));
     }
+    if !s.windows.is_empty() {
+        let _ = writeln!(out, "\n## Faults\n");
+    }
+    for w in &s.windows {
+        let nodes: Vec<String> = w.nodes.iter().map(u64::to_string).collect();
+        let what = match (&w.skipped, &w.detail) {
+            (Some(reason), _) => format!("skipped: {reason}"),
+            (None, Some(detail)) => detail.clone(),
+            (None, None) => "applied".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "- {} (nodes {}) {:.1}-{:.1} s: {what}",
+            w.label,
+            if nodes.is_empty() {
+                "-".to_owned()
+            } else {
+                nodes.join(", ")
+            },
+            w.start_ns as f64 / 1e9,
+            w.end_ns as f64 / 1e9,
+        );
+    }
     let _ = writeln!(out, "\n## Anomalies: {}\n", s.anomalies.len());
     for a in s.anomalies.iter().take(50) {
         let op =

@@ -13,7 +13,8 @@ use conflux_client::ApiClient;
 use serde::Serialize;
 
 use crate::check::{self, Anomaly, FinalState};
-use crate::cluster::ChaosCluster;
+use crate::cluster::{ChaosCluster, RAFT_PORT};
+use crate::delay::DelaySpec;
 use crate::history::{ConfigKey, FinalVersion, Operation, Outcome};
 use crate::net::Filter;
 use crate::report;
@@ -66,6 +67,8 @@ pub struct FaultWindow {
     /// Why it was not applied, when it was not (e.g. its node was already down).
     pub skipped: Option<String>,
     pub loses_leader: bool,
+    /// What it did, where the fault can tell (the delay proxies' traffic).
+    pub detail: Option<String>,
 }
 
 /// Who led, as one node saw it at one moment.
@@ -90,6 +93,8 @@ pub struct RunSummary {
     pub unknown: usize,
     pub watch_events: usize,
     pub faults: usize,
+    /// The fault windows in the order they ended (a skipped one when it was due).
+    pub windows: Vec<FaultWindow>,
     /// Leader-loss windows: time to the first change acknowledged after the fault, ms.
     pub failover_ms: Vec<f64>,
     /// Term increases seen over the run (each is at least one election).
@@ -345,11 +350,12 @@ impl<'a> Runner<'a> {
                         end_ns: self.now_ns(),
                         skipped: Some(reason),
                         loses_leader: false,
+                        detail: None,
                     }),
                 }
             } else if let Some(a) = applied.remove(&i) {
                 let end = self.now_ns();
-                self.heal(&a).await;
+                let detail = self.heal(&a).await;
                 self.windows.push(FaultWindow {
                     label: a.label,
                     nodes: a.nodes,
@@ -357,6 +363,7 @@ impl<'a> Runner<'a> {
                     end_ns: end,
                     skipped: None,
                     loses_leader: a.loses_leader,
+                    detail,
                 });
             }
         }
@@ -562,6 +569,25 @@ impl<'a> Runner<'a> {
                 nodes.push(id);
                 Undo::Rate(id)
             }
+            Fault::Delay => {
+                for m in &members {
+                    let peers: Vec<_> =
+                        others(*m).iter().map(|o| self.cluster.net.ip(*o)).collect();
+                    let spec = DelaySpec {
+                        base_ms: DELAY_BASE_MS,
+                        jitter_ms: DELAY_JITTER_MS,
+                        // Each node's proxy its own delays.
+                        seed: step.pick.wrapping_add(*m),
+                    };
+                    if let Err(e) = self.cluster.net.start_delay(*m, RAFT_PORT, &peers, spec) {
+                        // No half-applied fault: it is skipped, so nothing would heal it.
+                        let _ = self.cluster.net.stop_all_delays();
+                        return Err(format!("{e:#}"));
+                    }
+                }
+                nodes.clone_from(&members);
+                Undo::Delays
+            }
             Fault::FullDisk => {
                 let id = self
                     .cluster
@@ -672,7 +698,9 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    async fn heal(&mut self, a: &Applied) {
+    /// Heals one window; returns what it did, where the fault can tell.
+    async fn heal(&mut self, a: &Applied) -> Option<String> {
+        let mut detail = None;
         let result = match &a.undo {
             Undo::Restart(ids) => {
                 let ids = ids.clone();
@@ -701,6 +729,16 @@ impl<'a> Runner<'a> {
                 .net
                 .set_rate(*id, None)
                 .map_err(|e| format!("{e:#}")),
+            Undo::Delays => match self.cluster.net.stop_all_delays() {
+                Ok(s) => {
+                    detail = Some(format!(
+                        "{} connections, {} bytes through the delay proxies",
+                        s.connections, s.bytes
+                    ));
+                    Ok(())
+                }
+                Err(e) => Err(format!("{e:#}")),
+            },
             Undo::Disk(filler, id) => {
                 let _ = std::fs::remove_file(filler);
                 self.fillers.retain(|f| f != filler);
@@ -712,6 +750,7 @@ impl<'a> Runner<'a> {
         if let Err(e) = result {
             eprintln!("healing {} failed: {e}", a.label);
         }
+        detail
     }
 
     /// A node whose disk filled up may have stopped its Raft core (it answers 503
@@ -768,6 +807,7 @@ impl<'a> Runner<'a> {
     /// Undoes every fault still in force.
     async fn heal_everything(&mut self) {
         let _ = self.cluster.net.heal_all();
+        let _ = self.cluster.net.stop_all_delays();
         for id in self.cluster.ids() {
             let _ = self.cluster.net.set_rate(id, None);
         }
@@ -881,6 +921,7 @@ impl<'a> Runner<'a> {
             }
         }
         summary.faults = self.windows.iter().filter(|w| w.skipped.is_none()).count();
+        summary.windows.clone_from(&self.windows);
         summary.failover_ms = failovers(history, &self.windows);
         summary.elections = elections(samples);
         summary.anomalies = anomalies;
@@ -900,6 +941,7 @@ impl<'a> Runner<'a> {
             unknown: 0,
             watch_events: 0,
             faults: 0,
+            windows: Vec::new(),
             failover_ms: Vec::new(),
             elections: 0,
             errors_by_code: BTreeMap::new(),
@@ -940,6 +982,12 @@ impl<'a> Runner<'a> {
 
 /// The Raft-level traffic limit of the slow-link fault, kbit/s.
 const SLOW_KBIT: u32 = 256;
+/// The delay fault's base delay per connection (ms, each way) and its jitter per chunk (ms).
+/// A node gives each Raft RPC one heartbeat interval (100 ms), so round trips of 10-160 ms
+/// leave some links working slowly and make others time out with the request delivered all
+/// the same; with 20-150 ms each way nothing committed during the windows at all.
+const DELAY_BASE_MS: std::ops::Range<u64> = 5..60;
+const DELAY_JITTER_MS: u64 = 20;
 
 /// What undoes an applied fault.
 #[derive(Debug)]
@@ -948,6 +996,7 @@ enum Undo {
     Resume(u64),
     Filters,
     Rate(u64),
+    Delays,
     Disk(PathBuf, u64),
     RemoveNode(u64),
     Nothing,
@@ -1110,6 +1159,7 @@ mod tests {
             end_ns: start_ns + 1,
             skipped: None,
             loses_leader,
+            detail: None,
         }
     }
 

@@ -40,6 +40,10 @@ pub enum Fault {
     Loss { percent: u8 },
     /// Everything a node sends limited to a trickle (`tbf`): a slow link, queueing delay.
     Slow { who: Who },
+    /// Every node's incoming Raft connections through a proxy that holds each chunk of bytes
+    /// for a seeded delay of its connection's own, so messages on different connections
+    /// overtake each other.
+    Delay,
     /// The small disk of one node filled up; freed at the end of the window.
     FullDisk,
     /// A new node joins (and is removed again at the end of the window).
@@ -61,6 +65,7 @@ impl Fault {
                 | Fault::Bridge
                 | Fault::OneWay
                 | Fault::Loss { .. }
+                | Fault::Delay
                 | Fault::SnapshotInstall
         )
     }
@@ -88,6 +93,7 @@ impl Fault {
             Fault::OneWay => "one-way".into(),
             Fault::Loss { percent } => format!("loss-{percent}%"),
             Fault::Slow { who } => format!("slow-{}", who_name(who)),
+            Fault::Delay => "delay".into(),
             Fault::FullDisk => "full-disk".into(),
             Fault::AddRemoveNode => "add-remove-node".into(),
             Fault::TransferLeader => "transfer-leader".into(),
@@ -126,6 +132,7 @@ const ALL_FAULTS: &[Fault] = &[
     Fault::OneWay,
     Fault::Loss { percent: 20 },
     Fault::Slow { who: Who::Leader },
+    Fault::Delay,
     Fault::FullDisk,
     Fault::AddRemoveNode,
     Fault::TransferLeader,
@@ -203,6 +210,12 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "slow",
         about: "the leader's outgoing link limited to a trickle",
         faults: &[Fault::Slow { who: Who::Leader }],
+        min_nodes: 3,
+    },
+    Scenario {
+        name: "delay",
+        about: "Raft traffic into every node delayed by a proxy, each connection its own delay",
+        faults: &[Fault::Delay],
         min_nodes: 3,
     },
     Scenario {
@@ -340,6 +353,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_delay_fault_has_a_scenario_of_its_own_and_is_drawn_in_mixed() {
+        let steps = schedule(scenario("delay").unwrap(), 1, 3, Duration::from_secs(30));
+        assert!(!steps.is_empty() && steps.iter().all(|s| s.fault == Fault::Delay));
+        let mixed = scenario("mixed").unwrap();
+        assert!((0..20).any(|seed| {
+            schedule(mixed, seed, 3, Duration::from_secs(60))
+                .iter()
+                .any(|s| s.fault == Fault::Delay)
+        }));
+        assert!(Fault::Delay.is_network() && !Fault::Delay.loses_leader());
     }
 
     #[test]
