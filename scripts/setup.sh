@@ -8,8 +8,7 @@ set -euo pipefail
 # well-known types (google/protobuf/*.proto) that Debian's protoc does not ship and etcd-client's
 # build includes; mold: fast linking; wrk and nginx-light: the fetch benchmark; nftables:
 # the packet drops of the network-partition tests and the chaos harness; iproute2: the chaos
-# harness's network namespaces, veth pairs and tbf rate limits (ip, tc) and the delay fault's
-# connection resets (ss -K); postgresql: the
+# harness's network namespaces, veth pairs and tbf rate limits (ip, tc); postgresql: the
 # metadata DB tests start throwaway PostgreSQL servers from its binaries (conflux-testkit's
 # TestPostgres).
 PACKAGES=(librocksdb-dev libclang-dev protobuf-compiler libprotobuf-dev mold wrk nginx-light nftables iproute2 postgresql)
