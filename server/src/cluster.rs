@@ -95,6 +95,9 @@ enum ForwardError {
     NotSent(String),
     /// The request may have been delivered.
     Unknown(String),
+    /// A newer leader (`to`) was elected while the request was in flight; it may still be
+    /// executed by the old one.
+    LeaderMoved { to: NodeId },
 }
 
 fn rejected(kind: FailureKind, message: impl Into<String>) -> ForwardReply {
@@ -210,11 +213,24 @@ impl Cluster {
                     leader: Some(leader),
                 } if leader != self.0.node_id => match self.node_info(leader) {
                     None => ForwardReply::NotLeader { leader: None },
-                    Some(node) => match self.forward(&node, &request, deadline).await {
+                    Some(node) => match self.forward_to_leader(&node, &request, deadline).await {
                         Ok(reply) => reply,
                         Err(ForwardError::NotSent(why)) => {
                             tracing::debug!(leader, %why, "leader not reachable, retrying");
                             ForwardReply::NotLeader { leader: None }
+                        }
+                        Err(ForwardError::LeaderMoved { to }) if request.repeatable() => {
+                            tracing::debug!(
+                                leader,
+                                to,
+                                "leadership moved, retrying on the new leader"
+                            );
+                            ForwardReply::NotLeader { leader: None }
+                        }
+                        Err(ForwardError::LeaderMoved { to }) => {
+                            return Err(ClusterError::OutcomeUnknown(format!(
+                                "leadership moved from node {leader} to node {to} while the request was with node {leader}; the outcome is unknown, retry with the same X-Idempotency-Key"
+                            )));
                         }
                         Err(ForwardError::Unknown(why)) => {
                             return Err(ClusterError::OutcomeUnknown(format!(
@@ -249,6 +265,36 @@ impl Cluster {
                 }
                 other => return Ok(other),
             }
+        }
+    }
+
+    /// Forwards `request` to the leader `node`, but stops waiting once this node knows of a
+    /// leader elected after the request left: a leader cut off from the others neither
+    /// answers nor closes the connection, and waiting for the deadline would hold the client
+    /// long after the cluster has recovered.
+    async fn forward_to_leader(
+        &self,
+        node: &NodeInfo,
+        request: &ForwardRequest,
+        deadline: Instant,
+    ) -> Result<ForwardReply, ForwardError> {
+        let mut metrics = self.0.raft.metrics();
+        let term = metrics.borrow().current_term;
+        let newer_leader = async move {
+            let newer = metrics
+                .wait_for(|m| m.current_term > term && m.current_leader.is_some())
+                .await
+                .ok()
+                .and_then(|m| m.current_leader);
+            match newer {
+                Some(to) => to,
+                // Raft stopped: the forward ends on its own.
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            reply = self.forward(node, request, deadline) => reply,
+            to = newer_leader => Err(ForwardError::LeaderMoved { to }),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Faults that once cost availability or correctness, replayed over real processes: a leader
-//! cut off by a real partition (nftables drops) while writes are in flight, a leadership
+//! cut off by a real partition (nftables drops) while writes are in flight or forwarded to
+//! it, a leadership
 //! transfer whose request is cancelled, a node with a fast clock, entries of huge proposals,
 //! and a static member that lost its disk.
 
@@ -9,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use common::{applied, blocking, client, eventually, metric, push, setup_config};
 use conflux_api_types::{PublishRequest, Strategy};
-use conflux_client::{ClientError, WriteOptions};
+use conflux_client::{ClientError, NewVersion, WriteOptions};
 use conflux_testkit::{Cluster, Member, TestNode};
 
 fn others(cluster: &Cluster, leader: u64) -> Vec<u64> {
@@ -141,6 +142,73 @@ async fn a_leader_cut_off_with_writes_in_flight_commits_again_when_it_leads_agai
             .await
             .expect("the node that leads again commits writes");
     }
+}
+
+/// A follower forwards writes to its leader. When that leader is cut off it neither answers
+/// nor closes the connection, so the follower used to hold every forwarded write until the
+/// write timeout, long after the others had elected a new leader. Now it stops waiting when
+/// it learns of the new leader: a write with an idempotency key is sent to the new leader
+/// (the key makes a second copy harmless), one without is answered at once as of unknown
+/// outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_forwarded_to_a_leader_that_is_cut_off_moves_to_the_new_leader() {
+    // Far longer than the test may take: no answer here comes from the write timeout.
+    let args = ["--write-timeout", "120s"];
+    let cluster =
+        Cluster::start_partitionable(3, args.map(String::from).to_vec()).expect("cluster starts");
+    let old = cluster.wait_for_leader(Duration::from_secs(30)).unwrap();
+    let follower = others(&cluster, old)[0];
+    let fc = client(cluster.node(follower)).with_timeout(Duration::from_secs(60));
+    let id = setup_config(&fc, "forwarded.txt").await;
+    push(&fc, id, "before the cut").await.unwrap();
+
+    let partition = cluster.isolate(old).expect("partition");
+    // Both leave the follower for the old leader: no node can elect another for a second.
+    let keyed = {
+        let fc = fc.clone();
+        tokio::spawn(async move {
+            fc.create_version(
+                id,
+                NewVersion::new("keyed".to_owned(), "text/plain"),
+                &WriteOptions::default().idempotency_key("moved-1"),
+            )
+            .await
+        })
+    };
+    let unkeyed = {
+        let fc = fc.clone();
+        tokio::spawn(async move { push(&fc, id, "unkeyed").await })
+    };
+
+    let created = keyed
+        .await
+        .unwrap()
+        .expect("the keyed write commits through the new leader while the old one is cut off");
+    let e = unkeyed
+        .await
+        .unwrap()
+        .expect_err("a write without a key cannot be sent twice");
+    assert_eq!(code(&e), "write_timeout", "{e}");
+    assert!(
+        e.to_string().contains("leadership moved"),
+        "the unkeyed write should be answered when the leader changed: {e}"
+    );
+    let new = cluster
+        .wait_for_leader_among(&others(&cluster, old), Duration::from_secs(30))
+        .expect("the majority has a leader");
+    assert_ne!(new, old);
+    // The keyed write is in the majority's state exactly once, and a retry with the same
+    // key answers the same version.
+    let again = fc
+        .create_version(
+            id,
+            NewVersion::new("keyed".to_owned(), "text/plain"),
+            &WriteOptions::default().idempotency_key("moved-1"),
+        )
+        .await
+        .expect("a retry with the same key");
+    assert_eq!(again.version_id, created.version_id);
+    partition.heal().unwrap();
 }
 
 /// A leadership transfer switches elections and heartbeats off on the leader and the

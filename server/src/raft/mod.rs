@@ -101,6 +101,25 @@ pub enum ForwardRequest {
     MemberStarted { node_id: NodeId },
 }
 
+impl ForwardRequest {
+    /// Whether executing it twice has the effect of executing it once, so that it can be
+    /// sent to a new leader while the old one may still execute it: reads, and writes that
+    /// carry an idempotency key (the state machine answers a repeated key from its record).
+    pub fn repeatable(&self) -> bool {
+        match self {
+            ForwardRequest::Propose(p) => p.idempotency.is_some(),
+            ForwardRequest::ReadIndex
+            | ForwardRequest::LocalStatus
+            | ForwardRequest::MemberStarted { .. } => true,
+            ForwardRequest::AddMember { .. }
+            | ForwardRequest::RemoveMember { .. }
+            | ForwardRequest::TransferLeader { .. }
+            | ForwardRequest::PauseElections { .. }
+            | ForwardRequest::StartElection => false,
+        }
+    }
+}
+
 /// The leader's answer to a [`ForwardRequest`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum ForwardReply {
