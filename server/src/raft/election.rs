@@ -12,7 +12,9 @@
 //!
 //! [`ElectionAssist`] closes both gaps, through `Raft::trigger().elect()` only:
 //! - a voter that refuses a shorter-log candidate after the leader lease has run out
-//!   campaigns at once, in a term above the candidate's ([`campaign_after_refusal`]);
+//!   campaigns within [`REFUSAL_SPREAD`], in a term above the candidate's
+//!   ([`campaign_after_refusal`], [`elections_to_beat`]); the random spread lets the first
+//!   of several such voters ask the others before they campaign too;
 //! - a voter that has heard from no leader for the lease, the longest election timeout and a
 //!   random part of the timeout range campaigns, whatever marks openraft holds
 //!   ([`backstop_due`]).
@@ -23,11 +25,11 @@
 //! silent while elections are paused for a leadership transfer.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use openraft::ServerState;
 use openraft::raft::{AppendEntriesResponse, VoteRequest, VoteResponse};
+use openraft::{ServerState, Vote};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
@@ -36,12 +38,11 @@ use super::{LogId, NodeId, Raft};
 /// How often the backstop looks at the clock.
 const BACKSTOP_TICK: Duration = Duration::from_millis(25);
 /// Voters that refuse the same candidate wait a random part of this before campaigning, so
-/// that one of them usually asks the others before they campaign themselves.
-const REFUSAL_SPREAD: Duration = Duration::from_millis(40);
-/// How long a campaign waits for its election to show in the metrics.
-const ELECTION_SHOWS: Duration = Duration::from_millis(200);
-/// Elections one campaign starts at most (each moves the term up by at least one).
-const MAX_ELECTIONS: usize = 3;
+/// that the first of them usually asks the others before they campaign themselves (and they
+/// then vote for it, or campaign above it if their log is longer still).
+const REFUSAL_SPREAD: Duration = Duration::from_millis(100);
+/// Elections one campaign starts at most (each moves the term up by one).
+const MAX_ELECTIONS: u64 = 4;
 
 /// The Raft timing the assist works with (openraft's own).
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +85,21 @@ pub fn campaign_after_refusal(
         && response.last_log_id.as_ref() > candidate_last_log
 }
 
+/// How many elections in a row a node starts so that it campaigns in a term above
+/// `refused_term` (the highest of the candidates it refused for their shorter logs), given
+/// its role and vote; 0 when it should not campaign: it leads, or it already voted in a
+/// later term (for a newer candidate, or for itself).
+pub fn elections_to_beat(state: ServerState, vote: &Vote<NodeId>, refused_term: u64) -> u64 {
+    let term = vote.leader_id().term;
+    if state == ServerState::Leader || term > refused_term {
+        return 0;
+    }
+    let needed = refused_term + 1 - term;
+    // A candidate far ahead (a node that campaigned alone for long) is passed by openraft
+    // itself: the answer to this node's first election carries the higher term.
+    needed.min(MAX_ELECTIONS)
+}
+
 /// Whether the backstop should campaign: a voter that is not the leader and has heard from
 /// no leader for longer than its patience, while elections are not paused.
 pub fn backstop_due(
@@ -115,6 +131,8 @@ struct Inner {
     paused_until: Mutex<Option<Instant>>,
     /// Set while a campaign after a refusal runs (one at a time).
     campaigning: AtomicBool,
+    /// The highest term of a candidate this node refused for its shorter log.
+    refused_term: AtomicU64,
 }
 
 impl std::fmt::Debug for ElectionAssist {
@@ -134,6 +152,7 @@ impl ElectionAssist {
             last_leader_contact: Mutex::new(Instant::now()),
             paused_until: Mutex::new(None),
             campaigning: AtomicBool::new(false),
+            refused_term: AtomicU64::new(0),
         }))
     }
 
@@ -196,55 +215,47 @@ impl ElectionAssist {
         if !refused_shorter_log || self.paused() {
             return;
         }
+        self.0
+            .refused_term
+            .fetch_max(request.vote.leader_id().term, Ordering::AcqRel);
         if self.0.campaigning.swap(true, Ordering::AcqRel) {
             return;
         }
         let assist = self.clone();
-        let beat_term = request.vote.leader_id().term;
-        let refused_with = response.vote;
         tokio::spawn(async move {
-            assist.campaign(beat_term, refused_with).await;
+            assist.campaign().await;
             assist.0.campaigning.store(false, Ordering::Release);
         });
     }
 
-    /// Elections until this node campaigns in a term above `beat_term`, unless something else
-    /// happens first: a leader appears, this node votes for another candidate (its vote is no
-    /// longer `expected_vote`), or elections are paused.
-    async fn campaign(&self, beat_term: u64, mut expected_vote: openraft::Vote<NodeId>) {
+    /// After a random part of [`REFUSAL_SPREAD`], campaigns above every candidate refused
+    /// so far ([`elections_to_beat`]), unless a leader was heard from or elections are
+    /// paused meanwhile.
+    async fn campaign(&self) {
         let spread = REFUSAL_SPREAD.as_millis() as u64;
         tokio::time::sleep(Duration::from_millis(random_u64() % spread.max(1))).await;
-        for _ in 0..MAX_ELECTIONS {
-            let (state, term, vote) = {
-                let m = self.0.raft.metrics().borrow().clone();
-                (m.state, m.current_term, m.vote)
-            };
-            if state == ServerState::Leader
-                || vote != expected_vote
-                || term > beat_term
-                || self.paused()
-            {
-                return;
-            }
-            tracing::info!(
-                term,
-                beat_term,
-                "campaigning: refused a candidate with a shorter log after the leader lease"
-            );
+        if self.paused() || self.since_leader() <= self.0.timing.lease {
+            return;
+        }
+        let (state, vote) = {
+            let m = self.0.raft.metrics().borrow().clone();
+            (m.state, m.vote)
+        };
+        let refused_term = self.0.refused_term.load(Ordering::Acquire);
+        let elections = elections_to_beat(state, &vote, refused_term);
+        if elections == 0 {
+            return;
+        }
+        tracing::info!(
+            term = vote.leader_id().term,
+            refused_term,
+            "campaigning: refused a candidate with a shorter log after the leader lease"
+        );
+        // Each election moves this node's term up by one; the vote requests of all but the
+        // last are overtaken at once.
+        for _ in 0..elections {
             if self.0.raft.trigger().elect().await.is_err() {
                 return;
-            }
-            let shown = self
-                .0
-                .raft
-                .wait(Some(ELECTION_SHOWS))
-                .metrics(|m| m.current_term > term, "an election by this node")
-                .await;
-            match shown {
-                Ok(m) if m.vote.leader_id().voted_for() == Some(self.0.node_id) => {
-                    expected_vote = m.vote;
-                }
-                _ => return,
             }
         }
     }
@@ -299,7 +310,7 @@ fn random_u64() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use openraft::{CommittedLeaderId, Vote};
+    use openraft::CommittedLeaderId;
 
     use super::*;
 
@@ -372,6 +383,44 @@ mod tests {
             Some(&candidate),
             &granted
         ));
+    }
+
+    #[test]
+    fn a_campaign_starts_above_every_refused_candidate() {
+        // A follower still holding the old leader's term 3 refused a candidate of term 4:
+        // its first election would meet the candidate's own vote in term 4.
+        assert_eq!(
+            elections_to_beat(ServerState::Follower, &Vote::new_committed(3, 1), 4),
+            2
+        );
+        // Already a candidate in the refused term (its own timer fired first).
+        assert_eq!(
+            elections_to_beat(ServerState::Candidate, &Vote::new(4, 2), 4),
+            1
+        );
+        // A candidate far ahead: a few elections, and openraft learns the rest.
+        assert_eq!(
+            elections_to_beat(ServerState::Follower, &Vote::new_committed(3, 1), 40),
+            MAX_ELECTIONS
+        );
+    }
+
+    #[test]
+    fn no_campaign_by_a_leader_or_a_node_that_voted_in_a_later_term() {
+        assert_eq!(
+            elections_to_beat(ServerState::Leader, &Vote::new_committed(4, 2), 4),
+            0
+        );
+        // It voted for a newer candidate (whose log is at least as long as its own).
+        assert_eq!(
+            elections_to_beat(ServerState::Follower, &Vote::new(5, 3), 4),
+            0
+        );
+        // It campaigns above the refused candidate already.
+        assert_eq!(
+            elections_to_beat(ServerState::Candidate, &Vote::new(5, 2), 4),
+            0
+        );
     }
 
     #[test]
