@@ -25,7 +25,8 @@ use crate::raft::peers::Peers;
 use conflux_domain::Proposal;
 
 use crate::raft::{
-    ApplyResult, FailureKind, ForwardReply, ForwardRequest, NodeId, NodeInfo, NodeView, Raft,
+    ApplyResult, FailureKind, ForwardReply, ForwardRequest, NodeId, NodeInfo, NodeView,
+    OnLeaderChange, Raft,
 };
 use crate::storage::{ConfigPlane, codec};
 
@@ -219,7 +220,9 @@ impl Cluster {
                             tracing::debug!(leader, %why, "leader not reachable, retrying");
                             ForwardReply::NotLeader { leader: None }
                         }
-                        Err(ForwardError::LeaderMoved { to }) if request.repeatable() => {
+                        Err(ForwardError::LeaderMoved { to })
+                            if request.on_leader_change() == OnLeaderChange::Resend =>
+                        {
                             tracing::debug!(
                                 leader,
                                 to,
@@ -269,15 +272,19 @@ impl Cluster {
     }
 
     /// Forwards `request` to the leader `node`, but stops waiting once this node knows of a
-    /// leader elected after the request left: a leader cut off from the others neither
-    /// answers nor closes the connection, and waiting for the deadline would hold the client
-    /// long after the cluster has recovered.
+    /// leader elected after the request left (unless the request itself moves leadership,
+    /// [`OnLeaderChange::Wait`]): a leader cut off from the others neither answers nor closes
+    /// the connection, and waiting for the deadline would hold the client long after the
+    /// cluster has recovered.
     async fn forward_to_leader(
         &self,
         node: &NodeInfo,
         request: &ForwardRequest,
         deadline: Instant,
     ) -> Result<ForwardReply, ForwardError> {
+        if request.on_leader_change() == OnLeaderChange::Wait {
+            return self.forward(node, request, deadline).await;
+        }
         let mut metrics = self.0.raft.metrics();
         let term = metrics.borrow().current_term;
         let newer_leader = async move {

@@ -101,21 +101,35 @@ pub enum ForwardRequest {
     MemberStarted { node_id: NodeId },
 }
 
+/// What a follower does with a request it forwarded to a leader when a newer leader is
+/// elected before the answer arrives (a leader cut off from the others never answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnLeaderChange {
+    /// Send it to the new leader: executing it twice has the effect of executing it once
+    /// (reads, and writes with an idempotency key, which the state machine answers from its
+    /// record the second time).
+    Resend,
+    /// Answer the client now that the outcome is unknown.
+    GiveUp,
+    /// Keep waiting for the answer: the request moves leadership itself.
+    Wait,
+}
+
 impl ForwardRequest {
-    /// Whether executing it twice has the effect of executing it once, so that it can be
-    /// sent to a new leader while the old one may still execute it: reads, and writes that
-    /// carry an idempotency key (the state machine answers a repeated key from its record).
-    pub fn repeatable(&self) -> bool {
+    pub fn on_leader_change(&self) -> OnLeaderChange {
         match self {
-            ForwardRequest::Propose(p) => p.idempotency.is_some(),
+            ForwardRequest::Propose(p) if p.idempotency.is_some() => OnLeaderChange::Resend,
+            ForwardRequest::Propose(_) => OnLeaderChange::GiveUp,
             ForwardRequest::ReadIndex
             | ForwardRequest::LocalStatus
-            | ForwardRequest::MemberStarted { .. } => true,
+            | ForwardRequest::MemberStarted { .. } => OnLeaderChange::Resend,
+            // A transfer, and the removal of a leader (which transfers first), change the
+            // leader before they answer.
             ForwardRequest::AddMember { .. }
             | ForwardRequest::RemoveMember { .. }
             | ForwardRequest::TransferLeader { .. }
             | ForwardRequest::PauseElections { .. }
-            | ForwardRequest::StartElection => false,
+            | ForwardRequest::StartElection => OnLeaderChange::Wait,
         }
     }
 }
