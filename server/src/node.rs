@@ -30,11 +30,16 @@ use crate::raft::service::RaftService;
 use crate::raft::{NodeInfo, Raft, tls};
 use crate::storage;
 
-/// Raft timing for loopback and LAN clusters: heartbeats every 100 ms, elections after
-/// 400-800 ms without a leader.
+/// Raft timing for loopback and LAN clusters: heartbeats every 100 ms; a follower
+/// campaigns when it has heard from no leader for openraft's leader lease (the longest
+/// election timeout, 600 ms) plus its own random election timeout (300-600 ms), checked on
+/// openraft's tick (every 150 ms, 1.5 heartbeats). That is 9 heartbeats missed in a row at
+/// the least: a 10-minute fault-free run under write load holds no election
+/// (`conflux-bench failover --quiet-minutes 10`), and a leader loss costs 0.9-1.35 s
+/// before the first vote (see `raft/election.rs` for what makes that the common case).
 pub const HEARTBEAT_MS: u64 = 100;
-pub const ELECTION_TIMEOUT_MIN_MS: u64 = 400;
-pub const ELECTION_TIMEOUT_MAX_MS: u64 = 800;
+pub const ELECTION_TIMEOUT_MIN_MS: u64 = 300;
+pub const ELECTION_TIMEOUT_MAX_MS: u64 = 600;
 
 fn raft_config(config: &NodeConfig) -> anyhow::Result<openraft::Config> {
     let c = openraft::Config {

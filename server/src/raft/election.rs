@@ -12,9 +12,10 @@
 //!
 //! [`ElectionAssist`] closes both gaps, through `Raft::trigger().elect()` only:
 //! - a voter that refuses a shorter-log candidate after the leader lease has run out
-//!   campaigns within [`REFUSAL_SPREAD`], in a term above the candidate's
-//!   ([`campaign_after_refusal`], [`elections_to_beat`]); the random spread lets the first
-//!   of several such voters ask the others before they campaign too;
+//!   campaigns, in a term above the candidate's ([`campaign_after_refusal`],
+//!   [`elections_to_beat`]); in clusters of more than three voters after a random wait
+//!   ([`refusal_spread`]), so that the first of several such voters asks the others before
+//!   they campaign too;
 //! - a voter that has heard from no leader for the lease, the longest election timeout and a
 //!   random part of the timeout range campaigns, whatever marks openraft holds
 //!   ([`backstop_due`]).
@@ -83,6 +84,17 @@ pub fn campaign_after_refusal(
     !response.vote_granted
         && since_leader > lease
         && response.last_log_id.as_ref() > candidate_last_log
+}
+
+/// How long a voter that refused a shorter-log candidate may wait before campaigning, in a
+/// cluster of `voters`: with three, the refused candidate and the old leader leave no other
+/// voter to race with, so it campaigns at once.
+pub fn refusal_spread(voters: usize) -> Duration {
+    if voters <= 3 {
+        Duration::ZERO
+    } else {
+        REFUSAL_SPREAD
+    }
 }
 
 /// How many elections in a row a node starts so that it campaigns in a term above
@@ -232,8 +244,19 @@ impl ElectionAssist {
     /// so far ([`elections_to_beat`]), unless a leader was heard from or elections are
     /// paused meanwhile.
     async fn campaign(&self) {
-        let spread = REFUSAL_SPREAD.as_millis() as u64;
-        tokio::time::sleep(Duration::from_millis(random_u64() % spread.max(1))).await;
+        let voters = self
+            .0
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .count();
+        let spread = refusal_spread(voters).as_millis() as u64;
+        if spread > 0 {
+            tokio::time::sleep(Duration::from_millis(random_u64() % spread)).await;
+        }
         if self.paused() || self.since_leader() <= self.0.timing.lease {
             return;
         }
@@ -314,7 +337,7 @@ mod tests {
 
     use super::*;
 
-    const LEASE: Duration = Duration::from_millis(800);
+    const LEASE: Duration = Duration::from_millis(600);
 
     fn log(term: u64, index: u64) -> LogId {
         LogId::new(CommittedLeaderId::new(term, 1), index)
@@ -406,6 +429,13 @@ mod tests {
     }
 
     #[test]
+    fn only_clusters_with_several_possible_rivals_spread_their_campaigns() {
+        assert_eq!(refusal_spread(3), Duration::ZERO);
+        assert_eq!(refusal_spread(2), Duration::ZERO);
+        assert_eq!(refusal_spread(5), REFUSAL_SPREAD);
+    }
+
+    #[test]
     fn no_campaign_by_a_leader_or_a_node_that_voted_in_a_later_term() {
         assert_eq!(
             elections_to_beat(ServerState::Leader, &Vote::new_committed(4, 2), 4),
@@ -425,27 +455,29 @@ mod tests {
 
     #[test]
     fn the_backstop_waits_past_every_node_s_own_timer() {
+        // The node's own timing: lease 600 ms, timeouts 300-600 ms. openraft's timer fires
+        // by lease + 600 ms at the latest (when it holds no longer-log mark).
         let timing = Timing {
             lease: LEASE,
-            election_min: Duration::from_millis(400),
-            election_max: Duration::from_millis(800),
+            election_min: Duration::from_millis(300),
+            election_max: Duration::from_millis(600),
         };
-        for random in [0, 1, 399, 400, 12345, u64::MAX] {
+        for random in [0, 1, 299, 300, 12345, u64::MAX] {
             let patience = timing.backstop_patience(random);
-            assert!(patience >= Duration::from_millis(1600), "{patience:?}");
-            assert!(patience < Duration::from_millis(2000), "{patience:?}");
+            assert!(patience >= Duration::from_millis(1200), "{patience:?}");
+            assert!(patience < Duration::from_millis(1500), "{patience:?}");
         }
         let fixed = Timing {
-            election_min: Duration::from_millis(800),
+            election_min: Duration::from_millis(600),
             ..timing
         };
-        assert_eq!(fixed.backstop_patience(77), Duration::from_millis(1600));
+        assert_eq!(fixed.backstop_patience(77), Duration::from_millis(1200));
     }
 
     #[test]
     fn the_backstop_fires_only_for_a_follower_voter_without_a_leader() {
-        let patience = Duration::from_millis(1600);
-        let long = Duration::from_millis(1700);
+        let patience = Duration::from_millis(1200);
+        let long = Duration::from_millis(1300);
         assert!(backstop_due(
             ServerState::Follower,
             true,
@@ -464,7 +496,7 @@ mod tests {
             ServerState::Follower,
             true,
             false,
-            Duration::from_millis(1599),
+            Duration::from_millis(1199),
             patience
         ));
         assert!(!backstop_due(
