@@ -13,9 +13,9 @@
 //! [`ElectionAssist`] closes both gaps, through `Raft::trigger().elect()` only:
 //! - a voter that refuses a shorter-log candidate after the leader lease has run out
 //!   campaigns, in a term above the candidate's ([`campaign_after_refusal`],
-//!   [`elections_to_beat`]); in clusters of more than three voters after a random wait
-//!   ([`refusal_spread`]), so that the first of several such voters asks the others before
-//!   they campaign too;
+//!   [`elections_to_beat`]); in clusters of more than three voters after a wait
+//!   ([`refusal_wait`]): the refused candidate may still win there with the others' votes,
+//!   and the first of several such voters should ask the others before they campaign too;
 //! - a voter that has heard from no leader for the lease, the longest election timeout and a
 //!   random part of the timeout range campaigns, whatever marks openraft holds
 //!   ([`backstop_due`]).
@@ -38,9 +38,13 @@ use super::{LogId, NodeId, Raft};
 
 /// How often the backstop looks at the clock.
 const BACKSTOP_TICK: Duration = Duration::from_millis(25);
-/// Voters that refuse the same candidate wait a random part of this before campaigning, so
-/// that the first of them usually asks the others before they campaign themselves (and they
-/// then vote for it, or campaign above it if their log is longer still).
+/// In a cluster of more than three voters, the candidate a voter refused may still win with
+/// the others' votes; the voter waits this long for its first message (openraft's tick, 1.5
+/// heartbeats) before campaigning, as campaigning against a new leader would unseat it.
+const REFUSAL_GRACE: Duration = Duration::from_millis(150);
+/// ...and a random part of this on top, so that the first of several voters that refused the
+/// same candidate usually asks the others before they campaign themselves (and they then vote
+/// for it, or campaign above it if their log is longer still).
 const REFUSAL_SPREAD: Duration = Duration::from_millis(100);
 /// Elections one campaign starts at most (each moves the term up by one).
 const MAX_ELECTIONS: u64 = 4;
@@ -86,15 +90,16 @@ pub fn campaign_after_refusal(
         && response.last_log_id.as_ref() > candidate_last_log
 }
 
-/// How long a voter that refused a shorter-log candidate may wait before campaigning, in a
-/// cluster of `voters`: with three, the refused candidate and the old leader leave no other
-/// voter to race with, so it campaigns at once.
-pub fn refusal_spread(voters: usize) -> Duration {
+/// How long a voter that refused a shorter-log candidate waits before campaigning, in a
+/// cluster of `voters` (`random` picks a part of [`REFUSAL_SPREAD`]). With three, the refused
+/// candidate cannot win without this voter and no other voter is left to race with, so it
+/// campaigns at once; with more, [`REFUSAL_GRACE`] and a random part of the spread.
+pub fn refusal_wait(voters: usize, random: u64) -> Duration {
     if voters <= 3 {
-        Duration::ZERO
-    } else {
-        REFUSAL_SPREAD
+        return Duration::ZERO;
     }
+    let spread = REFUSAL_SPREAD.as_millis() as u64;
+    REFUSAL_GRACE + Duration::from_millis(random % spread.max(1))
 }
 
 /// How many elections in a row a node starts so that it campaigns in a term above
@@ -240,8 +245,7 @@ impl ElectionAssist {
         });
     }
 
-    /// After a random part of [`REFUSAL_SPREAD`], campaigns above every candidate refused
-    /// so far ([`elections_to_beat`]), unless a leader was heard from or elections are
+    /// After [`refusal_wait`], campaigns above every candidate refused so far ([`elections_to_beat`]), unless a leader was heard from or elections are
     /// paused meanwhile.
     async fn campaign(&self) {
         let voters = self
@@ -253,9 +257,9 @@ impl ElectionAssist {
             .membership()
             .voter_ids()
             .count();
-        let spread = refusal_spread(voters).as_millis() as u64;
-        if spread > 0 {
-            tokio::time::sleep(Duration::from_millis(random_u64() % spread)).await;
+        let wait = refusal_wait(voters, random_u64());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
         if self.paused() || self.since_leader() <= self.0.timing.lease {
             return;
@@ -429,10 +433,15 @@ mod tests {
     }
 
     #[test]
-    fn only_clusters_with_several_possible_rivals_spread_their_campaigns() {
-        assert_eq!(refusal_spread(3), Duration::ZERO);
-        assert_eq!(refusal_spread(2), Duration::ZERO);
-        assert_eq!(refusal_spread(5), REFUSAL_SPREAD);
+    fn only_clusters_of_more_than_three_voters_wait_before_campaigning() {
+        assert_eq!(refusal_wait(3, 77), Duration::ZERO);
+        assert_eq!(refusal_wait(2, 77), Duration::ZERO);
+        // With five, long enough for a candidate that won without this vote to be heard from.
+        for random in [0, 1, 99, 100, 12345, u64::MAX] {
+            let wait = refusal_wait(5, random);
+            assert!(wait >= REFUSAL_GRACE, "{wait:?}");
+            assert!(wait < REFUSAL_GRACE + REFUSAL_SPREAD, "{wait:?}");
+        }
     }
 
     #[test]
