@@ -245,8 +245,9 @@ impl ElectionAssist {
         });
     }
 
-    /// After [`refusal_wait`], campaigns above every candidate refused so far ([`elections_to_beat`]), unless a leader was heard from or elections are
-    /// paused meanwhile.
+    /// After [`refusal_wait`], campaigns above every candidate refused so far
+    /// ([`elections_to_beat`]), unless a leader was heard from or elections were paused
+    /// meanwhile.
     async fn campaign(&self) {
         let voters = self
             .0
