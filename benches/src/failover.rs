@@ -344,30 +344,10 @@ fn jitter(max: Duration) -> Duration {
     Duration::from_nanos(u64::from_le_bytes(bytes) % nanos)
 }
 
-/// Waits until every node in `among` names the same leader, one of them; polls `/ready`.
+/// Waits until every node in `among` names the same leader, one of them.
 fn agreed_leader(cluster: &Cluster, among: &[u64], deadline: Instant) -> Result<u64> {
-    loop {
-        let views: Vec<Option<u64>> = among
-            .iter()
-            .map(|id| {
-                cluster
-                    .node(*id)
-                    .get_json("/ready", None)
-                    .ok()
-                    .and_then(|r| r["leader_id"].as_u64())
-            })
-            .collect();
-        if let Some(Some(leader)) = views.first()
-            && views.iter().all(|v| *v == Some(*leader))
-            && among.contains(leader)
-        {
-            return Ok(*leader);
-        }
-        if Instant::now() > deadline {
-            bail!("nodes {among:?} did not agree on a leader among them; last views {views:?}");
-        }
-        std::thread::sleep(LEADER_POLL);
-    }
+    let timeout = deadline.saturating_duration_since(Instant::now());
+    cluster.wait_for_leader_among_polling(among, timeout, LEADER_POLL)
 }
 
 /// `rounds` faults of the leader of a cluster of `nodes` under `load`. Prints one line per

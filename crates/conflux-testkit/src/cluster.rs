@@ -345,6 +345,17 @@ impl Cluster {
     /// Waits until every node in `among` reports the same leader, which is one of them, and
     /// returns it.
     pub fn wait_for_leader_among(&self, among: &[u64], timeout: Duration) -> Result<u64> {
+        self.wait_for_leader_among_polling(among, timeout, Duration::from_millis(50))
+    }
+
+    /// [`Cluster::wait_for_leader_among`], reading every node's `/ready` each `poll` (a
+    /// benchmark timing an election polls more often than a test needs to).
+    pub fn wait_for_leader_among_polling(
+        &self,
+        among: &[u64],
+        timeout: Duration,
+        poll: Duration,
+    ) -> Result<u64> {
         let deadline = Instant::now() + timeout;
         loop {
             let views: Vec<Option<u64>> = among
@@ -365,7 +376,7 @@ impl Cluster {
             if Instant::now() > deadline {
                 bail!("no agreed leader among {among:?} within {timeout:?}; last views {views:?}");
             }
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(poll);
         }
     }
 
