@@ -56,6 +56,11 @@ pub struct AuditEntry {
     /// JSON text (MessagePack cannot carry an arbitrary JSON value losslessly).
     #[serde(default)]
     pub details: String,
+    /// The webhook events this change raises (`version.created`, `release.changed`, ...),
+    /// fanned out to the matching webhooks' deliveries when the leader drains the outbox.
+    /// Not part of the audit record itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<String>,
 }
 
 impl AuditEntry {
@@ -95,6 +100,7 @@ impl AuditEntry {
             source_ip: origin.source_ip,
             user_agent: origin.user_agent,
             details: serde_json::Value::Object(details).to_string(),
+            events: Vec::new(),
         }
     }
 
@@ -339,5 +345,6 @@ pub fn event(
         source_ip: origin.source_ip(),
         user_agent: origin.user_agent(),
         details: details.to_string(),
+        events: Vec::new(),
     }
 }

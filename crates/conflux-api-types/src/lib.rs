@@ -16,6 +16,9 @@ pub use conflux_domain::{
     TenantStatus,
 };
 
+mod governance;
+pub use governance::*;
+
 /// Header names. HTTP header names are case-insensitive; these are the canonical spellings.
 pub mod headers {
     /// Prefix of client label headers: `X-Client-Label-<key>: <value>`.
@@ -28,6 +31,13 @@ pub mod headers {
     /// Echoed on every answer; taken from the request when the client sends one, else made
     /// up by the server. Audit records carry it.
     pub const REQUEST_ID: &str = "x-request-id";
+    /// `sha256=<hex HMAC-SHA256(webhook secret, raw body)>`: on every webhook delivery, and
+    /// what an external approver sends instead of a bearer token.
+    pub const SIGNATURE: &str = "x-conflux-signature-256";
+    /// The event a webhook delivery carries (`proposal.created`, ...).
+    pub const EVENT: &str = "x-conflux-event";
+    /// A webhook delivery's id, the same on every retry: receivers deduplicate on it.
+    pub const DELIVERY: &str = "x-conflux-delivery";
 }
 
 /// `{"error": {...}}`: every non-2xx answer of the API.

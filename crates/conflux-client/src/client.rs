@@ -403,6 +403,22 @@ impl ApiClient {
             .json()
     }
 
+    /// A release change: 202 means the environment requires approval and the change became
+    /// a proposal ([`ClientError::PendingApproval`]).
+    async fn release_write<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: ApiPath,
+        body: Body,
+        opts: &WriteOptions,
+    ) -> Result<T, ClientError> {
+        let answer = self.send(method, &path, opts.headers()?, body).await?;
+        if answer.status == StatusCode::ACCEPTED {
+            return Err(ClientError::PendingApproval(answer.json()?));
+        }
+        answer.json()
+    }
+
     async fn delete(&self, path: ApiPath, opts: &WriteOptions) -> Result<Deleted, ClientError> {
         let answer = self
             .send(Method::DELETE, &path, opts.headers()?, Body::Empty)
@@ -676,7 +692,9 @@ impl ApiClient {
         self.get(config_path(id).lit("releases")).await
     }
 
-    /// Replaces the rule list. `opts.if_match` guards against a concurrent change.
+    /// Replaces the rule list. `opts.if_match` guards against a concurrent change. In an
+    /// environment that requires approval this, `publish` and a `stable_only` rollback fail
+    /// with [`ClientError::PendingApproval`]: the change became a proposal.
     pub async fn put_releases(
         &self,
         id: u64,
@@ -684,7 +702,7 @@ impl ApiClient {
         opts: &WriteOptions,
     ) -> Result<ReleasesView, ClientError> {
         let path = config_path(id).lit("releases");
-        self.write(Method::PUT, path, json_body(body)?, opts).await
+        self.release_write(Method::PUT, path, json_body(body)?, opts).await
     }
 
     /// A new version and its release in one step.
@@ -695,7 +713,7 @@ impl ApiClient {
         opts: &WriteOptions,
     ) -> Result<PublishResponse, ClientError> {
         let path = config_path(id).lit("publish");
-        self.write(Method::POST, path, json_body(body)?, opts).await
+        self.release_write(Method::POST, path, json_body(body)?, opts).await
     }
 
     pub async fn rollback(
@@ -705,7 +723,7 @@ impl ApiClient {
         opts: &WriteOptions,
     ) -> Result<ReleasesView, ClientError> {
         let path = config_path(id).lit("rollback");
-        self.write(Method::POST, path, json_body(body)?, opts).await
+        self.release_write(Method::POST, path, json_body(body)?, opts).await
     }
 
     /// Which version (and rule) a client with these labels and id would get.

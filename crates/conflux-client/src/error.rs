@@ -7,7 +7,7 @@
 //! stable snake_case [`ClientError::code`], so callers (and the CLI's one-line errors) never
 //! need to match on messages.
 
-use conflux_api_types::ErrorBody;
+use conflux_api_types::{ErrorBody, ProposalAccepted};
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
@@ -53,6 +53,12 @@ pub enum ClientError {
     /// The SDK's local fallback copy of a config is missing, unreadable or corrupt.
     #[error("fallback copy {path}: {message}")]
     Fallback { path: String, message: String },
+
+    /// Not applied: the environment requires approval, so the server made the release
+    /// change a proposal (HTTP 202) and changed nothing clients see. Follow it with
+    /// [`crate::ApiClient::get_proposal`].
+    #[error("the change awaits approval as proposal {} (status {})", .0.proposal_id, .0.status)]
+    PendingApproval(ProposalAccepted),
 }
 
 impl ClientError {
@@ -86,6 +92,7 @@ impl ClientError {
             ClientError::InvalidArgument { .. } => "invalid_argument",
             ClientError::Content { .. } => "content_undecodable",
             ClientError::Fallback { .. } => "fallback_unavailable",
+            ClientError::PendingApproval(_) => "pending_approval",
         }
     }
 
@@ -93,6 +100,7 @@ impl ClientError {
     pub fn status(&self) -> Option<u16> {
         match self {
             ClientError::Api { status, .. } => Some(*status),
+            ClientError::PendingApproval(_) => Some(202),
             ClientError::Transport { .. }
             | ClientError::Decode { .. }
             | ClientError::InvalidArgument { .. }
@@ -109,7 +117,8 @@ impl ClientError {
             ClientError::Transport { .. }
             | ClientError::Decode { .. }
             | ClientError::Content { .. }
-            | ClientError::Fallback { .. } => self.to_string(),
+            | ClientError::Fallback { .. }
+            | ClientError::PendingApproval(_) => self.to_string(),
         }
     }
 
@@ -121,7 +130,8 @@ impl ClientError {
             ClientError::Transport { .. }
             | ClientError::Decode { .. }
             | ClientError::Content { .. }
-            | ClientError::Fallback { .. } => None,
+            | ClientError::Fallback { .. }
+            | ClientError::PendingApproval(_) => None,
         }
     }
 
@@ -152,7 +162,8 @@ impl ClientError {
             | ClientError::Decode { .. }
             | ClientError::InvalidArgument { .. }
             | ClientError::Content { .. }
-            | ClientError::Fallback { .. } => None,
+            | ClientError::Fallback { .. }
+            | ClientError::PendingApproval(_) => None,
         }
     }
 

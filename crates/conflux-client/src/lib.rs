@@ -65,6 +65,7 @@
 
 mod client;
 mod error;
+mod governance;
 mod identity;
 mod options;
 mod path;
@@ -79,6 +80,7 @@ pub use client::{
     DEFAULT_WATCH_TIMEOUT, WATCH_GRACE,
 };
 pub use error::{ClientError, MAX_ERROR_TEXT_BYTES};
+pub use governance::ProposalQuery;
 pub use identity::AuditQuery;
 pub use options::{FetchOptions, Fetched, NewVersion, WatchOptions, WriteOptions};
 pub use sdk::{

@@ -1,0 +1,188 @@
+//! Wire types of approvals and webhooks (contract section 7): the 202 answer of a release
+//! change that became a proposal, proposal views and decisions, webhook registration, and
+//! the deliveries a webhook received.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ReleaseRule, RollbackMode, Strategy};
+
+/// Every event a webhook can subscribe to.
+pub const WEBHOOK_EVENTS: [&str; 7] = [
+    "proposal.created",
+    "proposal.approved",
+    "proposal.rejected",
+    "proposal.executed",
+    "proposal.failed",
+    "release.changed",
+    "version.created",
+];
+
+/// `202 Accepted`: the release change became a proposal and changed nothing clients see.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalAccepted {
+    pub proposal_id: u64,
+    /// `pending`.
+    pub status: String,
+    pub config_id: u64,
+    /// The version a `publish` created (creating versions needs no approval; releasing
+    /// them does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<u64>,
+}
+
+/// Body of `POST /api/v1/mgt/proposals/{id}/approve|reject|cancel` (may be empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposalDecision {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// What a proposal changes when it executes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProposedChangeView {
+    /// `PUT releases`: the whole rule list.
+    SetReleases {
+        releases: Vec<ReleaseRule>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        comment: Option<String>,
+    },
+    /// `publish`: release an already created version with this strategy.
+    Publish { version_id: u64, strategy: Strategy },
+    /// `rollback`.
+    Rollback { version_id: u64, mode: RollbackMode },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalView {
+    /// `user:alice`, `token:<id>`, or `webhook:<id>` for an external approver.
+    pub approver: String,
+    pub time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// One step of a proposal's life, oldest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProposalEventView {
+    /// `created`, `approved`, `rejected`, `canceled`, `executed` or `failed`.
+    pub action: String,
+    pub actor: String,
+    pub time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// The cluster revision of the entry that recorded this step.
+    pub revision: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProposalView {
+    pub id: u64,
+    pub config_id: u64,
+    /// `tenant/app/env/name`.
+    pub config: String,
+    /// `pending`, `rejected`, `canceled`, `executed` or `failed`.
+    pub status: String,
+    pub proposer: String,
+    pub created_at: String,
+    /// The config's revision the change was proposed against: it executes only if the config
+    /// is still at this revision.
+    pub base_revision: u64,
+    pub change: ProposedChangeView,
+    pub approvals: Vec<ApprovalView>,
+    pub history: Vec<ProposalEventView>,
+    /// Why a proposal `failed` (`stale`, or the error its change met).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Revision of the last change to this proposal.
+    pub revision: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProposalList {
+    pub proposals: Vec<ProposalView>,
+}
+
+/// `POST /api/v1/webhooks`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    pub name: String,
+    /// `http://` or `https://`.
+    pub url: String,
+    /// A subset of [`WEBHOOK_EVENTS`].
+    pub events: Vec<String>,
+    /// The HMAC key of `X-Conflux-Signature-256`; stored encrypted, never returned.
+    pub secret: String,
+    /// Only events of this tenant; absent: every tenant (cluster_admin only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+}
+
+impl std::fmt::Debug for CreateWebhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateWebhook")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("secret", &"<redacted>")
+            .field("tenant", &self.tenant)
+            .finish()
+    }
+}
+
+/// A registered webhook (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookView {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    pub created_at: String,
+    pub created_by: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookList {
+    pub webhooks: Vec<WebhookView>,
+}
+
+/// One try to deliver an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryAttemptView {
+    pub time: String,
+    /// The receiver's HTTP status, when it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_code: Option<u16>,
+    /// Why the attempt failed (connection refused, timeout, non-2xx answer...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: u64,
+}
+
+/// One event for one webhook, and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryView {
+    /// The `X-Conflux-Delivery` id, stable across retries.
+    pub id: String,
+    pub webhook_id: String,
+    pub event: String,
+    /// `pending` (waiting for its next attempt), `delivered`, or `failed` (given up after
+    /// 24 h of retries).
+    pub status: String,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+    /// Oldest first.
+    pub attempts: Vec<DeliveryAttemptView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryList {
+    pub deliveries: Vec<DeliveryView>,
+}
