@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conflux_domain::audit::AuditSubject;
-use conflux_domain::{DomainError, Proposal, Response};
+use conflux_domain::{Command, DomainError, Proposal, ReleaseProposal, Response};
 use conflux_metadata::{MetadataError, NewAuditRecord};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -75,20 +75,68 @@ impl AuditEntry {
         replayed: bool,
     ) -> AuditEntry {
         let mut details = serde_json::Map::new();
+        let mut action = subject.action;
         if replayed {
             details.insert("replayed".into(), json!(true));
         }
-        if let Ok(Response::Version { version, .. }) = outcome {
-            details.insert("version_id".into(), json!(version.version));
+        if subject.break_glass {
+            details.insert("break_glass".into(), json!(true));
         }
-        if let Err(e) = outcome {
-            details.insert("code".into(), json!(e.code()));
+        match outcome {
+            Ok(Response::Version { version, config }) => {
+                details.insert("version_id".into(), json!(version.version));
+                if matches!(proposal.command, Command::Publish { .. }) {
+                    details.insert("releases".into(), json!(config.rules));
+                }
+            }
+            Ok(Response::Config(config))
+                if matches!(
+                    proposal.command,
+                    Command::SetReleases { .. } | Command::Rollback { .. }
+                ) =>
+            {
+                details.insert("releases".into(), json!(config.rules));
+            }
+            // A release change that became a proposal is recorded as its creation; the
+            // action it stands for stays in `details.change`.
+            Ok(Response::Proposed {
+                proposal: created,
+                version,
+            }) => {
+                details.insert("change".into(), json!(subject.action));
+                action = "proposal.create";
+                if let Some(v) = version {
+                    details.insert("version_id".into(), json!(v.version));
+                }
+                describe_proposal(&mut details, created);
+            }
+            Ok(Response::Proposal {
+                proposal: decided,
+                config,
+            }) => {
+                describe_proposal(&mut details, decided);
+                if let Some(config) = config {
+                    details.insert("releases".into(), json!(config.rules));
+                }
+            }
+            Err(e) => {
+                details.insert("code".into(), json!(e.code()));
+            }
+            Ok(_) => {}
         }
+        let events = if replayed {
+            Vec::new()
+        } else {
+            conflux_domain::audit::webhook_events(&proposal.command, outcome)
+                .into_iter()
+                .map(str::to_owned)
+                .collect()
+        };
         let origin = proposal.origin.clone().unwrap_or_default();
         AuditEntry {
             time_ms: proposal.timestamp_ms,
             actor: author.to_owned(),
-            action: subject.action.to_owned(),
+            action: action.to_owned(),
             resource: subject.resource,
             tenant: subject.tenant,
             app: subject.app,
@@ -100,7 +148,7 @@ impl AuditEntry {
             source_ip: origin.source_ip,
             user_agent: origin.user_agent,
             details: serde_json::Value::Object(details).to_string(),
-            events: Vec::new(),
+            events,
         }
     }
 
@@ -122,6 +170,26 @@ impl AuditEntry {
             user_agent: self.user_agent,
             details: serde_json::from_str(&self.details).unwrap_or(serde_json::Value::Null),
         }
+    }
+}
+
+/// What an audit record (and a webhook event's `data`) says about a proposal: enough to
+/// answer who proposed, who approved and what became of it without another look-up.
+fn describe_proposal(
+    details: &mut serde_json::Map<String, serde_json::Value>,
+    p: &ReleaseProposal,
+) {
+    details.insert("proposal_id".into(), json!(p.id));
+    details.insert("status".into(), json!(p.status.as_str()));
+    details.insert("proposer".into(), json!(p.proposer));
+    details.insert("base_revision".into(), json!(p.base_revision));
+    let approvers: Vec<&str> = p.approvals.iter().map(|a| a.approver.as_str()).collect();
+    details.insert("approvers".into(), json!(approvers));
+    if let Some(reason) = &p.reason {
+        details.insert("reason".into(), json!(reason));
+    }
+    if let Some(comment) = p.history.last().and_then(|h| h.comment.as_ref()) {
+        details.insert("comment".into(), json!(comment));
     }
 }
 
@@ -296,10 +364,13 @@ pub async fn drain_outbox(
         };
         drained += pending.len();
         let records: Vec<NewAuditRecord> = pending
-            .into_iter()
-            .map(|(i, p, entry)| entry.into_record(outbox_key(i, p)))
+            .iter()
+            .map(|(i, p, entry)| entry.clone().into_record(outbox_key(*i, *p)))
             .collect();
         insert(link, &records).await?;
+        // Webhook deliveries of these changes, before the outbox lets go of them (ids derived
+        // from the outbox keys: enqueuing again after a crash or a leader change is harmless).
+        crate::webhooks::enqueue(link, &pending).await?;
         // Grants on a deleted tenant, app or environment go with it, so that one created
         // again under the same name inherits nobody's access. Repeating this is harmless.
         let store = link.store()?;

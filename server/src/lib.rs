@@ -21,3 +21,4 @@ pub mod raft;
 pub mod serving;
 pub mod storage;
 pub mod watch;
+pub mod webhooks;

@@ -233,7 +233,7 @@ pub async fn run(
         stop: stop_rx.clone(),
         metadata: metadata.clone(),
         auditor: auditor.clone(),
-        kms,
+        kms: kms.clone(),
     });
     let metadata_task = tokio::spawn(metadata.clone().run(stopped(stop_rx.clone())));
     let spool_task = tokio::spawn(auditor.run(metadata.clone(), stopped(stop_rx.clone())));
@@ -243,6 +243,13 @@ pub async fn run(
         plane.clone(),
         metadata.clone(),
         config.node_id,
+    ));
+    let webhook_task = tokio::spawn(crate::webhooks::run(
+        raft.clone(),
+        config.node_id,
+        metadata.clone(),
+        kms,
+        stopped(stop_rx.clone()),
     ));
     let recorder = tokio::spawn(cluster.clone().record_started());
     let sweeper = tokio::spawn(retention_sweeper(
@@ -291,6 +298,7 @@ pub async fn run(
 
     sweeper.abort();
     outbox_task.abort();
+    webhook_task.abort();
     let _ = tokio::join!(metadata_task, spool_task);
     recorder.abort();
     let _ = stop_tx.send(true);

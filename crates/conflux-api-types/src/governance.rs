@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ReleaseRule, RollbackMode, Strategy};
+use crate::{ReleaseRule, RollbackMode, Strategy, rfc3339};
 
 /// Every event a webhook can subscribe to.
 pub const WEBHOOK_EVENTS: [&str; 7] = [
@@ -102,6 +102,9 @@ pub struct ProposalView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProposalList {
     pub proposals: Vec<ProposalView>,
+    /// Pass as `?cursor=` for the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// `POST /api/v1/webhooks`.
@@ -185,4 +188,75 @@ pub struct DeliveryView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeliveryList {
     pub deliveries: Vec<DeliveryView>,
+}
+
+impl From<&conflux_domain::ProposedChange> for ProposedChangeView {
+    fn from(c: &conflux_domain::ProposedChange) -> Self {
+        use conflux_domain::{ProposedChange, PublishStrategy};
+        match c {
+            ProposedChange::SetReleases { rules, comment } => ProposedChangeView::SetReleases {
+                releases: rules.clone(),
+                comment: comment.clone(),
+            },
+            ProposedChange::Publish {
+                version_id,
+                strategy,
+            } => ProposedChangeView::Publish {
+                version_id: *version_id,
+                strategy: match strategy {
+                    PublishStrategy::Stable => Strategy::Stable,
+                    PublishStrategy::Canary {
+                        labels,
+                        percent,
+                        priority,
+                    } => Strategy::Canary {
+                        labels: labels.clone(),
+                        percent: *percent,
+                        priority: Some(*priority),
+                    },
+                },
+            },
+            ProposedChange::Rollback { version_id, mode } => ProposedChangeView::Rollback {
+                version_id: *version_id,
+                mode: *mode,
+            },
+        }
+    }
+}
+
+impl From<&conflux_domain::ReleaseProposal> for ProposalView {
+    fn from(p: &conflux_domain::ReleaseProposal) -> Self {
+        ProposalView {
+            id: p.id,
+            config_id: p.config_id,
+            config: p.path.to_string(),
+            status: p.status.as_str().to_owned(),
+            proposer: p.proposer.clone(),
+            created_at: rfc3339(p.created_at),
+            base_revision: p.base_revision,
+            change: ProposedChangeView::from(&p.change),
+            approvals: p
+                .approvals
+                .iter()
+                .map(|a| ApprovalView {
+                    approver: a.approver.clone(),
+                    time: rfc3339(a.time),
+                    comment: a.comment.clone(),
+                })
+                .collect(),
+            history: p
+                .history
+                .iter()
+                .map(|h| ProposalEventView {
+                    action: h.action.as_str().to_owned(),
+                    actor: h.actor.clone(),
+                    time: rfc3339(h.time),
+                    comment: h.comment.clone(),
+                    revision: h.revision,
+                })
+                .collect(),
+            reason: p.reason.clone(),
+            revision: p.revision,
+        }
+    }
 }

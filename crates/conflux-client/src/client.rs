@@ -702,7 +702,8 @@ impl ApiClient {
         opts: &WriteOptions,
     ) -> Result<ReleasesView, ClientError> {
         let path = config_path(id).lit("releases");
-        self.release_write(Method::PUT, path, json_body(body)?, opts).await
+        self.release_write(Method::PUT, path, json_body(body)?, opts)
+            .await
     }
 
     /// A new version and its release in one step.
@@ -713,7 +714,8 @@ impl ApiClient {
         opts: &WriteOptions,
     ) -> Result<PublishResponse, ClientError> {
         let path = config_path(id).lit("publish");
-        self.release_write(Method::POST, path, json_body(body)?, opts).await
+        self.release_write(Method::POST, path, json_body(body)?, opts)
+            .await
     }
 
     pub async fn rollback(
@@ -723,7 +725,8 @@ impl ApiClient {
         opts: &WriteOptions,
     ) -> Result<ReleasesView, ClientError> {
         let path = config_path(id).lit("rollback");
-        self.release_write(Method::POST, path, json_body(body)?, opts).await
+        self.release_write(Method::POST, path, json_body(body)?, opts)
+            .await
     }
 
     /// Which version (and rule) a client with these labels and id would get.

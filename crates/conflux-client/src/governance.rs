@@ -25,6 +25,10 @@ pub struct ProposalQuery {
     pub config_id: Option<u64>,
     /// `pending`, `rejected`, `canceled`, `executed` or `failed`.
     pub status: Option<String>,
+    /// At most this many (the server's default is 100, its maximum 1000).
+    pub limit: Option<u32>,
+    /// A previous page's `next_cursor`.
+    pub cursor: Option<String>,
 }
 
 fn proposal_path(id: u64) -> ApiPath {
@@ -42,7 +46,9 @@ impl ApiClient {
     pub async fn list_proposals(&self, query: &ProposalQuery) -> Result<ProposalList, ClientError> {
         let path = ApiPath::new(PROPOSALS)
             .query_opt("config_id", query.config_id.map(|c| c.to_string()))
-            .query_opt("status", query.status.as_deref());
+            .query_opt("status", query.status.as_deref())
+            .query_opt("limit", query.limit.map(|l| l.to_string()))
+            .query_opt("cursor", query.cursor.as_deref());
         self.get(path).await
     }
 
@@ -118,9 +124,14 @@ impl ApiClient {
 
     /// Deletes a webhook; its pending deliveries are dropped.
     pub async fn delete_webhook(&self, id: &str) -> Result<(), ClientError> {
-        self.send(Method::DELETE, &webhook_path(id)?, HeaderMap::new(), Body::Empty)
-            .await?
-            .no_content()
+        self.send(
+            Method::DELETE,
+            &webhook_path(id)?,
+            HeaderMap::new(),
+            Body::Empty,
+        )
+        .await?
+        .no_content()
     }
 
     /// A webhook's deliveries, newest first, with their attempts.

@@ -4,7 +4,9 @@
 //!
 //! Pure, so that every node derives the same record from the same entry.
 
-use crate::command::Command;
+use crate::command::{Command, Response, RollbackMode};
+use crate::error::DomainError;
+use crate::proposal::ProposalStatus;
 use crate::state::State;
 
 /// The subject of a command's audit record.
@@ -18,6 +20,9 @@ pub struct AuditSubject {
     pub tenant: Option<String>,
     pub app: Option<String>,
     pub env: Option<String>,
+    /// An emergency rollback by a tenant_admin in an environment that requires approval:
+    /// it skips the approval (break glass), and its record says so.
+    pub break_glass: bool,
 }
 
 /// Describes `command` for the audit log; `None` for internal bookkeeping that is not an
@@ -29,6 +34,7 @@ pub fn describe(state: &State, command: &Command) -> Option<AuditSubject> {
         tenant: Some(t.to_owned()),
         app: a.map(str::to_owned),
         env: e.map(str::to_owned),
+        break_glass: false,
     };
     let on_config = |action, id: u64| match state.config(id) {
         Some(c) => at(
@@ -44,6 +50,18 @@ pub fn describe(state: &State, command: &Command) -> Option<AuditSubject> {
             tenant: None,
             app: None,
             env: None,
+            break_glass: false,
+        },
+    };
+    let on_proposal = |action, id: u64| match state.proposal(id) {
+        Some(p) => on_config(action, p.config_id),
+        None => AuditSubject {
+            action,
+            resource: format!("proposal:{id}"),
+            tenant: None,
+            app: None,
+            env: None,
+            break_glass: false,
         },
     };
     Some(match command {
@@ -110,13 +128,32 @@ pub fn describe(state: &State, command: &Command) -> Option<AuditSubject> {
         Command::CreateVersion { config_id, .. } => on_config("version.create", *config_id),
         Command::SetReleases { config_id, .. } => on_config("releases.set", *config_id),
         Command::Publish { config_id, .. } => on_config("config.publish", *config_id),
-        Command::Rollback { config_id, .. } => on_config("config.rollback", *config_id),
+        Command::Rollback {
+            config_id,
+            mode,
+            break_glass,
+            ..
+        } => {
+            let mut subject = on_config("config.rollback", *config_id);
+            subject.break_glass = *break_glass
+                && *mode == RollbackMode::Emergency
+                && state.config(*config_id).is_some_and(|c| {
+                    state
+                        .environment(&c.path.tenant, &c.path.app, &c.path.env)
+                        .is_some_and(|e| e.approval.required)
+                });
+            subject
+        }
+        Command::ApproveProposal { id, .. } => on_proposal("proposal.approve", *id),
+        Command::RejectProposal { id, .. } => on_proposal("proposal.reject", *id),
+        Command::CancelProposal { id, .. } => on_proposal("proposal.cancel", *id),
         Command::SweepRetention => AuditSubject {
             action: "retention.sweep",
             resource: "*".into(),
             tenant: None,
             app: None,
             env: None,
+            break_glass: false,
         },
         Command::RewrapKeys { .. } => AuditSubject {
             action: "kms.rewrap",
@@ -124,7 +161,47 @@ pub fn describe(state: &State, command: &Command) -> Option<AuditSubject> {
             tenant: None,
             app: None,
             env: None,
+            break_glass: false,
         },
         Command::RecordMemberStarted { .. } | Command::TrimAuditOutbox { .. } => return None,
     })
+}
+
+/// The webhook events (contract section 7) a successfully applied command raises, in order.
+/// A replayed outcome raises none: nothing changed.
+pub fn webhook_events(
+    command: &Command,
+    outcome: &Result<Response, DomainError>,
+) -> Vec<&'static str> {
+    let Ok(response) = outcome else {
+        return Vec::new();
+    };
+    match (command, response) {
+        (_, Response::Proposed { version, .. }) => {
+            let mut events = Vec::new();
+            if version.is_some() {
+                events.push("version.created");
+            }
+            events.push("proposal.created");
+            events
+        }
+        (Command::ApproveProposal { .. }, Response::Proposal { proposal, .. }) => {
+            match proposal.status {
+                ProposalStatus::Executed => {
+                    vec!["proposal.approved", "proposal.executed", "release.changed"]
+                }
+                ProposalStatus::Failed => vec!["proposal.approved", "proposal.failed"],
+                _ => vec!["proposal.approved"],
+            }
+        }
+        (Command::RejectProposal { .. }, Response::Proposal { .. }) => vec!["proposal.rejected"],
+        (Command::CreateVersion { .. }, Response::Version { .. }) => vec!["version.created"],
+        (Command::Publish { .. }, Response::Version { .. }) => {
+            vec!["version.created", "release.changed"]
+        }
+        (Command::SetReleases { .. } | Command::Rollback { .. }, Response::Config(_)) => {
+            vec!["release.changed"]
+        }
+        _ => Vec::new(),
+    }
 }

@@ -14,6 +14,7 @@ use crate::model::{
     ReleaseRule, RetentionPolicy, Revision, Tenant, TenantStatus, UnixMillis, VersionId,
     VersionMeta,
 };
+use crate::proposal::{ProposalId, ReleaseProposal};
 use crate::sealed::{Rewrap, SealedContent};
 
 /// An idempotency key and the fingerprint of the request it was first used with.
@@ -197,6 +198,28 @@ pub enum Command {
         config_id: ConfigId,
         version_id: VersionId,
         mode: RollbackMode,
+        /// Set by the receiving node for an emergency rollback by a tenant_admin of the
+        /// config: in an environment that requires approval it applies at once (break
+        /// glass, marked in its audit record) instead of becoming a proposal.
+        #[serde(default)]
+        break_glass: bool,
+    },
+    /// Approves a pending proposal as the proposal's author. The approval that reaches the
+    /// environment's `min_approvals` executes the change in this same command.
+    ApproveProposal {
+        id: ProposalId,
+        comment: Option<String>,
+    },
+    RejectProposal {
+        id: ProposalId,
+        comment: Option<String>,
+    },
+    /// Withdraws a pending proposal: its proposer may, and so may anyone the receiving node
+    /// found to be a tenant_admin of the config (`by_admin`).
+    CancelProposal {
+        id: ProposalId,
+        comment: Option<String>,
+        by_admin: bool,
     },
     /// Proposed periodically by the leader: purge versions that time-based retention rules
     /// no longer keep, across all configs.
@@ -247,6 +270,18 @@ pub enum Response {
     Version {
         version: VersionMeta,
         config: Config,
+    },
+    /// A release change in an environment that requires approval: nothing was released;
+    /// the change became this pending proposal. `version` is the version a publish created.
+    Proposed {
+        proposal: ReleaseProposal,
+        version: Option<VersionMeta>,
+    },
+    /// A proposal after a decision (approve, reject, cancel); `config` is the config after
+    /// the change when the decision executed it.
+    Proposal {
+        proposal: ReleaseProposal,
+        config: Option<Config>,
     },
     Deleted {
         revision: Revision,

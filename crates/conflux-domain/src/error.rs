@@ -15,6 +15,7 @@ pub enum Entity {
     Environment,
     Config,
     Version,
+    Proposal,
 }
 
 impl Entity {
@@ -25,6 +26,7 @@ impl Entity {
             Entity::Environment => "environment",
             Entity::Config => "config",
             Entity::Version => "version",
+            Entity::Proposal => "proposal",
         }
     }
 }
@@ -133,6 +135,28 @@ pub enum DomainError {
 
     #[error("config '{path}' has no release rules yet")]
     NotPublished { path: String },
+
+    /// A config has at most one pending proposal.
+    #[error(
+        "config '{path}' already has pending proposal {proposal_id}; approve, reject or cancel it first"
+    )]
+    ProposalPending { path: String, proposal_id: u64 },
+
+    /// A decision on a proposal that is no longer pending (a replayed approval, say).
+    #[error("proposal {proposal_id} is already {status}; nothing changed")]
+    ProposalFinished { proposal_id: u64, status: String },
+
+    #[error(
+        "proposal {proposal_id} was made by {approver}, and this environment does not allow self-approval"
+    )]
+    SelfApproval { proposal_id: u64, approver: String },
+
+    #[error("{approver} has already approved proposal {proposal_id}")]
+    AlreadyApproved { proposal_id: u64, approver: String },
+
+    /// Only the proposer or a tenant_admin may cancel a proposal.
+    #[error("only the proposer ({proposer}) or a tenant_admin may cancel proposal {proposal_id}")]
+    NotProposer { proposal_id: u64, proposer: String },
 }
 
 fn position(line: Option<u32>, column: Option<u32>) -> String {
@@ -159,6 +183,7 @@ impl DomainError {
                 Entity::Environment => "environment_not_found",
                 Entity::Config => "config_not_found",
                 Entity::Version => "version_not_found",
+                Entity::Proposal => "proposal_not_found",
             },
             DomainError::AlreadyExists { entity, .. } => match entity {
                 Entity::Tenant => "tenant_already_exists",
@@ -166,6 +191,7 @@ impl DomainError {
                 Entity::Environment => "environment_already_exists",
                 Entity::Config => "config_already_exists",
                 Entity::Version => "version_already_exists",
+                Entity::Proposal => "proposal_already_exists",
             },
             DomainError::HasChildren { .. } => "has_children",
             DomainError::RevisionMismatch { .. } => "revision_mismatch",
@@ -175,6 +201,11 @@ impl DomainError {
             DomainError::IdempotencyKeyReused { .. } => "idempotency_key_reused",
             DomainError::TenantSuspended { .. } => "tenant_suspended",
             DomainError::NotPublished { .. } => "not_published",
+            DomainError::ProposalPending { .. } => "proposal_pending",
+            DomainError::ProposalFinished { .. } => "proposal_finished",
+            DomainError::SelfApproval { .. } => "self_approval_forbidden",
+            DomainError::AlreadyApproved { .. } => "already_approved",
+            DomainError::NotProposer { .. } => "forbidden",
         }
     }
 
@@ -197,7 +228,12 @@ impl DomainError {
             | DomainError::RevisionMismatch { .. }
             | DomainError::IdempotencyKeyReused { .. }
             | DomainError::TenantSuspended { .. }
-            | DomainError::NotPublished { .. } => None,
+            | DomainError::NotPublished { .. }
+            | DomainError::ProposalPending { .. }
+            | DomainError::ProposalFinished { .. }
+            | DomainError::SelfApproval { .. }
+            | DomainError::AlreadyApproved { .. }
+            | DomainError::NotProposer { .. } => None,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod format;
 mod labels;
 mod model;
 mod names;
+pub mod proposal;
 mod resolve;
 mod retention;
 mod schema;
@@ -46,6 +47,10 @@ pub use model::{
     Revision, Tenant, TenantStatus, UnixMillis, VersionId, VersionMeta,
 };
 pub use names::{validate_config_name, validate_label_key, validate_name};
+pub use proposal::{
+    Approval, ProposalAction, ProposalEvent, ProposalId, ProposalStatus, ProposedChange,
+    ReleaseProposal,
+};
 pub use resolve::{Resolution, bucket, order_rules, resolve, resolve_ordered};
 pub use retention::versions_to_purge;
 pub use retention::{MAX_RETENTION_RULES, validate_policy as validate_retention_policy};

@@ -17,6 +17,7 @@ use crate::model::{
     App, Config, ConfigId, ConfigPath, ContentHash, Environment, Revision, Tenant, UnixMillis,
     VersionId, VersionMeta,
 };
+use crate::proposal::{ProposalId, ReleaseProposal};
 use crate::schema::CompiledSchema;
 use crate::transition::{self, Decision};
 
@@ -38,6 +39,18 @@ pub struct Counters {
     pub next_config_id: ConfigId,
     /// The largest timestamp applied so far: the state's clock never goes backwards.
     pub clock_ms: UnixMillis,
+    /// The id the next proposal receives. Left out while it is 1, so that counters (and the
+    /// state digest) are what they were before proposals existed until the first one.
+    #[serde(default = "first_id", skip_serializing_if = "is_first_id")]
+    pub next_proposal_id: ProposalId,
+}
+
+fn first_id() -> u64 {
+    1
+}
+
+fn is_first_id(id: &u64) -> bool {
+    *id == 1
 }
 
 impl Default for Counters {
@@ -45,6 +58,7 @@ impl Default for Counters {
         Counters {
             next_config_id: 1,
             clock_ms: 0,
+            next_proposal_id: 1,
         }
     }
 }
@@ -98,6 +112,11 @@ pub enum Change {
     PutStartedMember {
         node_id: u64,
     },
+    PutProposal(ReleaseProposal),
+    DeleteProposal {
+        config_id: ConfigId,
+        id: ProposalId,
+    },
     /// Drops the audit outbox up to and including (`index`, `position`); storage only.
     TrimAuditOutbox {
         index: u64,
@@ -125,6 +144,12 @@ pub struct State {
     schemas: HashMap<ConfigId, Result<CompiledSchema, DomainError>>,
     /// Cluster members known to have held data.
     started_members: BTreeSet<u64>,
+    /// Proposals by config, so that a config's deletion takes its proposals with it.
+    proposals: BTreeMap<(ConfigId, ProposalId), ReleaseProposal>,
+    /// Index: the config of each proposal.
+    proposal_configs: HashMap<ProposalId, ConfigId>,
+    /// Index: the pending proposal of a config (there is at most one).
+    pending_proposals: HashMap<ConfigId, ProposalId>,
     counters: Counters,
 }
 
@@ -196,6 +221,10 @@ impl State {
                 for k in doomed {
                     self.versions.remove(&k);
                 }
+                let proposals: Vec<_> = self.proposals_of(id).map(|p| p.id).collect();
+                for pid in proposals {
+                    self.remove_proposal(id, pid);
+                }
             }
             Change::PutVersion { meta, .. } => {
                 self.versions.insert((meta.config_id, meta.version), meta);
@@ -223,8 +252,28 @@ impl State {
             Change::PutStartedMember { node_id } => {
                 self.started_members.insert(node_id);
             }
+            Change::PutProposal(p) => {
+                if p.status.is_finished() {
+                    if self.pending_proposals.get(&p.config_id) == Some(&p.id) {
+                        self.pending_proposals.remove(&p.config_id);
+                    }
+                } else {
+                    self.pending_proposals.insert(p.config_id, p.id);
+                }
+                self.proposal_configs.insert(p.id, p.config_id);
+                self.proposals.insert((p.config_id, p.id), p);
+            }
+            Change::DeleteProposal { config_id, id } => self.remove_proposal(config_id, id),
             // The outbox lives only in storage.
             Change::TrimAuditOutbox { .. } => {}
+        }
+    }
+
+    fn remove_proposal(&mut self, config_id: ConfigId, id: ProposalId) {
+        self.proposals.remove(&(config_id, id));
+        self.proposal_configs.remove(&id);
+        if self.pending_proposals.get(&config_id) == Some(&id) {
+            self.pending_proposals.remove(&config_id);
         }
     }
 
@@ -357,6 +406,33 @@ impl State {
             .collect()
     }
 
+    pub fn proposal(&self, id: ProposalId) -> Option<&ReleaseProposal> {
+        let config_id = self.proposal_configs.get(&id)?;
+        self.proposals.get(&(*config_id, id))
+    }
+
+    /// The pending proposal of a config, if it has one.
+    pub fn pending_proposal(&self, config_id: ConfigId) -> Option<&ReleaseProposal> {
+        self.pending_proposals
+            .get(&config_id)
+            .and_then(|id| self.proposal(*id))
+    }
+
+    /// Proposals of a config, oldest first.
+    pub fn proposals_of(
+        &self,
+        config_id: ConfigId,
+    ) -> impl DoubleEndedIterator<Item = &ReleaseProposal> {
+        self.proposals
+            .range((config_id, 0)..=(config_id, ProposalId::MAX))
+            .map(|(_, p)| p)
+    }
+
+    /// All proposals, by config and then id.
+    pub fn proposals(&self) -> impl Iterator<Item = &ReleaseProposal> {
+        self.proposals.values()
+    }
+
     pub fn schema(&self, config_id: ConfigId) -> Option<&Result<CompiledSchema, DomainError>> {
         self.schemas.get(&config_id)
     }
@@ -406,6 +482,12 @@ impl State {
         self.idempotency.iter().for_each(|kr| d.record(&kr));
         d.section("started_members", self.started_members.len());
         self.started_members.iter().for_each(|m| d.record(m));
+        // Only when there are any: a state without proposals keeps the digest it had before
+        // proposals existed, so nodes of both versions agree during a rolling upgrade.
+        if !self.proposals.is_empty() {
+            d.section("proposals", self.proposals.len());
+            self.proposals.values().for_each(|p| d.record(p));
+        }
         let count = |n: usize| n as u64;
         StateDigest {
             sha256: d.finish(),
@@ -444,6 +526,7 @@ impl State {
             .started_members
             .iter()
             .map(|&node_id| Change::PutStartedMember { node_id });
+        let proposals = self.proposals.values().cloned().map(Change::PutProposal);
         tenants
             .chain(apps)
             .chain(envs)
@@ -451,5 +534,6 @@ impl State {
             .chain(versions)
             .chain(idem)
             .chain(members)
+            .chain(proposals)
     }
 }

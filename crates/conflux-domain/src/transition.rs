@@ -16,6 +16,10 @@ use crate::model::{
     VersionId, VersionMeta,
 };
 use crate::names::{validate_config_name, validate_label_key, validate_name};
+use crate::proposal::{
+    Approval, MAX_COMMENT_LEN, MAX_FINISHED_PROPOSALS_PER_CONFIG, ProposalAction, ProposalEvent,
+    ProposalId, ProposalStatus, ProposedChange, ReleaseProposal,
+};
 use crate::retention::{validate_policy, versions_to_purge};
 use crate::schema::CompiledSchema;
 use crate::sealed::{Rewrap, SealedContent};
@@ -82,12 +86,14 @@ pub(crate) fn decide(state: &State, revision: Revision, p: &Proposal) -> Decisio
         expected: p.expected_revision,
         author: p.author.clone(),
         next_config_id: counters.next_config_id,
+        next_proposal_id: counters.next_proposal_id,
         changes: Vec::new(),
     };
     let outcome = tx.execute(&p.command);
     if outcome.is_ok() {
         changes.append(&mut tx.changes);
         counters.next_config_id = tx.next_config_id;
+        counters.next_proposal_id = tx.next_proposal_id;
     }
     // The first outcome is remembered whether it succeeded or not: a retry of a rejected
     // write is answered with the same rejection, never executed a second time.
@@ -184,6 +190,7 @@ struct Tx<'s> {
     expected: Option<Revision>,
     author: Option<String>,
     next_config_id: u64,
+    next_proposal_id: ProposalId,
     changes: Vec<Change>,
 }
 
@@ -278,16 +285,17 @@ impl Tx<'_> {
                 rules,
                 comment,
             } => {
-                let mut config = self.writable_config(*config_id)?;
-                if let Some(c) = comment {
-                    check_len("comment", c, MAX_DESCRIPTION_LEN)?;
-                }
+                let config = self.writable_config(*config_id)?;
+                check_opt_len("comment", comment.as_deref(), MAX_DESCRIPTION_LEN)?;
                 validate_rules(self.state, &config, rules, None)?;
-                config.rules = rules.clone();
-                config.release_comment = comment.clone();
-                // Versions the old rules pinned may now be purgeable.
-                self.purge(&config, None);
-                self.put_config(config)
+                if self.requires_approval(&config)? {
+                    let change = ProposedChange::SetReleases {
+                        rules: rules.clone(),
+                        comment: comment.clone(),
+                    };
+                    return self.propose(&config, change, None);
+                }
+                self.set_releases(config, rules, comment.as_deref())
             }
             Command::Publish {
                 config_id,
@@ -301,6 +309,16 @@ impl Tx<'_> {
                     self.new_version(config, content, sealed.as_ref(), description.as_deref())?;
                 let rules = publish_rules(&config.rules, meta.version, strategy)?;
                 validate_rules(self.state, &config, &rules, Some(meta.version))?;
+                if self.requires_approval(&config)? {
+                    // The version is created now (that needs no approval); its release is
+                    // what the proposal asks for, against the revision of this entry.
+                    self.finish_version(&mut config, meta.clone(), content.clone())?;
+                    let change = ProposedChange::Publish {
+                        version_id: meta.version,
+                        strategy: strategy.clone(),
+                    };
+                    return self.propose(&config, change, Some(meta));
+                }
                 config.rules = rules;
                 config.release_comment = None;
                 self.finish_version(&mut config, meta, content.clone())
@@ -309,21 +327,42 @@ impl Tx<'_> {
                 config_id,
                 version_id,
                 mode,
+                break_glass,
             } => {
-                let mut config = self.writable_config(*config_id)?;
-                if self.state.version(config.id, *version_id).is_none() {
-                    return Err(DomainError::UnknownVersion {
-                        field: "version_id".to_owned(),
-                        version: *version_id,
+                let config = self.writable_config(*config_id)?;
+                self.check_version_exists(&config, *version_id)?;
+                let glass_broken = *break_glass && *mode == RollbackMode::Emergency;
+                if !glass_broken && self.requires_approval(&config)? {
+                    let change = ProposedChange::Rollback {
+                        version_id: *version_id,
+                        mode: *mode,
+                    };
+                    return self.propose(&config, change, None);
+                }
+                self.rollback(config, *version_id, *mode)
+            }
+            Command::ApproveProposal { id, comment } => self.approve(*id, comment.as_deref()),
+            Command::RejectProposal { id, comment } => {
+                let mut proposal = self.pending_proposal(*id, comment.as_deref())?;
+                proposal.status = ProposalStatus::Rejected;
+                self.record_step(&mut proposal, ProposalAction::Rejected, comment.as_deref());
+                Ok(self.put_proposal(proposal, None))
+            }
+            Command::CancelProposal {
+                id,
+                comment,
+                by_admin,
+            } => {
+                let mut proposal = self.pending_proposal(*id, comment.as_deref())?;
+                if !by_admin && self.actor() != proposal.proposer {
+                    return Err(DomainError::NotProposer {
+                        proposal_id: *id,
+                        proposer: proposal.proposer,
                     });
                 }
-                config.rules = match mode {
-                    RollbackMode::Emergency => vec![ReleaseRule::default_to(*version_id)],
-                    RollbackMode::StableOnly => with_default(&config.rules, *version_id),
-                };
-                config.release_comment = Some(format!("rollback to version {version_id}"));
-                self.purge(&config, None);
-                self.put_config(config)
+                proposal.status = ProposalStatus::Canceled;
+                self.record_step(&mut proposal, ProposalAction::Canceled, comment.as_deref());
+                Ok(self.put_proposal(proposal, None))
             }
             Command::SweepRetention => self.sweep_retention(),
             Command::RewrapKeys { keys } => Ok(self.rewrap_keys(keys)),
@@ -403,6 +442,242 @@ impl Tx<'_> {
         config.updated_at = self.now;
         self.changes.push(Change::PutConfig(config.clone()));
         Ok(Response::Config(config))
+    }
+
+    // ---- release changes and proposals -------------------------------------------------
+
+    /// The principal the command is applied for.
+    fn actor(&self) -> String {
+        self.author.clone().unwrap_or_else(|| "system".to_owned())
+    }
+
+    fn requires_approval(&self, config: &Config) -> Result<bool, DomainError> {
+        let p = &config.path;
+        Ok(self.env(&p.tenant, &p.app, &p.env)?.approval.required)
+    }
+
+    fn check_version_exists(&self, config: &Config, version: VersionId) -> Result<(), DomainError> {
+        match self.state.version(config.id, version) {
+            Some(_) => Ok(()),
+            None => Err(DomainError::UnknownVersion {
+                field: "version_id".to_owned(),
+                version,
+            }),
+        }
+    }
+
+    fn set_releases(
+        &mut self,
+        mut config: Config,
+        rules: &[ReleaseRule],
+        comment: Option<&str>,
+    ) -> Outcome {
+        config.rules = rules.to_vec();
+        config.release_comment = comment.map(str::to_owned);
+        // Versions the old rules pinned may now be purgeable.
+        self.purge(&config, None);
+        self.put_config(config)
+    }
+
+    fn rollback(
+        &mut self,
+        mut config: Config,
+        version_id: VersionId,
+        mode: RollbackMode,
+    ) -> Outcome {
+        config.rules = match mode {
+            RollbackMode::Emergency => vec![ReleaseRule::default_to(version_id)],
+            RollbackMode::StableOnly => with_default(&config.rules, version_id),
+        };
+        config.release_comment = Some(format!("rollback to version {version_id}"));
+        self.purge(&config, None);
+        self.put_config(config)
+    }
+
+    /// Records `change` as a pending proposal against the config's current revision.
+    fn propose(
+        &mut self,
+        config: &Config,
+        change: ProposedChange,
+        version: Option<VersionMeta>,
+    ) -> Outcome {
+        if let Some(pending) = self.state.pending_proposal(config.id) {
+            return Err(DomainError::ProposalPending {
+                path: config.path.to_string(),
+                proposal_id: pending.id,
+            });
+        }
+        let id = self.next_proposal_id;
+        self.next_proposal_id += 1;
+        let mut proposal = ReleaseProposal {
+            id,
+            config_id: config.id,
+            path: config.path.clone(),
+            status: ProposalStatus::Pending,
+            proposer: self.actor(),
+            created_at: self.now,
+            // A publish created its version in this entry: `config` already carries this
+            // entry's revision.
+            base_revision: config.revision,
+            change,
+            approvals: Vec::new(),
+            history: Vec::new(),
+            reason: None,
+            revision: self.revision,
+        };
+        self.record_step(&mut proposal, ProposalAction::Created, None);
+        self.changes.push(Change::PutProposal(proposal.clone()));
+        Ok(Response::Proposed { proposal, version })
+    }
+
+    /// A proposal a decision may still change.
+    fn pending_proposal(
+        &self,
+        id: ProposalId,
+        comment: Option<&str>,
+    ) -> Result<ReleaseProposal, DomainError> {
+        check_opt_len("comment", comment, MAX_COMMENT_LEN)?;
+        let proposal = self
+            .state
+            .proposal(id)
+            .cloned()
+            .ok_or_else(|| DomainError::not_found(Entity::Proposal, id.to_string()))?;
+        if proposal.status.is_finished() {
+            return Err(DomainError::ProposalFinished {
+                proposal_id: id,
+                status: proposal.status.as_str().to_owned(),
+            });
+        }
+        Ok(proposal)
+    }
+
+    fn record_step(
+        &self,
+        proposal: &mut ReleaseProposal,
+        action: ProposalAction,
+        comment: Option<&str>,
+    ) {
+        proposal.revision = self.revision;
+        proposal.history.push(ProposalEvent {
+            action,
+            actor: self.actor(),
+            time: self.now,
+            comment: comment.map(str::to_owned),
+            revision: self.revision,
+        });
+    }
+
+    fn approve(&mut self, id: ProposalId, comment: Option<&str>) -> Outcome {
+        let mut proposal = self.pending_proposal(id, comment)?;
+        let approver = self.actor();
+        let config = self.config(proposal.config_id)?;
+        let p = &config.path;
+        let settings = self.env(&p.tenant, &p.app, &p.env)?.approval;
+        if approver == proposal.proposer && !settings.allow_self_approval {
+            return Err(DomainError::SelfApproval {
+                proposal_id: id,
+                approver,
+            });
+        }
+        if proposal.approvals.iter().any(|a| a.approver == approver) {
+            return Err(DomainError::AlreadyApproved {
+                proposal_id: id,
+                approver,
+            });
+        }
+        proposal.approvals.push(Approval {
+            approver,
+            time: self.now,
+            comment: comment.map(str::to_owned),
+        });
+        self.record_step(&mut proposal, ProposalAction::Approved, comment);
+        // The settings at the time of the approval count: raising `min_approvals` holds back
+        // pending proposals too.
+        if proposal.approvals.len() < settings.min_approvals.max(1) as usize {
+            return Ok(self.put_proposal(proposal, None));
+        }
+        let executed = self.execute_proposal(&mut proposal, config);
+        Ok(self.put_proposal(proposal, executed))
+    }
+
+    /// Executes an approved proposal's change; returns the config after it, or marks the
+    /// proposal failed (stale, or the error the change met) and changes nothing else.
+    fn execute_proposal(
+        &mut self,
+        proposal: &mut ReleaseProposal,
+        config: Config,
+    ) -> Option<Config> {
+        if config.revision != proposal.base_revision {
+            proposal.status = ProposalStatus::Failed;
+            proposal.reason = Some(format!(
+                "stale: the config changed at revision {} after this proposal was made against \
+                 revision {}",
+                config.revision, proposal.base_revision
+            ));
+            self.record_step(proposal, ProposalAction::Failed, None);
+            return None;
+        }
+        let mark = self.changes.len();
+        let outcome = self
+            .active_tenant(&config.path.tenant)
+            .cloned()
+            .and_then(|_| match proposal.change.clone() {
+                ProposedChange::SetReleases { rules, comment } => {
+                    validate_rules(self.state, &config, &rules, None)?;
+                    self.set_releases(config, &rules, comment.as_deref())
+                }
+                ProposedChange::Publish {
+                    version_id,
+                    strategy,
+                } => {
+                    let rules = publish_rules(&config.rules, version_id, &strategy)?;
+                    validate_rules(self.state, &config, &rules, None)?;
+                    self.set_releases(config, &rules, None)
+                }
+                ProposedChange::Rollback { version_id, mode } => {
+                    self.check_version_exists(&config, version_id)?;
+                    self.rollback(config, version_id, mode)
+                }
+            });
+        match outcome {
+            Ok(Response::Config(config)) => {
+                proposal.status = ProposalStatus::Executed;
+                self.record_step(proposal, ProposalAction::Executed, None);
+                Some(config)
+            }
+            other => {
+                self.changes.truncate(mark);
+                proposal.status = ProposalStatus::Failed;
+                proposal.reason = Some(match other {
+                    Err(e) => e.to_string(),
+                    Ok(r) => format!("unexpected outcome {r:?}"),
+                });
+                self.record_step(proposal, ProposalAction::Failed, None);
+                None
+            }
+        }
+    }
+
+    /// Records the proposal; when it is finished, drops the config's oldest finished
+    /// proposals beyond [`MAX_FINISHED_PROPOSALS_PER_CONFIG`].
+    fn put_proposal(&mut self, proposal: ReleaseProposal, config: Option<Config>) -> Response {
+        if proposal.status.is_finished() {
+            let finished: Vec<ProposalId> = self
+                .state
+                .proposals_of(proposal.config_id)
+                .filter(|p| p.status.is_finished() && p.id != proposal.id)
+                .map(|p| p.id)
+                .collect();
+            let excess = (finished.len() + 1).saturating_sub(MAX_FINISHED_PROPOSALS_PER_CONFIG);
+            for id in finished.into_iter().take(excess) {
+                self.changes.push(Change::DeleteProposal {
+                    config_id: proposal.config_id,
+                    id,
+                });
+            }
+        }
+        self.changes.push(Change::PutProposal(proposal.clone()));
+        Response::Proposal { proposal, config }
     }
 
     // ---- tenants, apps, environments ---------------------------------------------------

@@ -238,6 +238,7 @@ fn rollback(id: ConfigId, v: VersionId, mode: RollbackMode) -> Command {
         config_id: id,
         version_id: v,
         mode,
+        break_glass: false,
     }
 }
 

@@ -1,11 +1,11 @@
 //! The metadata DB of Conflux, and the only crate that knows SQL.
 //!
 //! It owns the relational side of contract section 1: users, login sessions, service tokens,
-//! role bindings, login-failure throttling rows and the audit log, stored in PostgreSQL
-//! (clusters) or SQLite (the embedded single node) behind one [`MetadataStore`] with the same
-//! behaviour on both. It owns the schema (embedded migrations, one directory per backend,
-//! applied on [`MetadataStore::connect`]) and the identity change counter nodes poll to reload
-//! their in-memory view.
+//! role bindings, login-failure throttling rows, the audit log, and webhooks with the durable
+//! queue of their deliveries, stored in PostgreSQL (clusters) or SQLite (the embedded single
+//! node) behind one [`MetadataStore`] with the same behaviour on both. It owns the schema
+//! (embedded migrations, one directory per backend, applied on [`MetadataStore::connect`]) and
+//! the identity change counter nodes poll to reload their in-memory view.
 //!
 //! It does not hash or verify passwords and secrets (callers pass hashes), decide who may do
 //! what (that is `conflux-domain`'s access model), stamp times (callers pass unix milliseconds),
@@ -17,6 +17,7 @@ mod audit;
 mod error;
 mod identity;
 mod types;
+mod webhooks;
 
 pub use error::MetadataError;
 pub use types::{
@@ -24,6 +25,10 @@ pub use types::{
     BindingRecord, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_STATEMENT_TIMEOUT,
     IdentitySnapshot, NewAuditRecord, NewBinding, NewSession, NewToken, NewUser, PoolSettings,
     SessionEntry, TokenEntry, TokenRecord, UserPatch, UserRecord,
+};
+pub use webhooks::{
+    AttemptRecord, DELIVERY_LIST_MAX, DeliveryOutcome, DeliveryRecord, DeliveryStatus, DueDelivery,
+    NewDelivery, NewWebhook, WebhookRecord,
 };
 
 use std::fmt;
@@ -65,16 +70,22 @@ struct Dialect {
     begin_write: &'static str,
     /// Starts a read-only transaction seeing one consistent snapshot.
     begin_snapshot: &'static str,
+    /// Appended to the SELECT that claims due webhook deliveries: on PostgreSQL, nodes
+    /// claiming at once skip each other's rows instead of waiting; SQLite's write transaction
+    /// already excludes every other writer.
+    claim_lock: &'static str,
 }
 
 const PG_DIALECT: Dialect = Dialect {
     begin_write: "BEGIN",
     begin_snapshot: "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    claim_lock: " FOR UPDATE OF d SKIP LOCKED",
 };
 // A deferred SQLite transaction in WAL mode keeps the snapshot of its first read to the end.
 const SQLITE_DIALECT: Dialect = Dialect {
     begin_write: "BEGIN IMMEDIATE",
     begin_snapshot: "BEGIN",
+    claim_lock: "",
 };
 
 /// Runs `$body` with `$pool` bound to the concrete pool and `$dialect` to its [`Dialect`].

@@ -248,7 +248,11 @@ fn domain_status(e: &DomainError) -> StatusCode {
         DomainError::NotFound { .. } | DomainError::NotPublished { .. } => StatusCode::NOT_FOUND,
         DomainError::AlreadyExists { .. }
         | DomainError::HasChildren { .. }
-        | DomainError::RevisionMismatch { .. } => StatusCode::CONFLICT,
+        | DomainError::RevisionMismatch { .. }
+        | DomainError::ProposalPending { .. }
+        | DomainError::ProposalFinished { .. }
+        | DomainError::AlreadyApproved { .. } => StatusCode::CONFLICT,
+        DomainError::SelfApproval { .. } | DomainError::NotProposer { .. } => StatusCode::FORBIDDEN,
         DomainError::QuotaExceeded { quota, .. } => match quota {
             Quota::MaxConfigBytes => StatusCode::PAYLOAD_TOO_LARGE,
             Quota::MaxApps | Quota::MaxConfigs | Quota::MaxVersionsPerConfig => {
@@ -281,6 +285,13 @@ fn domain_details(e: &DomainError) -> Vec<serde_json::Value> {
         DomainError::RevisionMismatch { expected, actual } => {
             vec![json!({"expected": expected, "actual": actual})]
         }
+        DomainError::ProposalPending { proposal_id, .. } => {
+            vec![json!({"proposal_id": proposal_id})]
+        }
+        DomainError::ProposalFinished {
+            proposal_id,
+            status,
+        } => vec![json!({"proposal_id": proposal_id, "status": status})],
         DomainError::QuotaExceeded {
             quota,
             limit,
@@ -299,7 +310,10 @@ fn domain_details(e: &DomainError) -> Vec<serde_json::Value> {
         | DomainError::HasChildren { .. }
         | DomainError::IdempotencyKeyReused { .. }
         | DomainError::TenantSuspended { .. }
-        | DomainError::NotPublished { .. } => Vec::new(),
+        | DomainError::NotPublished { .. }
+        | DomainError::SelfApproval { .. }
+        | DomainError::AlreadyApproved { .. }
+        | DomainError::NotProposer { .. } => Vec::new(),
     }
 }
 

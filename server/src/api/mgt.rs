@@ -11,14 +11,15 @@ use bytes::Bytes;
 use conflux_api_types::{
     AppList, AppView, ConfigList, ConfigView, CreateApp, CreateConfig, CreateEnvironment,
     CreateTenant, DEFAULT_CANARY_PRIORITY, Deleted, EnvironmentList, EnvironmentView,
-    PublishRequest, PublishResponse, PutReleases, ReleasesView, ResolveResponse, RollbackRequest,
-    Strategy, TenantList, TenantView, UpdateApp, UpdateConfig, UpdateEnvironment, UpdateTenant,
-    VersionCreated, VersionList, VersionView, headers,
+    ProposalAccepted, PublishRequest, PublishResponse, PutReleases, ReleasesView, ResolveResponse,
+    RollbackRequest, Strategy, TenantList, TenantView, UpdateApp, UpdateConfig, UpdateEnvironment,
+    UpdateTenant, VersionCreated, VersionList, VersionView, headers,
 };
 use conflux_domain::{
     Command, Config, ConfigId, ConfigPath, ContentHash, DIFF_TIME_LIMIT, DomainError, Entity,
-    Patch, PublishStrategy, Response as Outcome, Role, Scope, VersionCheck, VersionId, resolve,
-    unified_diff, validate_config_name, validate_name,
+    Patch, PublishStrategy, ReleaseProposal, Response as Outcome, Role, RollbackMode, Scope,
+    VersionCheck, VersionId, VersionMeta, resolve, unified_diff, validate_config_name,
+    validate_name,
 };
 use serde::{Deserialize, Serialize};
 
@@ -494,6 +495,13 @@ pub async fn get_config_by_path(
 
 /// `Ok` if `caller` holds `needed` on the environment of config `id`; 404 if there is no
 /// such config, 403 if the caller may not.
+/// The environment scope of a config, or 404.
+fn config_scope(app: &AppState, id: ConfigId) -> Result<Scope, ApiError> {
+    with_config(app, id, |_, c| {
+        env_scope(&c.path.tenant, &c.path.app, &c.path.env)
+    })
+}
+
 fn require_on_config(
     app: &AppState,
     caller: &Caller,
@@ -501,10 +509,7 @@ fn require_on_config(
     needed: Role,
     action: &str,
 ) -> Result<(), ApiError> {
-    let scope = with_config(app, id, |_, c| {
-        env_scope(&c.path.tenant, &c.path.app, &c.path.env)
-    })?;
-    caller.require(needed, &scope, action)
+    caller.require(needed, &config_scope(app, id)?, action)
 }
 
 /// Reads something about one config, or 404.
@@ -787,8 +792,22 @@ pub async fn diff_versions(
 fn releases_response(applied: Applied) -> ApiResult {
     match applied.response {
         Outcome::Config(c) => Ok(respond(StatusCode::OK, c.revision, ReleasesView::from(&c))),
+        Outcome::Proposed { proposal, version } => {
+            Ok(proposed(&proposal, version.as_ref(), applied.revision))
+        }
         other => Err(unexpected("config", &other)),
     }
+}
+
+/// 202: the environment requires approval, and the release change became a proposal.
+fn proposed(proposal: &ReleaseProposal, version: Option<&VersionMeta>, revision: u64) -> Response {
+    let accepted = ProposalAccepted {
+        proposal_id: proposal.id,
+        status: proposal.status.as_str().to_owned(),
+        config_id: proposal.config_id,
+        version_id: version.map(|v| v.version),
+    };
+    respond(StatusCode::ACCEPTED, revision, accepted)
 }
 
 pub async fn get_releases(
@@ -847,7 +866,11 @@ pub async fn publish(
         strategy,
         sealed,
     };
-    match app.propose(&caller, &opts, &body.raw, cmd).await?.response {
+    let applied = app.propose(&caller, &opts, &body.raw, cmd).await?;
+    match applied.response {
+        Outcome::Proposed { proposal, version } => {
+            Ok(proposed(&proposal, version.as_ref(), applied.revision))
+        }
         Outcome::Version { version, config } => {
             let published = PublishResponse {
                 version_id: version.version,
@@ -868,12 +891,16 @@ pub async fn rollback(
     opts: WriteOptions,
     body: JsonBody<RollbackRequest>,
 ) -> ApiResult {
-    require_on_config(&app, &caller, id, Role::Publisher, "roll back")?;
+    let scope = config_scope(&app, id)?;
+    caller.require(Role::Publisher, &scope, "roll back")?;
     let b = body.value;
     let cmd = Command::Rollback {
         config_id: id,
         version_id: b.version_id,
         mode: b.mode,
+        // Apply decides whether the environment requires approval; a tenant_admin's
+        // emergency rollback skips it (break glass).
+        break_glass: b.mode == RollbackMode::Emergency && caller.allows(Role::TenantAdmin, &scope),
     };
     releases_response(app.propose(&caller, &opts, &body.raw, cmd).await?)
 }

@@ -18,9 +18,11 @@ mod identity;
 mod kms;
 mod mgt;
 mod ops;
+mod proposals;
 mod sealing;
 pub mod tls;
 mod watch;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +81,23 @@ pub struct AppInner {
 }
 
 /// A command that went through Raft: its response and the revision (log index) of its entry.
+/// Who a proposal is made for, and where the request came from.
+#[derive(Debug, Clone)]
+pub struct Author {
+    /// `user:alice`, `token:<id>`, `webhook:<id>`.
+    pub principal: String,
+    pub origin: access::Origin,
+}
+
+impl Author {
+    pub fn of(caller: &Caller) -> Author {
+        Author {
+            principal: caller.principal(),
+            origin: caller.origin.clone(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Applied {
     pub response: Response,
@@ -141,17 +160,30 @@ impl AppState {
         body: &[u8],
         command: Command,
     ) -> Result<Applied, ApiError> {
+        self.propose_as(&Author::of(caller), opts, body, command)
+            .await
+    }
+
+    /// [`AppState::propose`] for an author that is not a token's principal (an external
+    /// approver).
+    pub async fn propose_as(
+        &self,
+        author: &Author,
+        opts: &WriteOptions,
+        body: &[u8],
+        command: Command,
+    ) -> Result<Applied, ApiError> {
         // The leader stamps the time again when it batches the proposal; this stamp is only
         // what the proposal carries on its way there.
         let proposal = Proposal {
             timestamp_ms: crate::clock::now_ms(),
-            idempotency: opts.idempotency(&caller.principal(), body),
+            idempotency: opts.idempotency(&author.principal, body),
             expected_revision: opts.if_match,
-            author: Some(caller.principal()),
+            author: Some(author.principal.clone()),
             origin: Some(RequestOrigin {
-                request_id: caller.origin.request_id(),
-                source_ip: caller.origin.source_ip(),
-                user_agent: caller.origin.user_agent(),
+                request_id: author.origin.request_id(),
+                source_ip: author.origin.source_ip(),
+                user_agent: author.origin.user_agent(),
             }),
             command,
         };
@@ -249,6 +281,19 @@ pub fn router(state: AppState) -> Router {
         .route("/configs/{id}/publish", post(mgt::publish))
         .route("/configs/{id}/rollback", post(mgt::rollback))
         .route("/configs/{id}/resolve", get(mgt::resolve_simulator))
+        .route("/proposals", get(proposals::list))
+        .route("/proposals/{id}", get(proposals::get))
+        .route("/proposals/{id}/cancel", post(proposals::cancel))
+        .layer(axum::middleware::from_fn(extract::read_body_first));
+
+    // Approve and reject authenticate in their handlers: an external approver signs the
+    // body with a webhook's secret instead of sending a token.
+    let decisions = Router::new()
+        .route(
+            "/api/v1/mgt/proposals/{id}/approve",
+            post(proposals::approve),
+        )
+        .route("/api/v1/mgt/proposals/{id}/reject", post(proposals::reject))
         .layer(axum::middleware::from_fn(extract::read_body_first));
 
     // Node and cluster operations; the same body handling as management.
@@ -302,6 +347,15 @@ pub fn router(state: AppState) -> Router {
             get(identity::get_binding).delete(identity::delete_binding),
         )
         .route("/api/v1/audit", get(audit::list))
+        .route(
+            "/api/v1/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/api/v1/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route("/api/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .layer(axum::middleware::from_fn(extract::read_body_first));
 
     // What services call: watch over REST, WebSocket and gRPC, and gRPC fetch, behind
@@ -335,6 +389,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             access::authenticate,
         ))
+        .merge(decisions)
         // Outside authentication: sees its 401s as well as the handlers' 403s.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

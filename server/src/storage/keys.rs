@@ -2,7 +2,7 @@
 //! is numeric order; composite string keys are joined with a 0 byte, which names never
 //! contain.
 
-use conflux_domain::{ConfigId, VersionId};
+use conflux_domain::{ConfigId, ProposalId, VersionId};
 
 pub const META_FORMAT: &[u8] = b"format";
 pub const META_NODE_ID: &[u8] = b"node_id";
@@ -68,6 +68,17 @@ pub fn versions_of(config_id: ConfigId) -> (Vec<u8>, Vec<u8>) {
         version(config_id, 0).to_vec(),
         version(config_id, VersionId::MAX).to_vec(),
     )
+}
+
+/// A proposal: its config, then its id (so a config's deletion takes a key range).
+pub fn proposal(config_id: ConfigId, id: ProposalId) -> [u8; 16] {
+    version(config_id, id)
+}
+
+/// The key range holding every proposal of a config (the end is exclusive, as RocksDB's
+/// range deletes are: the largest id is never assigned).
+pub fn proposals_of(config_id: ConfigId) -> (Vec<u8>, Vec<u8>) {
+    versions_of(config_id)
 }
 
 /// An audit outbox record: log index, then position of the proposal in the entry.

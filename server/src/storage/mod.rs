@@ -51,11 +51,13 @@ pub mod cf {
     pub const IDEMPOTENCY: &str = "idempotency";
     /// Audit records of applied changes not yet in the metadata DB (see `audit.rs`).
     pub const AUDIT_OUTBOX: &str = "audit_outbox";
+    /// Release proposals, keyed by (config id, proposal id) like versions.
+    pub const PROPOSALS: &str = "proposals";
 
     /// The state-machine column families, in snapshot order. A snapshot record names its
     /// family by index into this list, so the order is part of the snapshot format.
     /// (New families go at the end, so older snapshots stay readable.)
-    pub const STATE: [&str; 9] = [
+    pub const STATE: [&str; 10] = [
         SM_META,
         TENANTS,
         APPS,
@@ -65,9 +67,10 @@ pub mod cf {
         CONTENTS,
         IDEMPOTENCY,
         AUDIT_OUTBOX,
+        PROPOSALS,
     ];
 
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         META,
         LOG,
         SM_META,
@@ -79,6 +82,7 @@ pub mod cf {
         CONTENTS,
         IDEMPOTENCY,
         AUDIT_OUTBOX,
+        PROPOSALS,
     ];
 }
 

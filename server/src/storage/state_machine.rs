@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use conflux_domain::{
-    App, Change, Config, ConfigId, ConfigPath, Counters, Environment, IdempotencyRecord, Revision,
-    State, StateDigest, Tenant, VersionId, VersionMeta,
+    App, Change, Config, ConfigId, ConfigPath, Counters, Environment, IdempotencyRecord,
+    ReleaseProposal, Revision, State, StateDigest, Tenant, VersionId, VersionMeta,
 };
 use openraft::storage::RaftStateMachine;
 use openraft::{EntryPayload, OptionalSend, StorageIOError};
@@ -267,6 +267,9 @@ pub(crate) fn load(db: &DB) -> Result<(State, Option<LogId>, StoredMembership)> 
             content: Bytes::new(),
         })
     })?;
+    each(db, cf::PROPOSALS, |_, p: ReleaseProposal| {
+        state.apply_change(Change::PutProposal(p))
+    })?;
     each(db, cf::IDEMPOTENCY, |k, record: IdempotencyRecord| {
         let key = String::from_utf8_lossy(k).into_owned();
         state.apply_change(Change::PutIdempotency { key, record })
@@ -331,6 +334,8 @@ fn persist(db: &DB, batch: &mut WriteBatch, change: &Change) {
             let (from, to) = keys::versions_of(*id);
             batch.delete_range_cf(handle(db, cf::VERSIONS), &from, &to);
             batch.delete_range_cf(handle(db, cf::CONTENTS), &from, &to);
+            let (from, to) = keys::proposals_of(*id);
+            batch.delete_range_cf(handle(db, cf::PROPOSALS), &from, &to);
         }
         Change::PutVersion { meta, content } => {
             let k = keys::version(meta.config_id, meta.version);
@@ -354,6 +359,14 @@ fn persist(db: &DB, batch: &mut WriteBatch, change: &Change) {
         ),
         Change::DeleteIdempotency { key } => {
             batch.delete_cf(handle(db, cf::IDEMPOTENCY), key.as_bytes())
+        }
+        Change::PutProposal(p) => batch.put_cf(
+            handle(db, cf::PROPOSALS),
+            keys::proposal(p.config_id, p.id),
+            codec::encode(p),
+        ),
+        Change::DeleteProposal { config_id, id } => {
+            batch.delete_cf(handle(db, cf::PROPOSALS), keys::proposal(*config_id, *id))
         }
         Change::PutStartedMember { node_id } => {
             batch.put_cf(handle(db, cf::SM_META), keys::started_member(*node_id), [])
