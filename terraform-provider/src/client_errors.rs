@@ -7,7 +7,15 @@
 //! configuration that caused it. Errors without a field but about a named entity
 //! (`tenant_not_found`) point at the attribute that names it. A field the resource has no
 //! attribute for is mentioned in the detail instead.
+//!
+//! Release changes in an environment that requires approval end here too: a change that
+//! became a proposal and was not approved (rejected, canceled, failed) or not decided in
+//! time names the proposal, its status and what to do next ([`proposal_ended`],
+//! [`proposal_timeout`]).
 
+use std::time::Duration;
+
+use conflux_api_types::ProposalView;
 use conflux_client::ClientError;
 
 use crate::protocol::diag::{AttrPath, Diagnostic, Step};
@@ -30,6 +38,13 @@ pub fn diagnostic(action: &str, err: &ClientError, schema: &Block, renames: Rena
         .filter(|p| p.first_attr().is_some_and(|a| schema.has(a)));
 
     let mut detail = err.message();
+    if let ClientError::PendingApproval(p) = err {
+        detail = format!(
+            "The environment requires approval: the change became proposal {} (status {}) and \
+             changed nothing for clients yet.",
+            p.proposal_id, p.status
+        );
+    }
     if let ClientError::Api { details, .. } = err
         && !details.is_empty()
     {
@@ -52,6 +67,64 @@ pub fn diagnostic(action: &str, err: &ClientError, schema: &Block, renames: Rena
         Some(p) => d.at(p),
         None => d,
     }
+}
+
+/// A release change that became a proposal which ended without executing: `rejected`,
+/// `canceled` or `failed` (with the reason, `stale` when the config changed meanwhile).
+pub fn proposal_ended(action: &str, p: &ProposalView) -> Diagnostic {
+    let mut detail = format!(
+        "The environment requires approval, so the change became proposal {} on config {} \
+         ({}), which ended {}",
+        p.id, p.config_id, p.config, p.status
+    );
+    if let Some(reason) = &p.reason {
+        detail.push_str(&format!(" (reason: {reason})"));
+    }
+    if let Some(last) = p.history.last() {
+        detail.push_str(&format!(" by {} at {}", last.actor, last.time));
+        if let Some(c) = &last.comment {
+            detail.push_str(&format!(": {c:?}"));
+        }
+    }
+    detail.push_str(". Nothing changed for clients.");
+    if p.reason.as_deref() == Some("stale") {
+        detail.push_str(
+            " The config changed after the proposal was made: run terraform plan again, then apply.",
+        );
+    } else {
+        detail.push_str(" Apply again to propose the change anew.");
+    }
+    Diagnostic::error(
+        format!("Cannot {action}: proposal {} {}", p.id, p.status),
+        detail,
+    )
+}
+
+/// A release change whose proposal was still pending when the operation's timeout ended.
+pub fn proposal_timeout(action: &str, id: u64, waited: Duration) -> Diagnostic {
+    Diagnostic::error(
+        format!("Cannot {action}: proposal {id} is still pending"),
+        format!(
+            "The environment requires approval, so the change became proposal {id}, which was \
+             still pending after {} (the resource's timeouts block sets how long to wait). It \
+             stays pending: once approved it executes without Terraform. Until it is approved, \
+             rejected or canceled (conflux proposal approve|reject|cancel {id}), another \
+             change of this config, including the next terraform apply, gets 409 \
+             proposal_pending.",
+            humantime::format_duration(waited)
+        ),
+    )
+}
+
+/// What becomes of a proposal whose wait ended early (its status could not be read).
+pub fn proposal_timeout_note(id: u64) -> Diagnostic {
+    Diagnostic::warning(
+        format!("Proposal {id} may still be pending"),
+        format!(
+            "Terraform stopped waiting for proposal {id}. Check it with conflux proposal show \
+             {id}; while it is pending, another change of this config gets 409 proposal_pending."
+        ),
+    )
 }
 
 /// The field an error without one is about.
@@ -103,6 +176,16 @@ fn hint(code: &str) -> Option<&'static str> {
         }
         "quota_exceeded" => {
             "Raise the tenant's quota (conflux_tenant quotas block) or remove objects."
+        }
+        "pending_approval" => {
+            "Approve it (conflux proposal approve <id>, by a publisher other than the proposer \
+             unless the environment allows self-approval), then run terraform apply again; or \
+             reject or cancel it."
+        }
+        "proposal_pending" => {
+            "Another change of this config awaits approval: only one proposal per config may be \
+             pending. Approve, reject or cancel it (conflux proposal list --status pending), then \
+             apply again."
         }
         _ => return None,
     })
@@ -236,6 +319,55 @@ mod tests {
         let e = api_error(403, "forbidden", None);
         let d = diagnostic("create conflux_tenant", &e, &schema(), RENAMES);
         assert!(d.detail.contains("conflux_role_binding"), "{}", d.detail);
+    }
+
+    fn proposal(status: &str, reason: Option<&str>) -> ProposalView {
+        serde_json::from_value(serde_json::json!({
+            "id": 7, "config_id": 3, "config": "acme/web/prod/app.yaml", "status": status,
+            "proposer": "token:ci", "created_at": "2030-01-01T00:00:00Z", "base_revision": 10,
+            "change": {"kind": "publish", "version_id": 2, "strategy": {"type": "stable"}},
+            "approvals": [],
+            "history": [{"action": status, "actor": "user:bob", "time": "2030-01-01T00:01:00Z",
+                         "comment": "not today", "revision": 12}],
+            "reason": reason, "revision": 12
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn proposals_that_did_not_execute_are_named_with_their_end() {
+        let d = proposal_ended("publish conflux_release", &proposal("rejected", None));
+        assert!(d.summary.contains("proposal 7 rejected"), "{}", d.summary);
+        assert!(d.detail.contains("user:bob") && d.detail.contains("not today"));
+        let d = proposal_ended(
+            "write conflux_release_policy",
+            &proposal("failed", Some("stale")),
+        );
+        assert!(d.summary.contains("proposal 7 failed"));
+        assert!(d.detail.contains("reason: stale") && d.detail.contains("plan again"));
+        let d = proposal_timeout("publish conflux_release", 7, Duration::from_secs(90));
+        assert!(d.summary.contains("proposal 7 is still pending"));
+        assert!(d.detail.contains("1m 30s") && d.detail.contains("proposal_pending"));
+    }
+
+    #[test]
+    fn pending_approval_names_the_proposal() {
+        let e = ClientError::PendingApproval(conflux_api_types::ProposalAccepted {
+            proposal_id: 9,
+            status: "pending".into(),
+            config_id: 3,
+            version_id: None,
+        });
+        let d = diagnostic("write conflux_release_policy", &e, &schema(), RENAMES);
+        assert!(d.summary.contains("pending_approval"), "{}", d.summary);
+        assert!(d.detail.contains("proposal 9") && d.detail.contains("approve"));
+        let e = api_error(409, "proposal_pending", None);
+        let d = diagnostic("write conflux_release_policy", &e, &schema(), RENAMES);
+        assert!(
+            d.detail.contains("only one proposal per config"),
+            "{}",
+            d.detail
+        );
     }
 
     #[test]

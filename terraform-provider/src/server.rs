@@ -551,7 +551,8 @@ mod tests {
                 "conflux_release_policy",
                 "conflux_role_binding",
                 "conflux_service_token",
-                "conflux_tenant"
+                "conflux_tenant",
+                "conflux_webhook",
             ]
         );
         assert_eq!(r.data_source_schemas.len(), 3);

@@ -24,4 +24,13 @@ resource "conflux_environment" "prod" {
   app         = conflux_app.checkout.name
   name        = "prod"
   description = "Production"
+
+  # Release changes (rules, publishes, stable rollbacks) become proposals that another
+  # publisher approves. Without this block approval settings are left as they are;
+  # removing it switches approval off.
+  approval {
+    required            = true
+    min_approvals       = 1
+    allow_self_approval = false
+  }
 }

@@ -8,6 +8,7 @@
 //! values change on update, and its defaults.
 
 mod app;
+mod approval;
 pub(crate) mod config;
 mod environment;
 mod release;
@@ -15,6 +16,7 @@ mod release_policy;
 mod role_binding;
 mod service_token;
 mod tenant;
+mod webhook;
 
 use std::sync::Arc;
 
@@ -37,6 +39,7 @@ pub fn all() -> Vec<Arc<dyn Resource>> {
         Arc::new(release_policy::ReleasePolicy),
         Arc::new(service_token::ServiceToken),
         Arc::new(role_binding::RoleBinding),
+        Arc::new(webhook::Webhook),
     ]
 }
 

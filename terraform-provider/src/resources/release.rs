@@ -8,12 +8,20 @@
 //! forgets the version: the API cannot delete versions, retention purges them once no rule
 //! uses them.
 //!
+//! In an environment that requires approval, the stable publish (create) and the rollback
+//! (update to `is_stable = true`) become proposals; the apply waits for them (see
+//! `approval.rs`, bounded by `timeouts { create update }`) and fails naming the proposal if
+//! it is rejected, canceled, fails or is not decided in time. A version is created either
+//! way (creating versions needs no approval), so a create that fails there leaves a version
+//! that no rule uses, which retention purges.
+//!
 //! Import ID: `tenant/app/env/name/VERSION` (or `CONFIG_ID/VERSION`).
 
 use conflux_api_types::{PublishRequest, RollbackRequest, Strategy, VersionView};
 use conflux_client::NewVersion;
 use conflux_domain::RollbackMode;
 
+use super::approval::{self, Operation, WriteError};
 use super::{Outcome, Resource, default_if_null, gone_if_not_found};
 use crate::api::Api;
 use crate::client_errors::Renames;
@@ -28,8 +36,9 @@ pub struct Release;
 const CONTENT_TYPE: &str = "application/octet-stream";
 
 impl Release {
-    fn state(view: &VersionView, content: &str, is_stable: bool) -> Obj {
-        Obj::new()
+    /// The state for `view`; `timeouts` is what the configuration (or `like`) said.
+    fn state(view: &VersionView, content: &str, is_stable: bool, like: &Obj) -> Obj {
+        let state = Obj::new()
             .with(
                 "id",
                 Value::string(format!("{}/{}", view.config_id, view.version_id)),
@@ -39,7 +48,16 @@ impl Release {
             .with("hash", Value::string(&view.hash))
             .with("content", Value::string(content))
             .with("description", Value::string(&view.description))
-            .with("is_stable", Value::Bool(is_stable))
+            .with("is_stable", Value::Bool(is_stable));
+        approval::keep_timeouts(state, like)
+    }
+
+    /// The diagnostics of a release write that failed or whose proposal did not execute.
+    fn write_error(&self, action: &str, e: WriteError) -> Diagnostics {
+        match e {
+            WriteError::Api(e) => self.api_error(action, &e),
+            WriteError::Proposal(d) => d,
+        }
     }
 
     /// Whether the config's default rule serves `version`.
@@ -111,7 +129,11 @@ impl Resource for Release {
                 "hash",
                 Type::String,
                 "sha256:<hex> of the content.",
-            )),
+            ))
+            .single(
+                "timeouts",
+                approval::timeouts_block(&[Operation::Create, Operation::Update]),
+            ),
         )
     }
 
@@ -139,6 +161,7 @@ impl Resource for Release {
                 );
             }
         }
+        approval::validate_timeouts(config, &[Operation::Create, Operation::Update], diags);
     }
 
     fn replace_on_change(&self) -> &'static [&'static str] {
@@ -187,10 +210,26 @@ impl Resource for Release {
                 description: description.map(str::to_owned),
                 strategy: Strategy::Stable,
             };
-            api.retry(|| api.client.publish(config_id, &body, &opts))
-                .await
-                .map_err(|e| self.api_error("publish", &e))?
-                .version_id
+            let action = "publish conflux_release";
+            let limit = approval::timeout(planned, Operation::Create)?;
+            let r = api
+                .retry(|| api.client.publish(config_id, &body, &opts))
+                .await;
+            // The version exists before its release is approved: its number is in the 202.
+            let created = match &r {
+                Err(conflux_client::ClientError::PendingApproval(p)) => p.version_id,
+                _ => None,
+            };
+            match approval::write_or_wait(api, action, limit, r).await {
+                Ok(Some(published)) => published.version_id,
+                Ok(None) => created.ok_or_else(|| {
+                    Diagnostic::error(
+                        "Unexpected answer from Conflux",
+                        "the publish became a proposal whose answer names no version",
+                    )
+                })?,
+                Err(e) => return Err(self.write_error("publish", e)),
+            }
         } else {
             let mut version = NewVersion::new(content.to_owned(), CONTENT_TYPE);
             if let Some(d) = description {
@@ -210,7 +249,7 @@ impl Resource for Release {
                     format!("version {version_id} of config {config_id} was purged right after it was created"),
                 )
             })?;
-        Ok(Self::state(&view, content, is_stable))
+        Ok(Self::state(&view, content, is_stable, planned))
     }
 
     async fn read(&self, api: &Api, state: &Obj) -> Outcome<Option<Obj>> {
@@ -221,22 +260,33 @@ impl Resource for Release {
         };
         let managed_stable = state.opt_bool("is_stable")?.unwrap_or(false);
         let is_stable = managed_stable && self.is_default(api, config_id, version_id).await?;
-        Ok(Some(Self::state(&view, state.str("content")?, is_stable)))
+        Ok(Some(Self::state(
+            &view,
+            state.str("content")?,
+            is_stable,
+            state,
+        )))
     }
 
     async fn update(&self, api: &Api, prior: &Obj, planned: &Obj) -> Outcome<Obj> {
         let config_id = prior.u64("config_id")?;
         let version_id = prior.u64("version_id")?;
         let is_stable = planned.opt_bool("is_stable")?.unwrap_or(false);
-        if is_stable {
+        let was_stable = prior.opt_bool("is_stable")?.unwrap_or(false);
+        // A change of `timeouts` alone changes nothing on the server.
+        if is_stable && !was_stable {
             let body = RollbackRequest {
                 version_id,
                 mode: RollbackMode::StableOnly,
             };
             let opts = api.write_options();
-            api.retry(|| api.client.rollback(config_id, &body, &opts))
+            let limit = approval::timeout(planned, Operation::Update)?;
+            let r = api
+                .retry(|| api.client.rollback(config_id, &body, &opts))
+                .await;
+            approval::write_or_wait(api, "make stable conflux_release", limit, r)
                 .await
-                .map_err(|e| self.api_error("make stable", &e))?;
+                .map_err(|e| self.write_error("make stable", e))?;
         }
         let view = self
             .get_version(api, config_id, version_id)
@@ -247,7 +297,12 @@ impl Resource for Release {
                     format!("version {version_id} of config {config_id} no longer exists"),
                 )
             })?;
-        Ok(Self::state(&view, prior.str("content")?, is_stable))
+        Ok(Self::state(
+            &view,
+            prior.str("content")?,
+            is_stable,
+            planned,
+        ))
     }
 
     async fn delete(&self, _api: &Api, _state: &Obj) -> Outcome<()> {
@@ -293,6 +348,6 @@ impl Resource for Release {
             Diagnostic::error("Cannot import", "the version's content is not UTF-8")
         })?;
         let is_stable = self.is_default(api, config_id, version_id).await?;
-        Ok(Self::state(&view, &content, is_stable))
+        Ok(Self::state(&view, &content, is_stable, &Obj::new()))
     }
 }

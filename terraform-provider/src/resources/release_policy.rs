@@ -7,11 +7,18 @@
 //! overwrite. A 409 caused by something else on the config (a new version) is retried after
 //! a fresh read. Destroy removes every rule (the config is then unpublished).
 //!
+//! In an environment that requires approval, a rule write becomes a proposal; create,
+//! update and destroy wait for it (see `approval.rs`, bounded by
+//! `timeouts { create update delete }`), read the rules back once it executed, and fail
+//! naming the proposal if it is rejected, canceled, fails (`stale`: the config changed
+//! meanwhile) or is not decided in time.
+//!
 //! Import ID: `tenant/app/env/name` (or the numeric config id).
 
 use conflux_api_types::{PutReleases, ReleasesView};
 use conflux_domain::{MAX_RULES_PER_CONFIG, ReleaseRule};
 
+use super::approval::{self, Operation, WriteError};
 use super::{Outcome, Resource, gone_if_not_found};
 use crate::api::Api;
 use crate::client_errors::Renames;
@@ -21,6 +28,9 @@ use crate::protocol::value::{Obj, Type, Value};
 use crate::validate;
 
 pub struct ReleasePolicy;
+
+/// The operations that write rules, and so may wait for an approval.
+const OPERATIONS: [Operation; 3] = [Operation::Create, Operation::Update, Operation::Delete];
 
 /// Fresh reads after a revision mismatch caused by a change that left the rules alone.
 const MAX_WRITE_ATTEMPTS: usize = 3;
@@ -56,6 +66,14 @@ pub fn rules_from_obj(obj: &Obj) -> Outcome<Vec<ReleaseRule>> {
 impl ReleasePolicy {
     /// The state for `view`. Empty labels keep the form (null or `{}`) they had in `like`.
     fn state(view: &ReleasesView, like: Option<&Obj>) -> Obj {
+        let state = Self::rules_state(view, like);
+        match like {
+            Some(like) => approval::keep_timeouts(state, like),
+            None => state.with("timeouts", Value::Null),
+        }
+    }
+
+    fn rules_state(view: &ReleasesView, like: Option<&Obj>) -> Obj {
         let like_rules = like
             .and_then(|o| o.obj_list("rule").ok())
             .unwrap_or_default();
@@ -91,13 +109,15 @@ impl ReleasePolicy {
     }
 
     /// Replaces the rule list with `rules`, guarded as the module explains. `expected` is
-    /// what Terraform last saw (`None`: take over whatever is there).
+    /// what Terraform last saw (`None`: take over whatever is there). A write that becomes a
+    /// proposal is waited for, at most `limit`.
     async fn write(
         &self,
         api: &Api,
         config_id: u64,
         expected: Option<&[ReleaseRule]>,
         rules: Vec<ReleaseRule>,
+        limit: std::time::Duration,
     ) -> Outcome<ReleasesView> {
         let body = PutReleases {
             releases: rules,
@@ -125,13 +145,21 @@ impl ReleasePolicy {
             }
             // A fresh key per attempt: a rejected write is remembered under its key.
             let opts = api.write_options().if_match(current.revision);
-            match api
+            let r = api
                 .retry(|| api.client.put_releases(config_id, &body, &opts))
-                .await
-            {
-                Ok(view) => return Ok(view),
-                Err(e) if e.code() == "revision_mismatch" => continue,
-                Err(e) => return Err(self.api_error("write", &e)),
+                .await;
+            match approval::write_or_wait(api, "write conflux_release_policy", limit, r).await {
+                Ok(Some(view)) => return Ok(view),
+                // The proposal executed: the rules are the ones written.
+                Ok(None) => {
+                    return api
+                        .retry(|| api.client.get_releases(config_id))
+                        .await
+                        .map_err(|e| self.api_error("read", &e));
+                }
+                Err(WriteError::Api(e)) if e.code() == "revision_mismatch" => continue,
+                Err(WriteError::Api(e)) => return Err(self.api_error("write", &e)),
+                Err(WriteError::Proposal(d)) => return Err(d),
             }
         }
         Err(Diagnostic::error(
@@ -196,7 +224,8 @@ impl Resource for ReleasePolicy {
                 rule,
                 1,
                 i64::try_from(MAX_RULES_PER_CONFIG).unwrap_or(64),
-            ),
+            )
+            .single("timeouts", approval::timeouts_block(&OPERATIONS)),
         )
     }
 
@@ -206,6 +235,7 @@ impl Resource for ReleasePolicy {
 
     fn validate(&self, config: &Obj, diags: &mut Diagnostics) {
         validate::int_range(config, "config_id", 1, i64::MAX, diags);
+        approval::validate_timeouts(config, &OPERATIONS, diags);
         let Ok(rules) = config.obj_list("rule") else {
             return;
         };
@@ -284,8 +314,9 @@ impl Resource for ReleasePolicy {
 
     async fn create(&self, api: &Api, planned: &Obj) -> Outcome<Obj> {
         let config_id = planned.u64("config_id")?;
+        let limit = approval::timeout(planned, Operation::Create)?;
         let view = self
-            .write(api, config_id, None, rules_from_obj(planned)?)
+            .write(api, config_id, None, rules_from_obj(planned)?, limit)
             .await?;
         Ok(Self::state(&view, Some(planned)))
     }
@@ -300,8 +331,18 @@ impl Resource for ReleasePolicy {
     async fn update(&self, api: &Api, prior: &Obj, planned: &Obj) -> Outcome<Obj> {
         let config_id = prior.u64("config_id")?;
         let expected = rules_from_obj(prior)?;
+        let rules = rules_from_obj(planned)?;
+        if rules == expected {
+            // Only `timeouts` changed: nothing to write.
+            let view = api
+                .retry(|| api.client.get_releases(config_id))
+                .await
+                .map_err(|e| self.api_error("read", &e))?;
+            return Ok(Self::state(&view, Some(planned)));
+        }
+        let limit = approval::timeout(planned, Operation::Update)?;
         let view = self
-            .write(api, config_id, Some(&expected), rules_from_obj(planned)?)
+            .write(api, config_id, Some(&expected), rules, limit)
             .await?;
         Ok(Self::state(&view, Some(planned)))
     }
@@ -316,7 +357,8 @@ impl Resource for ReleasePolicy {
         {
             return Ok(());
         }
-        self.write(api, config_id, None, Vec::new()).await?;
+        let limit = approval::timeout(state, Operation::Delete)?;
+        self.write(api, config_id, None, Vec::new(), limit).await?;
         Ok(())
     }
 
