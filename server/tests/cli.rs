@@ -1409,3 +1409,79 @@ fn assert_row(table: &str, label: &str, value: &str) {
         "no row {label} ...{value} in\n{table}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approval_commands_propose_list_approve_and_show() {
+    let (_node, cli, client) = start().await;
+    let w = WriteOptions::default();
+    client
+        .create_tenant(&CreateTenant::named("acme"), &w)
+        .await
+        .unwrap();
+    client
+        .create_app("acme", &CreateApp::named("shop"), &w)
+        .await
+        .unwrap();
+    let env = cli
+        .ok_text(&[
+            "admin",
+            "env",
+            "create",
+            "acme/shop/prod",
+            "--require-approval",
+            "true",
+            "--allow-self-approval",
+            "true",
+        ])
+        .await;
+    assert!(env.contains("approval required:  true"), "{env}");
+    let body = CreateConfig {
+        name: "app.txt".into(),
+        format: Format::Text,
+        schema: None,
+        retention: None,
+        description: None,
+        encrypted: false,
+    };
+    client
+        .create_config("acme", "shop", "prod", &body, &w)
+        .await
+        .unwrap();
+    let path = "acme/shop/prod/app.txt";
+    let v1 = file(b"one");
+    let args = ["release", "publish", path, "-f", path_str(&v1), "--strategy", "stable"];
+    let proposed = cli.ok_text(&args).await;
+    assert!(proposed.contains("proposal 1 is pending"), "{proposed}");
+    assert!(proposed.contains("version 1 was created"), "{proposed}");
+    // Nothing is released until the approval.
+    let releases = client.get_releases(1).await.unwrap();
+    assert!(releases.releases.is_empty());
+
+    let pending = cli
+        .ok_text(&["proposal", "list", "--status", "pending", "--config", path])
+        .await;
+    assert_eq!(rows_starting(&pending, "1").len(), 1, "{pending}");
+    let approved = cli
+        .ok_text(&["proposal", "approve", "1", "--comment", "CAB ok"])
+        .await;
+    assert!(approved.contains("executed"), "{approved}");
+    assert_eq!(client.get_releases(1).await.unwrap().releases.len(), 1);
+    let shown = cli.ok_text(&["proposal", "show", "1"]).await;
+    for step in ["created", "approved", "executed", "CAB ok"] {
+        assert!(shown.contains(step), "{step} missing from {shown}");
+    }
+    let again = ["proposal", "approve", "1"];
+    let out = cli.run(&again).await;
+    let line = one_error_line(&out, &again, 1, "proposal_finished");
+    assert!(line.contains("already executed"), "{line}");
+
+    // Approval settings change through the CLI, and a flag left out keeps its value.
+    let updated = cli
+        .ok_text(&["admin", "env", "update", "acme/shop/prod", "--min-approvals", "2"])
+        .await;
+    assert!(updated.contains("min approvals:      2"), "{updated}");
+    assert!(updated.contains("approval required:  true"), "{updated}");
+    let bad = ["admin", "env", "update", "acme/shop/prod", "--min-approvals", "0"];
+    let out = cli.run(&bad).await;
+    one_error_line(&out, &bad, 1, "invalid_argument");
+}

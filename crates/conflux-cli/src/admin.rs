@@ -1,13 +1,21 @@
 //! `conflux admin ...`: tenants, apps and environments; `admin cluster` is in
-//! [`crate::cluster`], users, service tokens and role bindings in [`crate::identity`].
+//! [`crate::cluster`], users, service tokens and role bindings in [`crate::identity`],
+//! webhooks in [`webhook`].
 
-use conflux_api_types::{CreateApp, CreateEnvironment, CreateTenant, QuotasPatch};
+use conflux_api_types::{
+    ApprovalSettings, CreateApp, CreateEnvironment, CreateTenant, QuotasPatch, UpdateEnvironment,
+};
 
 use crate::cluster::{self, ClusterCommand};
 use crate::error::CliError;
 use crate::identity::{self, RoleBindingCommand, TokenCommand, UserCommand};
 use crate::parse::{self, AppPath, EnvPath};
 use crate::{Ctx, Output, WriteArgs};
+use webhook::WebhookCommand;
+
+// Declared here rather than in lib.rs: `admin webhook` is its only user.
+#[path = "webhook.rs"]
+pub mod webhook;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AdminCommand {
@@ -35,6 +43,9 @@ pub enum AdminCommand {
     /// The key-encryption keys of encrypted configs: status, and rewrap after a rotation.
     #[command(subcommand)]
     Kms(KmsCommand),
+    /// Webhooks: signed POSTs of proposal, release and version events, and their deliveries.
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -115,6 +126,8 @@ pub struct AppCreateArgs {
 pub enum EnvCommand {
     /// Create an environment.
     Create(EnvCreateArgs),
+    /// Change an environment's description or approval settings (approval: tenant_admin).
+    Update(EnvUpdateArgs),
     /// List the environments of an app.
     List {
         /// tenant/app
@@ -123,11 +136,60 @@ pub enum EnvCommand {
     },
 }
 
+/// Approval settings of an environment (contract section 7); absent flags keep the current
+/// (or default) value.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ApprovalArgs {
+    /// Whether release changes (set, publish, rollback) need approval: they become proposals.
+    #[arg(long, value_name = "BOOL")]
+    pub require_approval: Option<bool>,
+    /// How many approvals a proposal needs, 1-10 (default 1).
+    #[arg(long, value_name = "N")]
+    pub min_approvals: Option<u32>,
+    /// Whether a proposer may approve their own proposal (default false).
+    #[arg(long, value_name = "BOOL")]
+    pub allow_self_approval: Option<bool>,
+}
+
+impl ApprovalArgs {
+    /// The settings after these flags, or `None` when none was given.
+    fn settings(&self, current: ApprovalSettings) -> Option<ApprovalSettings> {
+        if self.require_approval.is_none()
+            && self.min_approvals.is_none()
+            && self.allow_self_approval.is_none()
+        {
+            return None;
+        }
+        Some(ApprovalSettings {
+            required: self.require_approval.unwrap_or(current.required),
+            min_approvals: self.min_approvals.unwrap_or(current.min_approvals),
+            allow_self_approval: self
+                .allow_self_approval
+                .unwrap_or(current.allow_self_approval),
+        })
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EnvUpdateArgs {
+    /// tenant/app/env
+    #[arg(value_parser = parse::env_path, value_name = "TENANT/APP/ENV")]
+    pub env: EnvPath,
+    #[arg(long)]
+    pub description: Option<String>,
+    #[command(flatten)]
+    pub approval: ApprovalArgs,
+    #[command(flatten)]
+    pub write: WriteArgs,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct EnvCreateArgs {
     /// tenant/app/env
     #[arg(value_parser = parse::env_path, value_name = "TENANT/APP/ENV")]
     pub env: EnvPath,
+    #[command(flatten)]
+    pub approval: ApprovalArgs,
     #[arg(long)]
     pub description: Option<String>,
     #[command(flatten)]
@@ -163,10 +225,34 @@ pub(crate) async fn execute(ctx: &Ctx, command: AdminCommand) -> Result<Output, 
             let body = CreateEnvironment {
                 name: a.env.env.clone(),
                 description: a.description,
-                approval: None,
+                approval: a.approval.settings(ApprovalSettings::default()),
             };
             let view = client
                 .create_env(&a.env.tenant, &a.env.app, &body, &a.write.options())
+                .await?;
+            ctx.render(&view)
+        }
+        AdminCommand::Env(EnvCommand::Update(a)) => {
+            let (tenant, app, env) = (&a.env.tenant, &a.env.app, &a.env.env);
+            let approval = match a.approval.settings(ApprovalSettings::default()) {
+                // Flags not given keep what the environment has.
+                Some(_) => {
+                    let current = client.get_env(tenant, app, env).await?.approval;
+                    a.approval.settings(current)
+                }
+                None => None,
+            };
+            if approval.is_none() && a.description.is_none() {
+                return Err(CliError::usage(
+                    "nothing to change: give --description or an approval flag",
+                ));
+            }
+            let body = UpdateEnvironment {
+                description: a.description,
+                approval,
+            };
+            let view = client
+                .update_env(tenant, app, env, &body, &a.write.options())
                 .await?;
             ctx.render(&view)
         }
@@ -179,6 +265,7 @@ pub(crate) async fn execute(ctx: &Ctx, command: AdminCommand) -> Result<Output, 
         AdminCommand::RoleBinding(c) => identity::role_binding(ctx, c).await,
         AdminCommand::Kms(KmsCommand::Status) => ctx.render(&ctx.client.kms_status().await?),
         AdminCommand::Kms(KmsCommand::Rewrap) => ctx.render(&ctx.client.kms_rewrap().await?),
+        AdminCommand::Webhook(c) => webhook::execute(ctx, c).await,
     }
 }
 

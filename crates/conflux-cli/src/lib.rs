@@ -24,6 +24,7 @@ mod error;
 pub mod identity;
 mod input;
 pub mod parse;
+pub mod proposal;
 pub mod release;
 pub mod render;
 pub mod watch;
@@ -40,6 +41,7 @@ pub use auth::{AuthCommand, LoginArgs, Token};
 pub use cluster::ClusterCommand;
 pub use config::ConfigCommand;
 pub use identity::{AuditCommand, RoleBindingCommand, TokenCommand, UserCommand};
+pub use proposal::ProposalCommand;
 pub use release::ReleaseCommand;
 pub use render::OutputFormat;
 
@@ -122,6 +124,9 @@ pub enum Command {
     /// Release rules: which clients get which version (set/apply, status, publish, rollback).
     #[command(subcommand)]
     Release(Box<ReleaseCommand>),
+    /// Release changes waiting for approval: list, show, approve, reject, cancel.
+    #[command(subcommand)]
+    Proposal(Box<ProposalCommand>),
     /// Tenants, apps, environments, users, service tokens, role bindings and the cluster.
     #[command(subcommand)]
     Admin(Box<AdminCommand>),
@@ -258,6 +263,7 @@ async fn execute_in(
     let result = match command {
         Command::Config(c) => config::execute(&ctx, *c).await,
         Command::Release(c) => release::execute(&ctx, *c).await,
+        Command::Proposal(c) => proposal::execute(&ctx, *c).await,
         Command::Admin(c) => admin::execute(&ctx, *c).await,
         Command::Audit(c) => identity::audit(&ctx, *c).await,
         Command::Logout => auth::logout(&ctx).await,

@@ -7,6 +7,7 @@ use conflux_client::ConfigPath;
 
 use crate::config::config_id;
 use crate::error::CliError;
+use crate::proposal::or_proposed;
 use crate::parse::{self, Labels, RULE_SYNTAX};
 use crate::render::{ReleaseStatus, Resolved};
 use crate::{Ctx, Output, WriteArgs, input};
@@ -169,8 +170,7 @@ pub(crate) async fn execute(ctx: &Ctx, command: ReleaseCommand) -> Result<Output
                 releases: a.rules,
                 comment: a.comment,
             };
-            let view = client.put_releases(id, &body, &a.write.options()).await?;
-            ctx.render(&view)
+            or_proposed(ctx, client.put_releases(id, &body, &a.write.options()).await)
         }
         ReleaseCommand::Status(a) => {
             let id = config_id(ctx, &a.path).await?;
@@ -194,8 +194,7 @@ pub(crate) async fn execute(ctx: &Ctx, command: ReleaseCommand) -> Result<Output
                 version_id: a.version,
                 mode: a.mode.into(),
             };
-            let view = client.rollback(id, &body, &a.write.options()).await?;
-            ctx.render(&view)
+            or_proposed(ctx, client.rollback(id, &body, &a.write.options()).await)
         }
         ReleaseCommand::Publish(a) => {
             let strategy = a.strategy()?;
@@ -212,8 +211,7 @@ pub(crate) async fn execute(ctx: &Ctx, command: ReleaseCommand) -> Result<Output
                 description: a.description,
                 strategy,
             };
-            let published = client.publish(id, &body, &a.write.options()).await?;
-            ctx.render(&published)
+            or_proposed(ctx, client.publish(id, &body, &a.write.options()).await)
         }
     }
 }

@@ -50,11 +50,11 @@ pub fn render<T: Render>(value: &T, format: OutputFormat) -> Result<String, Stri
 /// Shown for an absent or empty value.
 const NONE: &str = "-";
 
-fn or_none(s: &str) -> &str {
+pub(crate) fn or_none(s: &str) -> &str {
     if s.is_empty() { NONE } else { s }
 }
 
-fn list(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+pub(crate) fn list(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
     let mut t = Table::new();
     t.load_style(presets::NOTHING);
     t.set_header(header.to_vec());
@@ -70,7 +70,7 @@ fn list(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String 
 }
 
 /// Two columns, field and value, for one entity.
-fn fields(rows: &[(&str, String)]) -> String {
+pub(crate) fn fields(rows: &[(&str, String)]) -> String {
     let mut t = Table::new();
     t.load_style(presets::NOTHING);
     for (k, v) in rows {
@@ -106,7 +106,7 @@ fn percent_text(rule: &ReleaseRule) -> String {
 }
 
 /// The rule list with each rule's list position and its place in evaluation order.
-fn rules_table(rules: &[ReleaseRule]) -> String {
+pub(crate) fn rules_table(rules: &[ReleaseRule]) -> String {
     if rules.is_empty() {
         return "(no rules: the config is not published)\n".to_owned();
     }
@@ -201,6 +201,16 @@ impl Render for EnvironmentView {
             ("env", format!("{}/{}/{}", self.tenant, self.app, self.name)),
             ("description", or_none(&self.description).to_owned()),
             ("approval required", self.approval.required.to_string()),
+            ("min approvals", self.approval.min_approvals.to_string()),
+            (
+                "self-approval",
+                if self.approval.allow_self_approval {
+                    "allowed"
+                } else {
+                    "refused"
+                }
+                .to_owned(),
+            ),
             ("created", self.created_at.clone()),
             ("updated", self.updated_at.clone()),
             ("revision", self.revision.to_string()),
@@ -530,7 +540,7 @@ impl Render for BackupWritten {
 
 // ---- identity, access and audit ----------------------------------------------------------
 
-fn opt_text(v: &Option<String>) -> String {
+pub(crate) fn opt_text(v: &Option<String>) -> String {
     v.as_deref()
         .map_or(NONE.to_owned(), |s| or_none(s).to_owned())
 }
