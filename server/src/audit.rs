@@ -82,6 +82,18 @@ impl AuditEntry {
         if subject.break_glass {
             details.insert("break_glass".into(), json!(true));
         }
+        // Who changed an environment's approval settings, and to what.
+        if let Command::CreateEnvironment {
+            approval: Some(settings),
+            ..
+        }
+        | Command::UpdateEnvironment {
+            approval: Some(settings),
+            ..
+        } = &proposal.command
+        {
+            details.insert("approval".into(), json!(settings));
+        }
         match outcome {
             Ok(Response::Version { version, config }) => {
                 details.insert("version_id".into(), json!(version.version));

@@ -439,6 +439,37 @@ async fn an_embedded_node_bootstraps_an_admin_token_file() {
     );
 }
 
+/// A node that starts on an empty data directory while its metadata DB is away knows no
+/// token yet: it says "retry" (503 `metadata_unavailable`) instead of calling a good token
+/// bad, and it is not ready, so load balancers and harnesses wait for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_that_never_loaded_identities_answers_503_not_401() {
+    let port = conflux_testkit::free_port().unwrap();
+    let mut spec = NodeSpec::new(1);
+    spec.extra_args = vec![
+        "--metadata-url".into(),
+        format!("postgres://conflux@127.0.0.1:{port}/nowhere"),
+    ];
+    let node = TestNode::start(spec).expect("node starts without its metadata DB");
+    let anonymous = As::new(&node.api_url(), None);
+    // Once it has elected itself, what keeps it from being ready is the identity.
+    eventually(Duration::from_secs(15), "not ready for want of identities", || {
+        let anonymous = anonymous.clone();
+        async move {
+            let (status, ready) = anonymous.get("/ready").await;
+            status.as_u16() == 503
+                && ready["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("identities"))
+        }
+    })
+    .await;
+    let me = As::new(&node.api_url(), Some(&node.token()));
+    let (status, body) = me.get("/api/v1/auth/whoami").await;
+    assert_eq!(status.as_u16(), 503, "{body}");
+    assert_eq!(body["error"]["code"], "metadata_unavailable");
+}
+
 /// A cluster refuses SQLite metadata at start-up, with a one-line reason.
 #[test]
 fn a_cluster_node_refuses_sqlite() {

@@ -263,7 +263,28 @@ impl Cluster {
             client_tls: client_tls.map(Box::new),
         };
         cluster.wait_for_leader(LEADER_TIMEOUT)?;
+        cluster.wait_until_ready(LEADER_TIMEOUT)?;
         Ok(cluster)
+    }
+
+    /// Waits until every running node answers `/ready` with 200: it knows the leader, has
+    /// applied the log, and has loaded the identities (until then it cannot tell a good
+    /// token from a bad one, and answers 503).
+    pub fn wait_until_ready(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        for node in &self.nodes {
+            loop {
+                let view = node.get_json("/ready", None);
+                if view.as_ref().is_ok_and(|r| r["ready"] == true) {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    bail!("node {} not ready within {timeout:?}: {view:?}", node.spec.node_id);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Ok(())
     }
 
     /// A cluster around a node that is already running (e.g. one restored from a backup),

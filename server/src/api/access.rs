@@ -151,11 +151,21 @@ pub fn authenticate_headers(
         return Err(unknown());
     }
     let digest = crate::auth::token::digest(token);
-    app.identity()
+    let identity = app.identity();
+    match identity
         .load()
         .authenticate_digest(&digest, now_ms() as i64)
-        .map(|s| (s, digest))
-        .ok_or_else(unknown)
+    {
+        Some(subject) => Ok((subject, digest)),
+        // A node that started while the metadata DB was away, on an empty data directory,
+        // knows no token yet: "try again" is the truth, "unauthenticated" would not be.
+        None if !identity.loaded() => Err(ApiError::Metadata(
+            conflux_metadata::MetadataError::Unavailable(
+                "this node has not loaded the identities from the metadata DB yet; retry".into(),
+            ),
+        )),
+        None => Err(unknown()),
+    }
 }
 
 /// Authenticates a protected request: attaches its [`Caller`] or answers 401 (for gRPC, the

@@ -27,6 +27,8 @@ pub async fn ready(State(app): State<AppState>) -> Response {
         Some(format!("the Raft core stopped: {e}"))
     } else if metrics.current_leader.is_none() {
         Some("no leader is known".to_owned())
+    } else if !app.identity().loaded() {
+        Some("the identities have not been loaded from the metadata DB yet".to_owned())
     } else if last_log.saturating_sub(applied) > READY_MAX_APPLY_LAG {
         Some(format!(
             "applied index {applied} lags the log ({last_log}) by more than {READY_MAX_APPLY_LAG}"

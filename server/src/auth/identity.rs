@@ -176,6 +176,12 @@ impl IdentityCache {
         self.generation.send_modify(|g| *g += 1);
     }
 
+    /// Whether any identity was loaded yet (from the metadata DB, or from this node's copy
+    /// of it). Until then an unknown token says nothing about the token.
+    pub fn loaded(&self) -> bool {
+        *self.generation.borrow() > 0
+    }
+
     /// Ticks after every replacement.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.generation.subscribe()
