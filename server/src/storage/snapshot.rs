@@ -745,6 +745,81 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn proposals_travel_in_snapshots_and_survive_a_restart() {
+        use conflux_domain::{
+            ApprovalSettings, Command, ConfigPath, Format, ProposalStatus, PublishStrategy,
+        };
+        use openraft::storage::RaftStateMachine;
+
+        use crate::storage::testing::entry;
+
+        let rt = runtime();
+        let (x_dir, y_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut y = store(&rt, y_dir.path(), 0);
+        let publish = |content: &'static [u8]| Command::Publish {
+            config_id: 1,
+            content: bytes::Bytes::from_static(content),
+            description: None,
+            strategy: PublishStrategy::Stable,
+            sealed: None,
+        };
+        let commands = vec![
+            Command::CreateTenant {
+                name: "acme".into(),
+                display_name: None,
+                quotas: Default::default(),
+            },
+            Command::CreateApp {
+                tenant: "acme".into(),
+                name: "web".into(),
+                description: None,
+            },
+            Command::CreateEnvironment {
+                tenant: "acme".into(),
+                app: "web".into(),
+                name: "prod".into(),
+                description: None,
+                approval: Some(ApprovalSettings {
+                    required: true,
+                    ..ApprovalSettings::default()
+                }),
+            },
+            Command::CreateConfig {
+                path: ConfigPath::new("acme", "web", "prod", "a.txt"),
+                format: Format::Text,
+                schema: None,
+                retention: None,
+                description: None,
+                encrypted: false,
+            },
+            publish(b"one"),
+        ];
+        let entries = commands
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| entry(i as u64 + 1, c));
+        rt.block_on(y.apply(entries)).unwrap();
+        let pending = y.plane().read(|s| s.pending_proposal(1).cloned()).unwrap();
+        assert_eq!(pending.status, ProposalStatus::Pending);
+
+        let (meta, mut file) = build(&y.plane().0).unwrap();
+        let x = store(&rt, x_dir.path(), 0);
+        rt.block_on(receive_and_install(&x.plane(), &meta, &mut file));
+        assert_eq!(
+            x.plane().read(|s| s.proposal(pending.id).cloned()),
+            Some(pending.clone())
+        );
+        assert_eq!(x.plane().digest(), y.plane().digest());
+
+        drop(x);
+        let reopened = crate::storage::open(x_dir.path(), 1).unwrap().state_machine;
+        assert_eq!(
+            reopened.plane().read(|s| s.pending_proposal(1).cloned()),
+            Some(pending)
+        );
+    }
+
+    #[test]
     fn a_received_snapshot_that_is_never_installed_leaves_no_file() {
         let rt = runtime();
         let dir = tempfile::tempdir().unwrap();
