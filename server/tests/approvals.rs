@@ -108,13 +108,19 @@ async fn a_proposal_made_on_one_node_is_approved_on_another_and_served_everywher
     let id = common::setup_config(&admin, "app.txt").await;
     admin.publish(id, &publish_body("v1"), &w()).await.unwrap();
     require_approval(&admin, 1).await;
-    let (alice, alice_name) = principal(&admin, &cluster.node(a).api_url(), "alice", "publisher").await;
+    let (alice, alice_name) =
+        principal(&admin, &cluster.node(a).api_url(), "alice", "publisher").await;
     let (bob, bob_name) = principal(&admin, &cluster.node(b).api_url(), "bob", "publisher").await;
     wait_known(&alice).await;
     wait_known(&bob).await;
 
     // Proposed on one follower: the version exists, nothing is released anywhere.
-    let proposal = pending(alice.publish(id, &publish_body("v2"), &w()).await.unwrap_err());
+    let proposal = pending(
+        alice
+            .publish(id, &publish_body("v2"), &w())
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(proposal.status, "pending");
     assert_eq!(proposal.version_id, Some(2));
     for node in cluster.nodes() {
@@ -142,29 +148,35 @@ async fn a_proposal_made_on_one_node_is_approved_on_another_and_served_everywher
     assert_eq!(served_version(&bob, "app.txt").await, 2, "read-your-writes");
     for node in cluster.nodes() {
         let c = client(node);
-        eventually(Duration::from_secs(10), "v2 served on every node", || async {
-            served_version(&c, "app.txt").await == 2
-        })
+        eventually(
+            Duration::from_secs(10),
+            "v2 served on every node",
+            || async { served_version(&c, "app.txt").await == 2 },
+        )
         .await;
     }
     let steps: Vec<String> = done.history.iter().map(|h| h.action.clone()).collect();
     assert_eq!(steps, ["created", "approved", "executed"]);
 
     // Who approved what is answerable from the audit log.
-    eventually(Duration::from_secs(20), "the approval is audited", || async {
-        let page = admin
-            .audit(&AuditQuery {
-                action: Some("proposal.approve".into()),
-                ..Default::default()
+    eventually(
+        Duration::from_secs(20),
+        "the approval is audited",
+        || async {
+            let page = admin
+                .audit(&AuditQuery {
+                    action: Some("proposal.approve".into()),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            page.records.iter().any(|r| {
+                r.actor == bob_name
+                    && r.details["proposal_id"] == proposal.proposal_id
+                    && r.details["status"] == "executed"
             })
-            .await
-            .unwrap();
-        page.records.iter().any(|r| {
-            r.actor == bob_name
-                && r.details["proposal_id"] == proposal.proposal_id
-                && r.details["status"] == "executed"
-        })
-    })
+        },
+    )
     .await;
 
     // A leader change with a proposal pending: the new leader executes it.
@@ -218,7 +230,10 @@ async fn stale_double_and_pending_proposals_and_break_glass() {
     let (status, code) = api_code(bob.put_releases(id, &rules, &w()).await);
     assert_eq!((status, code.as_str()), (409, "proposal_pending"));
     // A viewer may see it, not decide on it; a stranger may not cancel it.
-    assert_eq!(viewer.get_proposal(p.proposal_id).await.unwrap().status, "pending");
+    assert_eq!(
+        viewer.get_proposal(p.proposal_id).await.unwrap().status,
+        "pending"
+    );
     let (status, _) = api_code(viewer.approve_proposal(p.proposal_id, None).await);
     assert_eq!(status, 403);
     let (status, code) = api_code(bob.cancel_proposal(p.proposal_id, None).await);
@@ -245,7 +260,10 @@ async fn stale_double_and_pending_proposals_and_break_glass() {
     // min_approvals fails it as stale and changes nothing.
     let stale = carol.approve_proposal(p.proposal_id, None).await.unwrap();
     assert_eq!(stale.status, "failed");
-    assert!(stale.reason.as_deref().unwrap().starts_with("stale"), "{stale:?}");
+    assert!(
+        stale.reason.as_deref().unwrap().starts_with("stale"),
+        "{stale:?}"
+    );
     assert_eq!(served_version(&admin, "app.txt").await, 2);
     let (status, code) = api_code(carol.approve_proposal(p.proposal_id, None).await);
     assert_eq!((status, code.as_str()), (409, "proposal_finished"));
@@ -286,7 +304,10 @@ async fn stale_double_and_pending_proposals_and_break_glass() {
     assert_eq!((status, code.as_str()), (400, "invalid_argument"));
     // The proposer cancels a new one.
     let q = pending(alice.put_releases(id, &rules, &w()).await.unwrap_err());
-    let canceled = alice.cancel_proposal(q.proposal_id, Some("wrong rule")).await.unwrap();
+    let canceled = alice
+        .cancel_proposal(q.proposal_id, Some("wrong rule"))
+        .await
+        .unwrap();
     assert_eq!(canceled.status, "canceled");
 }
 
@@ -315,7 +336,12 @@ async fn an_external_approver_signs_with_a_webhook_secret() {
         })
         .await
         .unwrap();
-    let p = pending(admin.publish(id, &publish_body("v2"), &w()).await.unwrap_err());
+    let p = pending(
+        admin
+            .publish(id, &publish_body("v2"), &w())
+            .await
+            .unwrap_err(),
+    );
 
     let http = conflux_client::tls::reqwest_builder(&Default::default(), false)
         .unwrap()
@@ -342,7 +368,10 @@ async fn an_external_approver_signs_with_a_webhook_secret() {
     let wrong = sign("not-the-shared-secret-at-all", &body);
     assert_eq!(send(Some(wrong)).await.unwrap().status(), 401);
     assert_eq!(send(Some("sha256=zz".into())).await.unwrap().status(), 401);
-    assert_eq!(admin.get_proposal(p.proposal_id).await.unwrap().status, "pending");
+    assert_eq!(
+        admin.get_proposal(p.proposal_id).await.unwrap().status,
+        "pending"
+    );
 
     let good = sign(secret, &body);
     let answer = send(Some(good.clone())).await.unwrap();
@@ -350,13 +379,19 @@ async fn an_external_approver_signs_with_a_webhook_secret() {
     let view: conflux_api_types::ProposalView = answer.json().await.unwrap();
     assert_eq!(view.status, "executed");
     assert!(view.approvals[0].approver.starts_with("webhook:"));
-    assert_eq!(view.approvals[0].comment.as_deref(), Some("CAB-1234 approved"));
+    assert_eq!(
+        view.approvals[0].comment.as_deref(),
+        Some("CAB-1234 approved")
+    );
     assert_eq!(served_version(&admin, "app.txt").await, 2);
 
     // The same callback replayed: nothing changes, and the answer says why.
     let replay = send(Some(good)).await.unwrap();
     assert_eq!(replay.status(), 409);
     let text = replay.text().await.unwrap();
-    assert!(text.contains("proposal_finished") && text.contains("executed"), "{text}");
+    assert!(
+        text.contains("proposal_finished") && text.contains("executed"),
+        "{text}"
+    );
     assert_eq!(served_version(&admin, "app.txt").await, 2);
 }

@@ -1449,7 +1449,15 @@ async fn approval_commands_propose_list_approve_and_show() {
         .unwrap();
     let path = "acme/shop/prod/app.txt";
     let v1 = file(b"one");
-    let args = ["release", "publish", path, "-f", path_str(&v1), "--strategy", "stable"];
+    let args = [
+        "release",
+        "publish",
+        path,
+        "-f",
+        path_str(&v1),
+        "--strategy",
+        "stable",
+    ];
     let proposed = cli.ok_text(&args).await;
     assert!(proposed.contains("proposal 1 is pending"), "{proposed}");
     assert!(proposed.contains("version 1 was created"), "{proposed}");
@@ -1477,11 +1485,25 @@ async fn approval_commands_propose_list_approve_and_show() {
 
     // Approval settings change through the CLI, and a flag left out keeps its value.
     let updated = cli
-        .ok_text(&["admin", "env", "update", "acme/shop/prod", "--min-approvals", "2"])
+        .ok_text(&[
+            "admin",
+            "env",
+            "update",
+            "acme/shop/prod",
+            "--min-approvals",
+            "2",
+        ])
         .await;
     assert!(updated.contains("min approvals:      2"), "{updated}");
     assert!(updated.contains("approval required:  true"), "{updated}");
-    let bad = ["admin", "env", "update", "acme/shop/prod", "--min-approvals", "0"];
+    let bad = [
+        "admin",
+        "env",
+        "update",
+        "acme/shop/prod",
+        "--min-approvals",
+        "0",
+    ];
     let out = cli.run(&bad).await;
     one_error_line(&out, &bad, 1, "invalid_argument");
 }

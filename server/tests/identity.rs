@@ -453,16 +453,20 @@ async fn a_node_that_never_loaded_identities_answers_503_not_401() {
     let node = TestNode::start(spec).expect("node starts without its metadata DB");
     let anonymous = As::new(&node.api_url(), None);
     // Once it has elected itself, what keeps it from being ready is the identity.
-    eventually(Duration::from_secs(15), "not ready for want of identities", || {
-        let anonymous = anonymous.clone();
-        async move {
-            let (status, ready) = anonymous.get("/ready").await;
-            status.as_u16() == 503
-                && ready["reason"]
-                    .as_str()
-                    .is_some_and(|r| r.contains("identities"))
-        }
-    })
+    eventually(
+        Duration::from_secs(15),
+        "not ready for want of identities",
+        || {
+            let anonymous = anonymous.clone();
+            async move {
+                let (status, ready) = anonymous.get("/ready").await;
+                status.as_u16() == 503
+                    && ready["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("identities"))
+            }
+        },
+    )
     .await;
     let me = As::new(&node.api_url(), Some(&node.token()));
     let (status, body) = me.get("/api/v1/auth/whoami").await;

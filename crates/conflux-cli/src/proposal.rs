@@ -167,7 +167,15 @@ impl Render for ProposalView {
 impl Render for ProposalList {
     fn table(&self) -> String {
         let mut out = list(
-            &["ID", "CONFIG", "STATUS", "CHANGE", "PROPOSER", "APPROVALS", "CREATED"],
+            &[
+                "ID",
+                "CONFIG",
+                "STATUS",
+                "CHANGE",
+                "PROPOSER",
+                "APPROVALS",
+                "CREATED",
+            ],
             self.proposals.iter().map(|p| {
                 vec![
                     p.id.to_string(),

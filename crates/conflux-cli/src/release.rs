@@ -7,8 +7,8 @@ use conflux_client::ConfigPath;
 
 use crate::config::config_id;
 use crate::error::CliError;
-use crate::proposal::or_proposed;
 use crate::parse::{self, Labels, RULE_SYNTAX};
+use crate::proposal::or_proposed;
 use crate::render::{ReleaseStatus, Resolved};
 use crate::{Ctx, Output, WriteArgs, input};
 
@@ -170,7 +170,10 @@ pub(crate) async fn execute(ctx: &Ctx, command: ReleaseCommand) -> Result<Output
                 releases: a.rules,
                 comment: a.comment,
             };
-            or_proposed(ctx, client.put_releases(id, &body, &a.write.options()).await)
+            or_proposed(
+                ctx,
+                client.put_releases(id, &body, &a.write.options()).await,
+            )
         }
         ReleaseCommand::Status(a) => {
             let id = config_id(ctx, &a.path).await?;

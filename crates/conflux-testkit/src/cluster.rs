@@ -279,7 +279,10 @@ impl Cluster {
                     break;
                 }
                 if Instant::now() > deadline {
-                    bail!("node {} not ready within {timeout:?}: {view:?}", node.spec.node_id);
+                    bail!(
+                        "node {} not ready within {timeout:?}: {view:?}",
+                        node.spec.node_id
+                    );
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
