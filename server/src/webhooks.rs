@@ -260,15 +260,18 @@ pub async fn open_secret(kms: &Kms, webhook_id: &str, sealed: &str) -> Result<Ve
 }
 
 fn mac(secret: &[u8], body: &[u8]) -> Hmac<Sha256> {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
-        .expect("HMAC takes keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as KeyInit>::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(body);
     mac
 }
 
 /// `sha256=<hex HMAC-SHA256(secret, body)>`.
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
-    format!("sha256={}", hex::encode(mac(secret, body).finalize().into_bytes()))
+    format!(
+        "sha256={}",
+        hex::encode(mac(secret, body).finalize().into_bytes())
+    )
 }
 
 /// The 32 bytes of a `sha256=<64 hex digits>` signature, or `None` if it is not one.
@@ -572,10 +575,7 @@ mod tests {
         assert_ne!(a, delivery_id("raft:5:0", "release.changed", "w1"));
         assert_ne!(a, delivery_id("raft:5:0", "version.created", "w2"));
         // Length-prefixed parts: moving a boundary changes the id.
-        assert_ne!(
-            delivery_id("ab", "c", "d"),
-            delivery_id("a", "bc", "d")
-        );
+        assert_ne!(delivery_id("ab", "c", "d"), delivery_id("a", "bc", "d"));
     }
 
     #[test]
@@ -583,10 +583,18 @@ mod tests {
         let hooks = [
             hook("all", None, &["version.created", "release.changed"]),
             hook("acme", Some("acme"), &["release.changed"]),
-            hook("other", Some("other"), &["release.changed", "version.created"]),
+            hook(
+                "other",
+                Some("other"),
+                &["release.changed", "version.created"],
+            ),
         ];
         let entries = vec![
-            (7, 0, entry(Some("acme"), &["version.created", "release.changed"])),
+            (
+                7,
+                0,
+                entry(Some("acme"), &["version.created", "release.changed"]),
+            ),
             (7, 1, entry(Some("acme"), &[])),
         ];
         let out = deliveries_for(&entries, &hooks);
@@ -627,7 +635,14 @@ mod tests {
         assert!(verify(secret, body, &raw));
         assert!(!verify(b"another secret!!", body, &raw));
         assert!(!verify(secret, br#"{"a":2}"#, &raw));
-        for bad in ["", "sha256=", "sha1=00", "sha256=zz", &sig[..sig.len() - 2], &sig[7..]] {
+        for bad in [
+            "",
+            "sha256=",
+            "sha1=00",
+            "sha256=zz",
+            &sig[..sig.len() - 2],
+            &sig[7..],
+        ] {
             assert!(parse_signature(bad).is_none(), "{bad}");
         }
         // RFC 4231 test case 2.
@@ -648,7 +663,10 @@ mod tests {
         assert_eq!(retry_delay(1_000, base, 1.0), MAX_DELAY);
         assert_eq!(retry_delay(1_000, base, 0.0), MAX_DELAY / 2);
         let d = retry_delay(3, base, 0.3);
-        assert!(d >= Duration::from_secs(2) && d <= Duration::from_secs(4), "{d:?}");
+        assert!(
+            d >= Duration::from_secs(2) && d <= Duration::from_secs(4),
+            "{d:?}"
+        );
     }
 
     #[test]

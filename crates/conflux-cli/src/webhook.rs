@@ -51,7 +51,12 @@ pub struct WebhookCreateArgs {
     #[arg(long = "event", value_name = "EVENT", required = true)]
     pub events: Vec<String>,
     /// Read the secret (16-256 bytes) from this file, or stdin with `-`.
-    #[arg(long, value_name = "FILE", conflicts_with = "secret_env", required_unless_present = "secret_env")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "secret_env",
+        required_unless_present = "secret_env"
+    )]
     pub secret_file: Option<String>,
     /// Read the secret from this environment variable.
     #[arg(long, value_name = "NAME")]
@@ -78,7 +83,9 @@ async fn read_secret(a: &WebhookCreateArgs) -> Result<String, CliError> {
             )
         })?,
         (None, None) => {
-            return Err(CliError::usage("give --secret-file FILE or --secret-env NAME"));
+            return Err(CliError::usage(
+                "give --secret-file FILE or --secret-env NAME",
+            ));
         }
     };
     let secret = raw
@@ -186,7 +193,15 @@ impl Render for WebhookList {
 impl Render for DeliveryList {
     fn table(&self) -> String {
         table(
-            Some(&["ID", "EVENT", "STATUS", "ATTEMPTS", "CREATED", "LAST RESULT", "NEXT ATTEMPT"]),
+            Some(&[
+                "ID",
+                "EVENT",
+                "STATUS",
+                "ATTEMPTS",
+                "CREATED",
+                "LAST RESULT",
+                "NEXT ATTEMPT",
+            ]),
             self.deliveries
                 .iter()
                 .map(|d| {
@@ -240,8 +255,20 @@ mod tests {
     #[test]
     fn create_needs_events_and_a_secret_source() {
         let ok = T::try_parse_from([
-            "t", "create", "--name", "n", "--url", "http://h/", "--event", "version.created",
-            "--event", "release.changed", "--secret-env", "S", "--tenant", "acme",
+            "t",
+            "create",
+            "--name",
+            "n",
+            "--url",
+            "http://h/",
+            "--event",
+            "version.created",
+            "--event",
+            "release.changed",
+            "--secret-env",
+            "S",
+            "--tenant",
+            "acme",
         ])
         .unwrap();
         let WebhookCommand::Create(a) = ok.c else {
@@ -251,16 +278,37 @@ mod tests {
         assert_eq!(a.tenant.as_deref(), Some("acme"));
         for bad in [
             // No event.
-            vec!["t", "create", "--name", "n", "--url", "u", "--secret-env", "S"],
+            vec![
+                "t",
+                "create",
+                "--name",
+                "n",
+                "--url",
+                "u",
+                "--secret-env",
+                "S",
+            ],
             // No secret source.
             vec!["t", "create", "--name", "n", "--url", "u", "--event", "e"],
             // Both.
             vec![
-                "t", "create", "--name", "n", "--url", "u", "--event", "e", "--secret-env", "S",
-                "--secret-file", "f",
+                "t",
+                "create",
+                "--name",
+                "n",
+                "--url",
+                "u",
+                "--event",
+                "e",
+                "--secret-env",
+                "S",
+                "--secret-file",
+                "f",
             ],
             // The secret is never a flag value.
-            vec!["t", "create", "--name", "n", "--url", "u", "--event", "e", "--secret", "x"],
+            vec![
+                "t", "create", "--name", "n", "--url", "u", "--event", "e", "--secret", "x",
+            ],
         ] {
             assert!(T::try_parse_from(&bad).is_err(), "{bad:?}");
         }
@@ -287,7 +335,10 @@ mod tests {
     #[test]
     fn tables() {
         let shown = view().table();
-        assert!(shown.contains("tenant:") && shown.contains("(all)"), "{shown}");
+        assert!(
+            shown.contains("tenant:") && shown.contains("(all)"),
+            "{shown}"
+        );
         let list = WebhookList {
             webhooks: vec![view()],
         }

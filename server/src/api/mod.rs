@@ -355,7 +355,10 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/webhooks/{id}",
             get(webhooks::get).delete(webhooks::delete),
         )
-        .route("/api/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route(
+            "/api/v1/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
         .layer(axum::middleware::from_fn(extract::read_body_first));
 
     // What services call: watch over REST, WebSocket and gRPC, and gRPC fetch, behind

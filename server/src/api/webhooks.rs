@@ -120,7 +120,9 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 }
 
 fn missing(id: &str) -> ApiError {
-    ApiError::Metadata(MetadataError::NotFound(format!("webhook {id} does not exist")))
+    ApiError::Metadata(MetadataError::NotFound(format!(
+        "webhook {id} does not exist"
+    )))
 }
 
 /// The webhook `id`, if it exists and the caller may manage it; 404 otherwise.
@@ -159,10 +161,7 @@ pub fn validate(b: &CreateWebhook) -> Result<Vec<String>, ApiError> {
         if !WEBHOOK_EVENTS.contains(&e.as_str()) {
             return Err(invalid(
                 &format!("events[{i}]"),
-                format!(
-                    "{e:?} is not an event; use {}",
-                    WEBHOOK_EVENTS.join(", ")
-                ),
+                format!("{e:?} is not an event; use {}", WEBHOOK_EVENTS.join(", ")),
             ));
         }
         if !events.contains(e) {
@@ -185,7 +184,10 @@ pub fn validate(b: &CreateWebhook) -> Result<Vec<String>, ApiError> {
 /// An `http://` or `https://` URL with a host, no credentials and no fragment.
 fn check_url(url: &str) -> Result<(), ApiError> {
     if url.len() > MAX_URL_LEN {
-        return Err(invalid("url", format!("url is at most {MAX_URL_LEN} bytes")));
+        return Err(invalid(
+            "url",
+            format!("url is at most {MAX_URL_LEN} bytes"),
+        ));
     }
     let parsed = reqwest::Url::parse(url)
         .map_err(|e| invalid("url", format!("url is not a valid URL: {e}")))?;
@@ -308,10 +310,7 @@ pub async fn deliveries(
         return Err(ApiError::invalid_request(
             "invalid_query",
             "limit",
-            format!(
-                "limit is 1-{}",
-                conflux_metadata::DELIVERY_LIST_MAX
-            ),
+            format!("limit is 1-{}", conflux_metadata::DELIVERY_LIST_MAX),
         ));
     }
     visible(&app, &caller, &id).await?;
@@ -407,22 +406,64 @@ mod tests {
     #[test]
     fn registration_is_validated_field_by_field() {
         assert_eq!(validate(&body(Some("acme"))).unwrap(), ["version.created"]);
-        let cases: Vec<(Box<dyn Fn(&mut CreateWebhook)>, &str, &str)> = vec![
-            (Box::new(|b| b.name = String::new()), "invalid_argument", "name"),
-            (Box::new(|b| b.name = "a\nb".into()), "invalid_argument", "name"),
-            (Box::new(|b| b.url = "ftp://x/".into()), "invalid_argument", "url"),
-            (Box::new(|b| b.url = "not a url".into()), "invalid_argument", "url"),
-            (Box::new(|b| b.url = "http://u:p@h/".into()), "invalid_argument", "url"),
-            (Box::new(|b| b.url = "https:///x".into()), "invalid_argument", "url"),
+        type Change = Box<dyn Fn(&mut CreateWebhook)>;
+        let cases: Vec<(Change, &str, &str)> = vec![
+            (
+                Box::new(|b| b.name = String::new()),
+                "invalid_argument",
+                "name",
+            ),
+            (
+                Box::new(|b| b.name = "a\nb".into()),
+                "invalid_argument",
+                "name",
+            ),
+            (
+                Box::new(|b| b.url = "ftp://x/".into()),
+                "invalid_argument",
+                "url",
+            ),
+            (
+                Box::new(|b| b.url = "not a url".into()),
+                "invalid_argument",
+                "url",
+            ),
+            (
+                Box::new(|b| b.url = "http://u:p@h/".into()),
+                "invalid_argument",
+                "url",
+            ),
+            (
+                Box::new(|b| b.url = "http://".into()),
+                "invalid_argument",
+                "url",
+            ),
+            (
+                Box::new(|b| b.url = "http://h/#frag".into()),
+                "invalid_argument",
+                "url",
+            ),
             (Box::new(|b| b.events.clear()), "invalid_argument", "events"),
             (
                 Box::new(|b| b.events.push("config.deleted".into())),
                 "invalid_argument",
                 "events[2]",
             ),
-            (Box::new(|b| b.secret = "short".into()), "invalid_argument", "secret"),
-            (Box::new(|b| b.secret = "x".repeat(257)), "invalid_argument", "secret"),
-            (Box::new(|b| b.tenant = Some("Bad_Name".into())), "invalid_name", "tenant"),
+            (
+                Box::new(|b| b.secret = "short".into()),
+                "invalid_argument",
+                "secret",
+            ),
+            (
+                Box::new(|b| b.secret = "x".repeat(257)),
+                "invalid_argument",
+                "secret",
+            ),
+            (
+                Box::new(|b| b.tenant = Some("Bad_Name".into())),
+                "invalid_name",
+                "tenant",
+            ),
         ];
         for (change, code, field) in cases {
             let mut b = body(Some("acme"));
@@ -438,7 +479,10 @@ mod tests {
     #[test]
     fn external_approver_signatures() {
         let body = br#"{"comment":"ship it"}"#;
-        let (a, b) = (b"secret-of-a-0123".as_slice(), b"secret-of-b-0123".as_slice());
+        let (a, b) = (
+            b"secret-of-a-0123".as_slice(),
+            b"secret-of-b-0123".as_slice(),
+        );
         let candidates = || [("aa", a), ("bb", b)];
         // Good: the webhook whose secret signed it.
         assert_eq!(
