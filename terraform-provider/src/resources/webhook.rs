@@ -32,10 +32,14 @@ use crate::validate;
 
 pub struct Webhook;
 
-/// A webhook's name is free text, as long as a display name.
-const MAX_NAME_BYTES: usize = validate::MAX_DISPLAY_NAME_BYTES;
+/// A webhook's name: free text of at most this many characters, no control characters
+/// (the server's rule).
+const MAX_NAME_CHARS: usize = 128;
 /// Longest URL accepted at plan time.
 const MAX_URL_BYTES: usize = 2048;
+/// Secret lengths the server accepts (`server/src/api/webhooks.rs`).
+const MIN_SECRET_BYTES: usize = 16;
+const MAX_SECRET_BYTES: usize = 256;
 
 impl Webhook {
     /// The state for `view`; the server never shows the secret, so `secret` comes from the
@@ -99,7 +103,7 @@ impl Resource for Webhook {
             .attr(Attribute::required(
                 "name",
                 Type::String,
-                "What the webhook is for (free text, 1-256 bytes). Changing it replaces the webhook.",
+                "What the webhook is for (free text, 1-128 characters). Changing it replaces the webhook.",
             ))
             .attr(Attribute::required(
                 "url",
@@ -119,7 +123,7 @@ impl Resource for Webhook {
                     Type::String,
                     "The HMAC-SHA256 key deliveries are signed with, and that external approvers \
                      sign approve/reject calls with. Write-only on the server (never read back); \
-                     kept in the state as given, sensitive. Changing it replaces the webhook.",
+                     kept in the state as given, sensitive. 16-256 bytes. Changing it replaces the webhook.",
                 )
                 .sensitive(),
             )
@@ -154,7 +158,33 @@ impl Resource for Webhook {
                 );
             }
         }
-        validate::max_len(config, "name", MAX_NAME_BYTES, diags);
+        if let Some(name) = config.known_str("name")
+            && (name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control))
+        {
+            diags.push(
+                Diagnostic::error(
+                    "Invalid name",
+                    format!("name is 1-{MAX_NAME_CHARS} characters without control characters"),
+                )
+                .at(config.attr_path("name")),
+            );
+        }
+        if let Some(secret) = config.known_str("secret")
+            && !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&secret.len())
+            && !secret.is_empty()
+        {
+            // Never the secret itself in a diagnostic.
+            diags.push(
+                Diagnostic::error(
+                    "Invalid secret",
+                    format!(
+                        "secret must be {MIN_SECRET_BYTES}-{MAX_SECRET_BYTES} bytes, got {}; use a long random value",
+                        secret.len()
+                    ),
+                )
+                .at(config.attr_path("secret")),
+            );
+        }
         validate::max_len(config, "url", MAX_URL_BYTES, diags);
         if let Some(url) = config.known_str("url")
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -193,6 +223,28 @@ impl Resource for Webhook {
 
     fn replace_on_change(&self) -> &'static [&'static str] {
         &["name", "url", "events", "secret", "tenant"]
+    }
+
+    /// The server numbers the events it was sent (`events[2]`), which is no position in a
+    /// set: point at `events` itself.
+    fn api_error(&self, action: &str, err: &conflux_client::ClientError) -> Diagnostics {
+        let mut d: Diagnostics = crate::client_errors::diagnostic(
+            &format!("{action} {}", self.type_name()),
+            err,
+            &self.schema().block,
+            self.renames(),
+        )
+        .into();
+        for diag in &mut d.0 {
+            if diag
+                .attribute
+                .as_ref()
+                .is_some_and(|a| a.first_attr() == Some("events"))
+            {
+                diag.attribute = Some(crate::protocol::diag::AttrPath::root("events"));
+            }
+        }
+        d
     }
 
     async fn create(&self, api: &Api, planned: &Obj) -> Outcome<Obj> {
@@ -253,7 +305,7 @@ mod tests {
         Obj::new()
             .with("name", Value::string("chat-ops"))
             .with("url", Value::string(url))
-            .with("secret", Value::string("s3cret"))
+            .with("secret", Value::string("a-long-enough-s3cret"))
             .with(
                 "events",
                 Value::List(events.iter().map(|e| Value::string(*e)).collect()),
@@ -288,6 +340,12 @@ mod tests {
         );
         let d = diags_of(&config("http://x", &[]));
         assert!(d.0[0].detail.contains("at least one"));
+        let short =
+            config("http://x", &["proposal.created"]).with("secret", Value::string("s3cret"));
+        let d = diags_of(&short);
+        assert_eq!(d.0.len(), 1);
+        assert_eq!(d.0[0].attribute.as_ref().unwrap().to_string(), "secret");
+        assert!(!d.0[0].detail.contains("s3cret"));
     }
 
     #[test]
