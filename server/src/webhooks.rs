@@ -27,6 +27,7 @@
 //! attempt. A 2xx answer delivers; anything else retries after an exponential backoff with
 //! jitter (1 s doubling, capped at 10 min, each delay drawn in its upper half) until 24 h
 //! after the delivery was created, when the last attempt's failure makes it `failed`.
+//! Settled deliveries are kept 7 days for the deliveries API, then purged by the leader.
 //!
 //! **Secrets are sealed with the node's KMS.** Decision: a webhook's secret is needed in the
 //! clear to sign (it is an HMAC key), so it cannot be hashed like a token; it is
@@ -70,14 +71,20 @@ const POLL_EVERY: Duration = Duration::from_millis(500);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One attempt, from connecting to the end of the answer's headers.
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a claimed delivery is not due again: well above one attempt's total time.
-pub const LEASE: Duration = Duration::from_secs(60);
+/// How long a claimed delivery is not due again: well above one attempt's total time (and
+/// the KMS calls opening its secret may take).
+pub const LEASE: Duration = Duration::from_secs(30);
 /// Deliveries are retried this long after their creation, then `failed`.
 pub const RETRY_FOR: Duration = Duration::from_secs(24 * 3600);
 /// The first retry delay (doubling from there).
 pub const BASE_DELAY: Duration = Duration::from_secs(1);
 /// The longest retry delay.
 pub const MAX_DELAY: Duration = Duration::from_secs(600);
+/// Settled deliveries (and their attempts) are kept this long after their creation, for
+/// `GET /api/v1/webhooks/{id}/deliveries`, then purged.
+pub const KEEP_SETTLED: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How often the leader purges settled deliveries.
+const PURGE_EVERY: Duration = Duration::from_secs(3600);
 /// Redirects followed (same origin, 307/308 only).
 const MAX_REDIRECTS: usize = 3;
 
@@ -487,6 +494,7 @@ pub async fn run(
         }
     };
     let slots = Arc::new(Semaphore::new(WORKERS));
+    let mut last_purge: Option<Instant> = None;
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -503,6 +511,18 @@ pub async fn run(
         }
         let Ok(store) = link.store() else { continue };
         let now = now_ms() as i64;
+        if last_purge.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+            last_purge = Some(Instant::now());
+            let purged = store
+                .purge_settled_deliveries(now - KEEP_SETTLED.as_millis() as i64)
+                .await;
+            link.observe(&purged);
+            match purged {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deliveries = n, "purged settled webhook deliveries"),
+                Err(e) => tracing::debug!(error = %e, "webhook deliveries not purged this time"),
+            }
+        }
         let claimed = store
             .claim_deliveries(now, now + LEASE.as_millis() as i64, free as u32)
             .await;

@@ -42,6 +42,8 @@ struct ReceiverState {
     refused: AtomicUsize,
     /// POSTs accepted (2xx), in arrival order, duplicates included.
     accepted: Mutex<Vec<Received>>,
+    /// Where `/away` redirects (307).
+    away: Mutex<String>,
 }
 
 /// A real HTTP server on 127.0.0.1:0, stopped when dropped.
@@ -91,6 +93,19 @@ impl Receiver {
         let addr = listener.local_addr().unwrap();
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
+            .route(
+                "/same",
+                axum::routing::post(|| async {
+                    (StatusCode::TEMPORARY_REDIRECT, [("location", "/hook")])
+                }),
+            )
+            .route(
+                "/away",
+                axum::routing::post(|State(s): State<Arc<ReceiverState>>| async move {
+                    let to = s.away.lock().unwrap().clone();
+                    (StatusCode::TEMPORARY_REDIRECT, [("location", to)])
+                }),
+            )
             .with_state(state.clone());
         let task = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
@@ -99,7 +114,11 @@ impl Receiver {
     }
 
     fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+        self.at("/hook")
+    }
+
+    fn at(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
     }
 
     fn set_up(&self, up: bool) {
@@ -497,6 +516,131 @@ async fn on_survivor_deliveries(
     )
     .await;
     client.deliveries(hook).await
+}
+
+/// Attempts that fail say why: a port nobody listens on (cannot connect, no status), a
+/// receiver that accepts and never answers (timed out after the 10 s total timeout), a
+/// redirect to another origin (not followed: the 307 is the attempt's status); a 307 to the
+/// same origin is followed and delivers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_attempts_say_why_and_redirects_stay_on_their_origin() {
+    let node = blocking(fast_retry_node).await;
+    let admin = As::new(&node.api_url(), Some(&node.token()));
+    let receiver = Receiver::start(true).await;
+    let elsewhere = Receiver::start(true).await;
+    *receiver.state.away.lock().unwrap() = elsewhere.url();
+    // Bound but not listening: connections to it are refused, and no one else gets the port
+    // while the test holds it.
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let closed_url = format!("http://{}/hook", closed.local_addr().unwrap());
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}/hook", silent.local_addr().unwrap());
+    let silent_task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+
+    let refused = admin
+        .register(&closed_url, &["version.created"], None)
+        .await;
+    let hung = admin
+        .register(&silent_url, &["version.created"], None)
+        .await;
+    let away = admin
+        .register(&receiver.at("/away"), &["version.created"], None)
+        .await;
+    let same = admin
+        .register(&receiver.at("/same"), &["version.created"], None)
+        .await;
+    let config = admin.config().await;
+    admin.publish(config, "one").await;
+
+    let first_attempt = |hook: String| {
+        let admin = admin.clone();
+        async move {
+            let list = admin.deliveries(&hook).await;
+            list.first()
+                .and_then(|d| d["attempts"].as_array()?.first().cloned())
+        }
+    };
+    eventually(
+        Duration::from_secs(30),
+        "the same-origin redirect delivers",
+        || {
+            let admin = admin.clone();
+            let same = same.clone();
+            async move {
+                admin
+                    .deliveries(&same)
+                    .await
+                    .first()
+                    .is_some_and(|d| d["status"] == "delivered")
+            }
+        },
+    )
+    .await;
+    let got = receiver.deduped();
+    assert_eq!(got.len(), 1, "{got:?}");
+    check_delivery(got.values().next().unwrap());
+
+    eventually(
+        Duration::from_secs(30),
+        "an attempt on the closed port",
+        || {
+            let f = first_attempt(refused.clone());
+            async { f.await.is_some() }
+        },
+    )
+    .await;
+    let attempt = first_attempt(refused.clone()).await.unwrap();
+    assert!(attempt.get("status_code").is_none(), "{attempt}");
+    assert!(
+        attempt["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot connect"),
+        "{attempt}"
+    );
+
+    eventually(
+        Duration::from_secs(30),
+        "an attempt redirected away",
+        || {
+            let f = first_attempt(away.clone());
+            async { f.await.is_some() }
+        },
+    )
+    .await;
+    let attempt = first_attempt(away.clone()).await.unwrap();
+    assert_eq!(attempt["status_code"], 307, "{attempt}");
+    assert!(
+        elsewhere.accepted().is_empty(),
+        "followed a redirect to another origin"
+    );
+
+    eventually(Duration::from_secs(40), "an attempt timed out", || {
+        let f = first_attempt(hung.clone());
+        async { f.await.is_some() }
+    })
+    .await;
+    let attempt = first_attempt(hung.clone()).await.unwrap();
+    assert!(
+        attempt["error"].as_str().unwrap().starts_with("timed out"),
+        "{attempt}"
+    );
+    let took = attempt["duration_ms"].as_u64().unwrap();
+    assert!((9_000..20_000).contains(&took), "{attempt}");
+    for hook in [&refused, &hung, &away] {
+        let list = admin.deliveries(hook).await;
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0]["status"], "pending", "retried, not given up");
+    }
+    silent_task.abort();
+    drop(closed);
 }
 
 /// Registration checks (400 naming the field), who may register and see what, 404 for what

@@ -16,7 +16,8 @@
 //! - **Recording** an attempt ([`MetadataStore::record_attempt`]) appends to the attempt log
 //!   and moves the delivery to `delivered`, `failed` or its next due time in one transaction.
 //!
-//! Deleting a webhook deletes its deliveries and their attempts in the same transaction.
+//! Deleting a webhook deletes its deliveries and their attempts in the same transaction;
+//! settled deliveries are purged by age ([`MetadataStore::purge_settled_deliveries`]).
 
 use std::fmt;
 
@@ -438,6 +439,35 @@ impl MetadataStore {
             }
             .await;
             res.map_err(|e| from_sqlx("recording a webhook delivery attempt", e))
+        })
+    }
+
+    /// Deletes settled (`delivered` or `failed`) deliveries created before `before_ms`, with
+    /// their attempts; pending ones stay whatever their age. Returns how many went.
+    pub async fn purge_settled_deliveries(&self, before_ms: i64) -> Result<u64, MetadataError> {
+        with_pool!(self, |pool, d| {
+            let res: Result<u64, sqlx::Error> = async {
+                let mut tx = pool.begin_with(d.begin_write).await?;
+                sqlx::query(
+                    "DELETE FROM webhook_attempts WHERE delivery_id IN \
+                     (SELECT id FROM webhook_deliveries \
+                      WHERE status <> 'pending' AND created_at_ms < $1)",
+                )
+                .bind(before_ms)
+                .execute(&mut *tx)
+                .await?;
+                let gone = sqlx::query(
+                    "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND created_at_ms < $1",
+                )
+                .bind(before_ms)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                tx.commit().await?;
+                Ok(gone)
+            }
+            .await;
+            res.map_err(|e| from_sqlx("purging settled webhook deliveries", e))
         })
     }
 

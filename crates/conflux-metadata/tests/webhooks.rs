@@ -41,6 +41,7 @@ both_backends!(
     concurrent_claims_never_share_a_delivery,
     delete_webhook_drops_deliveries_and_attempts,
     list_deliveries_newest_first_with_attempts,
+    purge_takes_old_settled_deliveries_only,
 );
 
 fn webhook(id: &str, tenant: Option<&str>, at: i64) -> NewWebhook {
@@ -341,5 +342,47 @@ async fn list_deliveries_newest_first_with_attempts(db: Db) -> Result<()> {
         assert_eq!(d.attempts.len(), 3, "{d:?}");
         assert_eq!(d.attempt_count, 3);
     }
+    Ok(())
+}
+
+async fn purge_takes_old_settled_deliveries_only(db: Db) -> Result<()> {
+    let store = db.open().await?;
+    store.create_webhook(&webhook("w", None, 1)).await?;
+    store
+        .enqueue_deliveries(&[
+            delivery("old-done", "w", 10),
+            delivery("old-failed", "w", 10),
+            delivery("old-pending", "w", 10),
+            delivery("new-done", "w", 1_000),
+        ])
+        .await?;
+    store.claim_deliveries(2_000, 2_000, 10).await?;
+    for (id, outcome) in [
+        ("old-done", DeliveryOutcome::Delivered { at_ms: 11 }),
+        ("old-failed", DeliveryOutcome::Failed),
+        ("new-done", DeliveryOutcome::Delivered { at_ms: 1_001 }),
+        (
+            "old-pending",
+            DeliveryOutcome::Retry {
+                next_attempt_ms: 3_000,
+            },
+        ),
+    ] {
+        store
+            .record_attempt(id, &attempt(11, Some(200), None), outcome)
+            .await?;
+    }
+    assert_eq!(store.purge_settled_deliveries(500).await?, 2);
+    assert_eq!(store.purge_settled_deliveries(500).await?, 0);
+    let left: BTreeSet<String> = store
+        .list_deliveries("w", 10)
+        .await?
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(
+        left,
+        BTreeSet::from(["old-pending".into(), "new-done".into()])
+    );
     Ok(())
 }
