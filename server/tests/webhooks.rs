@@ -16,7 +16,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use common::{blocking, eventually};
-use conflux_testkit::{Cluster, NodeSpec, TestNode, conflux_binary};
+use conflux_testkit::{Cluster, NodeSpec, TestNode, TestPostgres, conflux_binary};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -429,6 +429,18 @@ async fn a_leader_killed_between_commit_and_delivery_loses_no_event() {
     let token = cluster.token().to_owned();
     let on_leader = As::new(&cluster.node(leader).api_url(), Some(&token));
     let receiver = Receiver::start(false).await;
+    // The webhook API needs the node's metadata DB link, which connects in the background.
+    eventually(Duration::from_secs(20), "the leader's webhook API", || {
+        let on_leader = on_leader.clone();
+        async move {
+            let (s, v) = on_leader.call(Method::GET, "/api/v1/webhooks", None).await;
+            if s != StatusCode::OK {
+                eprintln!("webhook API not usable yet: {s} {v}");
+            }
+            s == StatusCode::OK
+        }
+    })
+    .await;
     let hook = on_leader
         .register(
             &receiver.url(),
@@ -641,6 +653,100 @@ async fn failed_attempts_say_why_and_redirects_stay_on_their_origin() {
     }
     silent_task.abort();
     drop(closed);
+}
+
+/// The metadata DB (PostgreSQL) goes away while the receiver is down too: the webhook API
+/// answers 503 `metadata_unavailable`, config writes go on, and once both are back every
+/// event arrives, those committed during the outage included (they waited in the outbox).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_outage_delays_deliveries_but_loses_none() {
+    let pg = Arc::new(blocking(|| TestPostgres::start().expect("PostgreSQL starts")).await);
+    let url = pg.fresh_database().unwrap();
+    let node = blocking(move || {
+        let mut spec = NodeSpec::new(1);
+        spec.extra_args = vec!["--metadata-url".into(), url];
+        spec.env.push((
+            conflux_server::webhooks::RETRY_BASE_ENV.to_owned(),
+            "100".to_owned(),
+        ));
+        TestNode::start(spec).expect("node starts")
+    })
+    .await;
+    let admin = As::new(&node.api_url(), Some(&node.token()));
+    let receiver = Receiver::start(false).await;
+    let hook = admin
+        .register(&receiver.url(), &["version.created"], None)
+        .await;
+    let config = admin.config().await;
+    admin.publish(config, "before").await;
+    eventually(Duration::from_secs(20), "a refused attempt", || {
+        let n = receiver.refused();
+        async move { n >= 1 }
+    })
+    .await;
+
+    blocking({
+        let pg = pg.clone();
+        move || pg.stop().unwrap()
+    })
+    .await;
+    let (s, v) = admin
+        .call(
+            Method::GET,
+            &format!("/api/v1/webhooks/{hook}/deliveries"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s.as_u16(), v["error"]["code"].as_str()),
+        (503, Some("metadata_unavailable")),
+        "{v}"
+    );
+    let (s, v) = admin
+        .call(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(json!({"name": "n", "url": receiver.url(), "events": ["version.created"], "secret": SECRET})),
+        )
+        .await;
+    assert_eq!(s.as_u16(), 503, "{v}");
+    assert_eq!(v["error"]["code"], "metadata_unavailable");
+    for i in 0..3 {
+        admin.publish(config, &format!("during {i}")).await;
+    }
+    receiver.set_up(true);
+    // Let the drain and the worker fail against the missing DB for a while.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    blocking({
+        let pg = pg.clone();
+        move || pg.start_again().unwrap()
+    })
+    .await;
+
+    eventually(
+        Duration::from_secs(60),
+        "all four versions delivered",
+        || {
+            let n = receiver.deduped().len();
+            async move { n >= 4 }
+        },
+    )
+    .await;
+    let versions: BTreeSet<u64> = receiver
+        .deduped()
+        .values()
+        .map(|r| check_delivery(r)["data"]["version_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, BTreeSet::from([1, 2, 3, 4]));
+    eventually(Duration::from_secs(20), "recorded as delivered", || {
+        let admin = admin.clone();
+        let hook = hook.clone();
+        async move {
+            let list = admin.deliveries(&hook).await;
+            list.len() == 4 && list.iter().all(|d| d["status"] == "delivered")
+        }
+    })
+    .await;
 }
 
 /// Registration checks (400 naming the field), who may register and see what, 404 for what
