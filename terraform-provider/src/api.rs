@@ -22,6 +22,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(10);
 pub struct Api {
     pub client: ApiClient,
     pub max_retries: u32,
+    /// Becomes `true` when Terraform asks the provider to stop (Ctrl-C): long waits (for a
+    /// proposal's approval) end then. `None`: never asked.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 static WRITE_COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -31,6 +34,24 @@ impl Api {
         Api {
             client,
             max_retries,
+            stop: None,
+        }
+    }
+
+    /// This handle, ending its long waits when `stop` becomes `true`.
+    pub fn with_stop(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Api {
+        self.stop = Some(stop);
+        self
+    }
+
+    /// Returns once Terraform asked the provider to stop; never without a stop signal.
+    pub async fn stopped(&self) {
+        match self.stop.clone() {
+            Some(mut rx) => {
+                // An error means the sender is gone: the provider is shutting down.
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+            None => std::future::pending().await,
         }
     }
 
@@ -205,6 +226,19 @@ mod tests {
             })
             .await;
         assert_eq!(r.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn stopped_returns_once_terraform_asks_to_stop() {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let a = api(0).with_stop(rx);
+        let waiting = tokio::spawn(async move { a.stopped().await });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished());
+        tx.send_replace(true);
+        waiting.await.unwrap();
+        // Asked before the wait began: it returns at once.
+        api(0).with_stop(tx.subscribe()).stopped().await;
     }
 
     #[test]

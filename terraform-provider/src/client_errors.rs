@@ -116,6 +116,21 @@ pub fn proposal_timeout(action: &str, id: u64, waited: Duration) -> Diagnostic {
     )
 }
 
+/// A release change whose wait for its proposal ended because Terraform asked the provider
+/// to stop (Ctrl-C).
+pub fn proposal_stopped(action: &str, id: u64) -> Diagnostic {
+    Diagnostic::error(
+        format!("Cannot {action}: stopped while proposal {id} is pending"),
+        format!(
+            "The environment requires approval, so the change became proposal {id}; Terraform \
+             was interrupted while waiting for it. It stays pending: once approved it executes \
+             without Terraform. Until it is approved, rejected or canceled (conflux proposal \
+             approve|reject|cancel {id}), another change of this config, including the next \
+             terraform apply, gets 409 proposal_pending."
+        ),
+    )
+}
+
 /// What becomes of a proposal whose wait ended early (its status could not be read).
 pub fn proposal_timeout_note(id: u64) -> Diagnostic {
     Diagnostic::warning(

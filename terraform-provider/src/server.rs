@@ -39,6 +39,8 @@ pub struct ProviderService {
     data_sources: BTreeMap<&'static str, DataEntry>,
     provider_schema: Schema,
     api: RwLock<Option<Api>>,
+    /// Set by `StopProvider`: ends long waits of operations in flight.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for ProviderService {
@@ -139,6 +141,7 @@ impl ProviderService {
             data_sources,
             provider_schema: provider::schema(),
             api: RwLock::new(None),
+            stop: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -388,7 +391,7 @@ impl pb::provider_server::Provider for ProviderService {
         let diagnostics = match r {
             Ok(api) => {
                 if let Ok(mut slot) = self.api.write() {
-                    *slot = Some(api);
+                    *slot = Some(api.with_stop(self.stop.subscribe()));
                 }
                 Vec::new()
             }
@@ -515,7 +518,9 @@ impl pb::provider_server::Provider for ProviderService {
         &self,
         _: Request<pb::stop_provider::Request>,
     ) -> Rpc<pb::stop_provider::Response> {
-        // Requests in flight finish on their own (each is bounded by the client timeout).
+        // Requests in flight finish on their own (each is bounded by the client timeout);
+        // waits for a proposal's approval end now, with an error naming the proposal.
+        self.stop.send_replace(true);
         Ok(Response::new(pb::stop_provider::Response {
             error: String::new(),
         }))

@@ -458,7 +458,31 @@ fn approval_flow(name: &str, bin: Option<std::path::PathBuf>) {
     assert!(text.contains("proposal_pending"), "{text}");
     block_on(api.cancel_proposal(p.id, None)).unwrap();
 
-    // 4. After approval, the plan is empty (the failed creates left nothing in the state).
+    // 4. Ctrl-C while waiting: Terraform stops the provider, the wait ends with an error
+    //    naming the proposal, which stays pending.
+    tf.write(&format!(
+        "{APPROVAL_BASE}{}",
+        release("timeout_ms: 900", "10m")
+    ));
+    let apply = tf.spawn(&["apply", "-auto-approve", "-no-color"]);
+    let p = pending_proposal(&api, config_id);
+    common::interrupt(&apply);
+    let out = apply.wait_with_output().unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("stopped while proposal {} is pending", p.id)),
+        "{text}"
+    );
+    let still = block_on(api.get_proposal(p.id)).unwrap();
+    assert_eq!(still.status, "pending");
+    block_on(api.cancel_proposal(p.id, Some("interrupted"))).unwrap();
+
+    // 5. After approval, the plan is empty (the failed creates left nothing in the state).
     tf.write(&format!(
         "{APPROVAL_BASE}{}",
         release("timeout_ms: 900", "10m")
@@ -475,7 +499,7 @@ fn approval_flow(name: &str, bin: Option<std::path::PathBuf>) {
     assert_eq!(default_version(&api, config_id), Some(newest));
     tf.assert_plan_empty();
 
-    // 5. conflux_release_policy waits the same way (create, then destroy).
+    // 6. conflux_release_policy waits the same way (create, then destroy).
     let policy = format!(
         "{APPROVAL_BASE}{}\nresource \"conflux_release_policy\" \"p\" {{\n  config_id = conflux_config.app.id\n  rule {{\n    version_id = {version}\n  }}\n}}\n",
         release("timeout_ms: 900", "10m").replace("is_stable = true", "is_stable = false"),

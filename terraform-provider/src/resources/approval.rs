@@ -7,8 +7,9 @@
 //! `GET /api/v1/mgt/proposals/{id}` (after 1 s, then every 2 s) until it is no longer
 //! pending, for at most the operation's timeout from the resource's `timeouts` block
 //! (Terraform's convention: `create`, `update`, `delete` as durations, "20m" by default).
-//! `executed` finishes the operation normally; any other end, or the timeout, is an error
-//! naming the proposal (see `client_errors::proposal_*`).
+//! `executed` finishes the operation normally; any other end, the timeout, or Terraform
+//! asking the provider to stop (Ctrl-C) is an error naming the proposal (see
+//! `client_errors::proposal_*`).
 
 use std::time::Duration;
 
@@ -132,7 +133,12 @@ pub async fn wait_executed(
         if now >= deadline {
             return Err(client_errors::proposal_timeout(action, id, limit).into());
         }
-        tokio::time::sleep(pause.min(deadline - now)).await;
+        tokio::select! {
+            () = tokio::time::sleep(pause.min(deadline - now)) => {}
+            () = api.stopped() => {
+                return Err(client_errors::proposal_stopped(action, id).into());
+            }
+        }
         pause = POLL;
         let p = match api.retry(|| api.client.get_proposal(id)).await {
             Ok(p) => p,

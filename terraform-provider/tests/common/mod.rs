@@ -147,15 +147,14 @@ impl Tf {
         text
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
-        let started = Instant::now();
+    /// `terraform args` with this directory's environment, not started yet.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
         match &self.token {
             Some(t) => cmd.env("CONFLUX_TOKEN", t),
             None => cmd.env_remove("CONFLUX_TOKEN"),
         };
-        let out = cmd
-            .args(args)
+        cmd.args(args)
             .current_dir(self.path())
             .env("TF_CLI_CONFIG_FILE", &self.cli_config)
             .env("CHECKPOINT_DISABLE", "1")
@@ -166,9 +165,28 @@ impl Tf {
             .env_remove("CONFLUX_CLIENT_CERT")
             .env_remove("CONFLUX_CLIENT_KEY")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env_remove("TF_LOG")
-            .output()
-            .expect("run terraform");
+            .env_remove("TF_LOG");
+        cmd
+    }
+
+    /// Starts terraform in the background, its output piped (`wait_with_output`), in a
+    /// process group of its own (led by it), as a shell runs a job: [`interrupt`] sends it
+    /// Ctrl-C. Terraform 1.0 runs its work in a child process (panicwrap) that only a signal
+    /// to the whole group reaches.
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        use std::os::unix::process::CommandExt;
+        eprintln!("[{}] terraform {} (started)", self.name, args.join(" "));
+        self.command(args)
+            .process_group(0)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start terraform")
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        let started = Instant::now();
+        let out = self.command(args).output().expect("run terraform");
         eprintln!(
             "[{}] terraform {} -> {:?} in {:.1}s",
             self.name,
@@ -280,6 +298,15 @@ impl Tf {
         self.ok(&["import", "-no-color", "-state", &state, address, id]);
         self.values(address, Some(&state))
     }
+}
+
+/// Ctrl-C to a terraform started with [`Tf::spawn`]: SIGINT to its process group.
+pub fn interrupt(child: &std::process::Child) {
+    let sent = Command::new("kill")
+        .args(["-INT", "--", &format!("-{}", child.id())])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -INT -{} failed", child.id());
 }
 
 pub fn example_text(example: &str) -> String {
