@@ -355,8 +355,10 @@ pub fn match_signature<'a>(
 
 /// For approve/reject by an external system: the approver (`webhook:<id>`) whose secret
 /// signed `raw_body`, among the webhooks of `tenant` and the global ones; 401
-/// `unauthenticated` if none did or the signature is malformed, 503 if the metadata DB or
-/// the KMS cannot be reached.
+/// `unauthenticated` if none did or the signature is malformed, 503 if the metadata DB
+/// cannot be reached, or if no secret matched and one of them could not be opened (the KMS
+/// is down: that webhook might have been the signer). One webhook whose secret cannot be
+/// opened does not stop another's signature from being accepted.
 pub async fn verify_external_approver(
     app: &AppState,
     tenant: &str,
@@ -368,19 +370,29 @@ pub async fn verify_external_approver(
     }
     let store = app.metadata().store()?;
     let hooks = db(app, store.list_webhooks()).await?;
-    let mut secrets = Vec::new();
+    let mut unopened = None;
     for w in hooks
         .iter()
         .filter(|w| w.tenant.as_deref().is_none_or(|t| t == tenant))
     {
-        let secret = open_secret(app.kms(), &w.id, &w.secret_sealed).await?;
-        secrets.push((w.id.as_str(), secret));
+        match open_secret(app.kms(), &w.id, &w.secret_sealed).await {
+            Ok(secret) => {
+                if let Ok(approver) =
+                    match_signature([(w.id.as_str(), secret.as_slice())], raw_body, signature)
+                {
+                    return Ok(approver);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(webhook = %w.id, error = %e, "cannot open a webhook secret to check an external approver");
+                unopened = Some(e);
+            }
+        }
     }
-    match_signature(
-        secrets.iter().map(|(id, s)| (*id, s.as_slice())),
-        raw_body,
-        signature,
-    )
+    match unopened {
+        Some(e) => Err(e.into()),
+        None => match_signature(std::iter::empty(), raw_body, signature),
+    }
 }
 
 #[cfg(test)]
