@@ -133,6 +133,13 @@ fn environment_approval_block() {
     let end = start + hcl[start..].find("  }\n").unwrap() + 4;
     let without = format!("{}{}", &hcl[..start], &hcl[end..]);
     assert!(!without.contains("approval {"), "{without}");
+    // Unless the settings are left to others with ignore_changes.
+    tf.write(&edit(
+        &without,
+        "description = \"Production\"",
+        "description = \"Production\"\n  lifecycle {\n    ignore_changes = [approval]\n  }",
+    ));
+    tf.assert_plan_empty();
     tf.write(&without);
     let plan = tf.assert_plan_changes();
     assert!(plan.contains("- approval {"), "{plan}");
