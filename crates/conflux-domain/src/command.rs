@@ -274,13 +274,13 @@ pub enum Response {
     /// A release change in an environment that requires approval: nothing was released;
     /// the change became this pending proposal. `version` is the version a publish created.
     Proposed {
-        proposal: ReleaseProposal,
+        proposal: Box<ReleaseProposal>,
         version: Option<VersionMeta>,
     },
     /// A proposal after a decision (approve, reject, cancel); `config` is the config after
     /// the change when the decision executed it.
     Proposal {
-        proposal: ReleaseProposal,
+        proposal: Box<ReleaseProposal>,
         config: Option<Config>,
     },
     Deleted {

@@ -112,7 +112,8 @@ pub enum Change {
     PutStartedMember {
         node_id: u64,
     },
-    PutProposal(ReleaseProposal),
+    /// Boxed: a proposal (with its rules and history) is far larger than the other changes.
+    PutProposal(Box<ReleaseProposal>),
     DeleteProposal {
         config_id: ConfigId,
         id: ProposalId,
@@ -261,7 +262,7 @@ impl State {
                     self.pending_proposals.insert(p.config_id, p.id);
                 }
                 self.proposal_configs.insert(p.id, p.config_id);
-                self.proposals.insert((p.config_id, p.id), p);
+                self.proposals.insert((p.config_id, p.id), *p);
             }
             Change::DeleteProposal { config_id, id } => self.remove_proposal(config_id, id),
             // The outbox lives only in storage.
@@ -526,7 +527,10 @@ impl State {
             .started_members
             .iter()
             .map(|&node_id| Change::PutStartedMember { node_id });
-        let proposals = self.proposals.values().cloned().map(Change::PutProposal);
+        let proposals = self
+            .proposals
+            .values()
+            .map(|p| Change::PutProposal(Box::new(p.clone())));
         tenants
             .chain(apps)
             .chain(envs)

@@ -526,8 +526,12 @@ impl Tx<'_> {
             revision: self.revision,
         };
         self.record_step(&mut proposal, ProposalAction::Created, None);
-        self.changes.push(Change::PutProposal(proposal.clone()));
-        Ok(Response::Proposed { proposal, version })
+        self.changes
+            .push(Change::PutProposal(Box::new(proposal.clone())));
+        Ok(Response::Proposed {
+            proposal: Box::new(proposal),
+            version,
+        })
     }
 
     /// A proposal a decision may still change.
@@ -676,8 +680,12 @@ impl Tx<'_> {
                 });
             }
         }
-        self.changes.push(Change::PutProposal(proposal.clone()));
-        Response::Proposal { proposal, config }
+        self.changes
+            .push(Change::PutProposal(Box::new(proposal.clone())));
+        Response::Proposal {
+            proposal: Box::new(proposal),
+            config,
+        }
     }
 
     // ---- tenants, apps, environments ---------------------------------------------------

@@ -156,14 +156,14 @@ fn rollback(id: ConfigId, version: u64, mode: RollbackMode, break_glass: bool) -
 
 fn proposed(r: Response) -> ReleaseProposal {
     match r {
-        Response::Proposed { proposal, .. } => proposal,
+        Response::Proposed { proposal, .. } => *proposal,
         other => panic!("expected a proposal, got {other:?}"),
     }
 }
 
 fn decided(r: Response) -> ReleaseProposal {
     match r {
-        Response::Proposal { proposal, .. } => proposal,
+        Response::Proposal { proposal, .. } => *proposal,
         other => panic!("expected a decided proposal, got {other:?}"),
     }
 }

@@ -87,7 +87,7 @@ pub async fn list(
             Some(id) => s.proposals_of(id).collect(),
             None => s.proposals().collect(),
         };
-        candidates.sort_by(|a, b| b.id.cmp(&a.id));
+        candidates.sort_by_key(|p| std::cmp::Reverse(p.id));
         let mut more = false;
         for p in candidates {
             if p.id >= before || status.is_some_and(|st| st != p.status) {
@@ -152,7 +152,8 @@ fn decision_body(raw: &Bytes) -> Result<ProposalDecision, ApiError> {
 fn decided(applied: super::Applied) -> ApiResult {
     match applied.response {
         Outcome::Proposal { proposal, .. } => {
-            let mut r = (StatusCode::OK, Json(ProposalView::from(&proposal))).into_response();
+            let mut r =
+                (StatusCode::OK, Json(ProposalView::from(proposal.as_ref()))).into_response();
             r.headers_mut()
                 .insert(headers::REVISION, applied.revision.into());
             Ok(r)

@@ -268,7 +268,7 @@ pub(crate) fn load(db: &DB) -> Result<(State, Option<LogId>, StoredMembership)> 
         })
     })?;
     each(db, cf::PROPOSALS, |_, p: ReleaseProposal| {
-        state.apply_change(Change::PutProposal(p))
+        state.apply_change(Change::PutProposal(Box::new(p)))
     })?;
     each(db, cf::IDEMPOTENCY, |k, record: IdempotencyRecord| {
         let key = String::from_utf8_lossy(k).into_owned();
