@@ -6,6 +6,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::{ReleaseRule, RollbackMode, Strategy, rfc3339};
 
+/// A webhook's name: 1 to this many characters, no control characters.
+pub const WEBHOOK_MAX_NAME_CHARS: usize = 128;
+/// Longest webhook URL, in bytes.
+pub const WEBHOOK_MAX_URL_BYTES: usize = 2048;
+/// Shortest webhook secret, in bytes: an HMAC key guessable by brute force protects nothing.
+pub const WEBHOOK_MIN_SECRET_BYTES: usize = 16;
+/// Longest webhook secret, in bytes.
+pub const WEBHOOK_MAX_SECRET_BYTES: usize = 256;
+
 /// Every event a webhook can subscribe to.
 pub const WEBHOOK_EVENTS: [&str; 7] = [
     "proposal.created",

@@ -32,10 +32,10 @@ use crate::webhooks::{open_secret, parse_signature, seal_secret, verify};
 
 type ApiResult = Result<Response, ApiError>;
 
-const MAX_NAME_LEN: usize = 128;
-const MAX_URL_LEN: usize = 2048;
-pub const MIN_SECRET_LEN: usize = 16;
-pub const MAX_SECRET_LEN: usize = 256;
+use conflux_api_types::{
+    WEBHOOK_MAX_NAME_CHARS as MAX_NAME_LEN, WEBHOOK_MAX_SECRET_BYTES as MAX_SECRET_LEN,
+    WEBHOOK_MAX_URL_BYTES as MAX_URL_LEN, WEBHOOK_MIN_SECRET_BYTES as MIN_SECRET_LEN,
+};
 const DEFAULT_DELIVERY_LIMIT: u32 = 100;
 
 fn time(ms: i64) -> String {

@@ -32,14 +32,11 @@ use crate::validate;
 
 pub struct Webhook;
 
-/// A webhook's name: free text of at most this many characters, no control characters
-/// (the server's rule).
-const MAX_NAME_CHARS: usize = 128;
-/// Longest URL accepted at plan time.
-const MAX_URL_BYTES: usize = 2048;
-/// Secret lengths the server accepts (`server/src/api/webhooks.rs`).
-const MIN_SECRET_BYTES: usize = 16;
-const MAX_SECRET_BYTES: usize = 256;
+// The server's limits, checked at plan time.
+use conflux_api_types::{
+    WEBHOOK_MAX_NAME_CHARS as MAX_NAME_CHARS, WEBHOOK_MAX_SECRET_BYTES as MAX_SECRET_BYTES,
+    WEBHOOK_MAX_URL_BYTES as MAX_URL_BYTES, WEBHOOK_MIN_SECRET_BYTES as MIN_SECRET_BYTES,
+};
 
 impl Webhook {
     /// The state for `view`; the server never shows the secret, so `secret` comes from the
