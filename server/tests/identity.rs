@@ -6,53 +6,12 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{blocking, eventually};
+use common::{As, blocking, eventually};
 use conflux_testkit::{Cluster, NodeSpec, TestNode, TestPostgres};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Raw HTTP as one principal.
-#[derive(Debug, Clone)]
-struct As {
-    base: String,
-    token: Option<String>,
-    http: reqwest::Client,
-}
-
 impl As {
-    fn new(base: &str, token: Option<&str>) -> Self {
-        As {
-            base: base.to_owned(),
-            token: token.map(str::to_owned),
-            http: conflux_client::tls::reqwest_builder(&Default::default(), false)
-                .unwrap()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        }
-    }
-
-    fn with(&self, token: &str) -> Self {
-        As::new(&self.base, Some(token))
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request reaches the node");
-        let status = resp.status();
-        let bytes = resp.bytes().await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
     async fn get(&self, path: &str) -> (StatusCode, Value) {
         self.call(Method::GET, path, None).await
     }

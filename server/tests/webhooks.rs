@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use common::{blocking, eventually};
+use common::{As, blocking, eventually};
 use conflux_testkit::{Cluster, NodeSpec, TestNode, TestPostgres, conflux_binary};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -170,47 +170,7 @@ fn check_delivery(r: &Received) -> Value {
 
 // ---- raw HTTP as one principal ---------------------------------------------------------------
 
-#[derive(Debug, Clone)]
-struct As {
-    base: String,
-    token: Option<String>,
-    http: reqwest::Client,
-}
-
 impl As {
-    fn new(base: &str, token: Option<&str>) -> Self {
-        As {
-            base: base.to_owned(),
-            token: token.map(str::to_owned),
-            http: conflux_client::tls::reqwest_builder(&Default::default(), false)
-                .unwrap()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        }
-    }
-
-    fn with(&self, token: &str) -> Self {
-        As::new(&self.base, Some(token))
-    }
-
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.expect("request reaches the node");
-        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
-        let bytes = resp.bytes().await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
     async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
         let (status, v) = self.call(method, path, body).await;
         assert!(status.is_success(), "{path}: {status} {v}");

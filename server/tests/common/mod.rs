@@ -151,3 +151,52 @@ where
         }
     }
 }
+
+/// Raw HTTP as one principal (for what the typed client does not show: exact statuses and
+/// bodies). Each test file adds the helpers it needs in its own `impl As` block.
+#[derive(Debug, Clone)]
+pub struct As {
+    pub base: String,
+    pub token: Option<String>,
+    pub http: reqwest::Client,
+}
+
+impl As {
+    pub fn new(base: &str, token: Option<&str>) -> Self {
+        As {
+            base: base.to_owned(),
+            token: token.map(str::to_owned),
+            http: conflux_client::tls::reqwest_builder(&Default::default(), false)
+                .unwrap()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub fn with(&self, token: &str) -> Self {
+        As::new(&self.base, Some(token))
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(t) = &self.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("request reaches the node");
+        let status = resp.status();
+        let bytes = resp.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
