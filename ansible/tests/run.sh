@@ -1,0 +1,320 @@
+#!/bin/bash
+# Proves ansible/ with real ansible-playbook runs against "hosts" made on this machine.
+#
+# Each host is a process tree in its own network, mount, UTS, IPC and PID namespaces, with a
+# private /etc (a copy: /etc/conflux, users and the hostname are its own), /var/lib/conflux,
+# /var/log, /run, /opt and /usr/local/sbin, and an address on a bridge. Ansible reaches it
+# with the community.docker.nsenter connection (no sshd). PostgreSQL (the metadata DB) runs
+# beside them, listening on the bridge. Everything is named cfxans-* and removed on exit
+# (trap), failures included: the hosts' PID-1 processes are killed (which ends everything in
+# their PID namespaces), the veths and the bridge deleted, PostgreSQL stopped.
+#
+#   ansible/tests/run.sh            # every step below; the last line says PASS or FAIL
+#   CFXANS_KEEP=1 ansible/tests/run.sh   # keep the work directory (logs) after the run
+#
+# Needs root, iproute2, util-linux (unshare, nsenter), PostgreSQL server binaries
+# (/usr/lib/postgresql/*/bin), curl, the venv of tests/install-ansible.sh, and two conflux
+# builds: CFXANS_OLD_BIN (deployed first) and CFXANS_NEW_BIN (the upgrade target).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+ANS=$(cd "$HERE/.." && pwd)
+VENV=${CONFLUX_ANSIBLE_VENV:-/var/cache/conflux-tools/ansible-venv}
+OLD_BIN=${CFXANS_OLD_BIN:-/var/cache/conflux-target/release/conflux}
+NEW_BIN=${CFXANS_NEW_BIN:-/var/cache/conflux-target/debug/conflux}
+NET=${CFXANS_NET:-10.231.77}
+BR=cfxans-br0
+HOSTS=4            # h1-h3 form the cluster, h4 is added and removed
+PG_PORT=${CFXANS_PG_PORT:-55432}
+
+WORK=$(mktemp -d /tmp/cfxans-XXXXXX)
+chmod 755 "$WORK"
+declare -A PID           # host number -> PID (in our namespace) of its PID-1 process
+CREATED_DIRS=()
+PASSED=0
+FAILED=0
+STEP_LOG="$WORK/steps.log"
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" | tee -a "$STEP_LOG" >&2; }
+pass() { PASSED=$((PASSED + 1)); log "ok: $*"; }
+fail() { FAILED=$((FAILED + 1)); log "FAILED: $*"; }
+
+cleanup() {
+    local rc=$?
+    set +e
+    [ -n "${CLIENT_PID:-}" ] && kill "$CLIENT_PID" 2>/dev/null
+    for i in "${!PID[@]}"; do
+        kill -KILL "${PID[$i]}" 2>/dev/null
+    done
+    for i in $(seq 1 $HOSTS); do ip link del "cfxans-v$i" 2>/dev/null; done
+    ip link del "$BR" 2>/dev/null
+    if [ -f "$WORK/pg/data/postmaster.pid" ]; then
+        runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -m immediate -w stop >/dev/null 2>&1
+    fi
+    for d in "${CREATED_DIRS[@]}"; do rmdir "$d" 2>/dev/null; done
+    if [ -n "${CFXANS_KEEP:-}" ]; then
+        echo "kept $WORK" >&2
+    else
+        rm -rf "$WORK"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+[ "$(id -u)" = 0 ] || { echo "run.sh needs root (namespaces)" >&2; exit 1; }
+[ -x "$VENV/bin/ansible-playbook" ] || { echo "no Ansible venv at $VENV: run ansible/tests/install-ansible.sh" >&2; exit 1; }
+for b in "$OLD_BIN" "$NEW_BIN"; do [ -x "$b" ] || { echo "no conflux build at $b" >&2; exit 1; }; done
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+[ -x "$PG_BIN/initdb" ] || { echo "no PostgreSQL server binaries under /usr/lib/postgresql" >&2; exit 1; }
+
+# Our own copies: other work on this machine may rebuild the originals while we run.
+mkdir -p "$WORK/bin"
+cp "$OLD_BIN" "$WORK/bin/conflux-old"
+cp "$NEW_BIN" "$WORK/bin/conflux-new"
+if cmp -s "$WORK/bin/conflux-old" "$WORK/bin/conflux-new"; then
+    echo "CFXANS_OLD_BIN and CFXANS_NEW_BIN are the same file: the upgrade needs two builds" >&2
+    exit 1
+fi
+OLD_SHA=$(sha256sum <"$WORK/bin/conflux-old" | cut -c1-64)
+NEW_SHA=$(sha256sum <"$WORK/bin/conflux-new" | cut -c1-64)
+CLI="$WORK/bin/conflux-new"
+log "work dir $WORK; old build $OLD_SHA ($("$WORK/bin/conflux-old" --version)), new build $NEW_SHA ($("$CLI" --version))"
+
+# ---------------------------------------------------------------------------------------
+# Hosts
+# ---------------------------------------------------------------------------------------
+for d in /var/lib/conflux; do
+    if [ ! -e "$d" ]; then mkdir -p "$d"; CREATED_DIRS+=("$d"); fi
+done
+
+cat >"$WORK/hostinit.sh" <<'EOF'
+#!/bin/bash
+# PID 1 of a test host: private mounts and hostname, then wait (reaping orphans) until killed.
+set -e
+i=$1 W=$2
+H=$W/h$i
+mount --bind "$H/etc" /etc
+mount --bind "$H/data" /var/lib/conflux
+mount --bind "$H/log" /var/log
+mount --bind "$H/opt" /opt
+mount -t tmpfs cfxans-run /run
+mount -t tmpfs cfxans-sbin /usr/local/sbin
+hostname "cfxans-h$i"
+echo "cfxans-h$i" >/etc/hostname
+ip link set lo up
+touch "$H/up"
+trap 'exit 0' TERM
+while :; do sleep 3600 & wait $! || true; done
+EOF
+chmod 755 "$WORK/hostinit.sh"
+
+ip link add "$BR" type bridge
+ip addr add "$NET.1/24" dev "$BR"
+ip link set "$BR" up
+
+start_host() {
+    local i=$1 upid child
+    mkdir -p "$WORK/h$i"/{data,log,opt}
+    cp -a /etc "$WORK/h$i/etc"
+    unshare --net --mount --uts --ipc --pid --fork --mount-proc \
+        "$WORK/hostinit.sh" "$i" "$WORK" </dev/null >"$WORK/h$i.init.log" 2>&1 &
+    upid=$!
+    for _ in $(seq 100); do
+        child=$(cat "/proc/$upid/task/$upid/children" 2>/dev/null | awk '{print $1}')
+        [ -n "$child" ] && [ -e "$WORK/h$i/up" ] && break
+        sleep 0.1
+    done
+    [ -n "$child" ] && [ -e "$WORK/h$i/up" ] || { cat "$WORK/h$i.init.log" >&2; echo "host $i did not start" >&2; exit 1; }
+    PID[$i]=$child
+    ip link add "cfxans-v$i" type veth peer name "cfxans-p$i"
+    ip link set "cfxans-p$i" netns "$child"
+    ip link set "cfxans-v$i" master "$BR" up
+    nsenter --target "$child" --net sh -c "
+        ip link set cfxans-p$i name eth0 &&
+        ip addr add $NET.1$i/24 dev eth0 &&
+        ip link set eth0 up &&
+        ip route add default via $NET.1"
+}
+for i in $(seq 1 $HOSTS); do start_host "$i"; done
+log "hosts up: $(for i in $(seq 1 $HOSTS); do printf 'h%s=pid %s (%s.1%s) ' "$i" "${PID[$i]}" "$NET" "$i"; done)"
+
+# ---------------------------------------------------------------------------------------
+# PostgreSQL beside them, on the bridge
+# ---------------------------------------------------------------------------------------
+mkdir -p "$WORK/pg"
+chown postgres:postgres "$WORK/pg"
+runuser -u postgres -- "$PG_BIN/initdb" -D "$WORK/pg/data" -A trust -U postgres --no-sync -E UTF8 --locale=C >"$WORK/pg/initdb.log" 2>&1
+echo "host all all $NET.0/24 trust" >>"$WORK/pg/data/pg_hba.conf"
+runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/server.log" -w \
+    -o "-c listen_addresses=$NET.1 -c port=$PG_PORT -c unix_socket_directories=$WORK/pg -c fsync=off -c max_connections=200" \
+    start >/dev/null
+runuser -u postgres -- "$PG_BIN/createdb" -h "$WORK/pg" -p "$PG_PORT" conflux
+runuser -u postgres -- "$PG_BIN/createdb" -h "$WORK/pg" -p "$PG_PORT" conflux_restored
+log "PostgreSQL on $NET.1:$PG_PORT"
+
+# ---------------------------------------------------------------------------------------
+# Inventory
+# ---------------------------------------------------------------------------------------
+write_inventory() { # $1: directory, $2: number of hosts in group conflux, $3..: extra host lines
+    local dir=$1 n=$2 i
+    shift 2
+    mkdir -p "$dir/group_vars"
+    {
+        echo "all:"
+        echo "  children:"
+        echo "    conflux:"
+        echo "      hosts:"
+        for i in $(seq 1 "$n"); do
+            echo "        h$i:"
+            echo "          ansible_nsenter_pid: ${PID[$i]}"
+            echo "          conflux_node_id: $i"
+            echo "          conflux_advertise_address: $NET.1$i"
+            [ "$i" -ge 4 ] && echo "          conflux_bootstrap_mode: join"
+        done
+        for line in "$@"; do echo "$line"; done
+    } >"$dir/hosts.yml"
+    cat >"$dir/group_vars/conflux.yml" <<EOF
+ansible_connection: community.docker.nsenter
+ansible_become: false
+ansible_python_interpreter: /usr/bin/python3
+conflux_cluster_name: cfxans
+conflux_service_manager: none
+conflux_binary_src: $WORK/bin/conflux-current
+conflux_binary_path: /opt/conflux/bin/conflux
+conflux_metadata_url: postgres://postgres@$NET.1:$PG_PORT/conflux
+conflux_controller_secrets_dir: $WORK/secrets
+conflux_ready_timeout: 90
+EOF
+}
+INV="$WORK/inventory"
+write_inventory "$INV" 3
+cp "$WORK/bin/conflux-old" "$WORK/bin/conflux-current"
+
+export ANSIBLE_CONFIG="$ANS/ansible.cfg"
+export ANSIBLE_ROLES_PATH="$ANS/roles"
+export ANSIBLE_FORCE_COLOR=0
+export ANSIBLE_NOCOLOR=1
+export ANSIBLE_LOCAL_TEMP="$WORK/ansible-tmp"
+RUN_N=0
+playbook() { # $1: name for the log, then ansible-playbook arguments; output in $WORK/<n>-<name>.log
+    local name=$1 rc
+    shift
+    RUN_N=$((RUN_N + 1))
+    LAST_LOG="$WORK/$(printf %02d $RUN_N)-$name.log"
+    set +e
+    "$VENV/bin/ansible-playbook" "$@" >"$LAST_LOG" 2>&1
+    rc=$?
+    set -e
+    log "ansible-playbook $name: exit $rc; recap: $(recap "$LAST_LOG")"
+    return $rc
+}
+recap() { sed -n '/PLAY RECAP/,$p' "$1" | grep -E '^(h[0-9]|localhost)' | sed -E 's/ +/ /g; s/ : /: /' | tr '\n' ';'; }
+changed_total() { sed -n '/PLAY RECAP/,$p' "$1" | grep -oE 'changed=[0-9]+' | cut -d= -f2 | awk '{s+=$1} END {print s+0}'; }
+
+TOKEN_FILE="$WORK/secrets/bootstrap.token"
+api() { # $1: host number, then curl arguments (path first)
+    local i=$1 path=$2
+    shift 2
+    curl -sS --max-time 10 -H "Authorization: Bearer $(cat "$TOKEN_FILE")" "http://$NET.1$i:8080$path" "$@"
+}
+voters() { # the voters in host $1's /_cluster/status, e.g. "1,2,3"
+    api "$1" /_cluster/status | python3 -c 'import json,sys; s=json.load(sys.stdin); print(",".join(str(m["id"]) for m in s["members"] if m["voter"] and m["reachable"]) + " leader=" + str(s["leader_id"]))'
+}
+node_binaries() { # sha256 of the installed binary on hosts 1..$1
+    local i
+    for i in $(seq 1 "$1"); do
+        nsenter --target "${PID[$i]}" --mount sha256sum /opt/conflux/bin/conflux 2>/dev/null | cut -c1-64 || echo none
+    done | sort | uniq -c | sed -E 's/^ +//' | tr '\n' ' '
+}
+host_has() { nsenter --target "${PID[$1]}" --mount test -e "$2"; }
+
+# ---------------------------------------------------------------------------------------
+# 1. Bad input fails before anything changes
+# ---------------------------------------------------------------------------------------
+nothing_installed() {
+    local i
+    for i in 1 2 3; do
+        if host_has "$i" /etc/conflux || host_has "$i" /opt/conflux; then return 1; fi
+    done
+}
+BAD="$WORK/inv-bad"
+# a missing required variable
+write_inventory "$BAD" 3
+sed -i '/conflux_metadata_url/d' "$BAD/group_vars/conflux.yml"
+if playbook bad-missing-var -i "$BAD" "$ANS/playbooks/site.yml"; then
+    fail "site.yml without conflux_metadata_url succeeded"
+elif grep -q "conflux_metadata_url" "$LAST_LOG" && nothing_installed; then
+    pass "missing conflux_metadata_url: refused, names the variable, nothing installed"
+else
+    fail "missing conflux_metadata_url: message or state wrong (see $LAST_LOG)"
+fi
+# a node id reused by two hosts
+rm -rf "$BAD" && write_inventory "$BAD" 3
+sed -i '0,/conflux_node_id: 3/s//conflux_node_id: 2/' "$BAD/hosts.yml"
+if playbook bad-duplicate-id -i "$BAD" "$ANS/playbooks/site.yml"; then
+    fail "site.yml with a reused node id succeeded"
+elif grep -q "conflux_node_id is reused: 2 by h2 and h3" "$LAST_LOG" && nothing_installed; then
+    pass "node id 2 on h2 and h3: refused, names both hosts, nothing installed"
+else
+    fail "reused node id: message or state wrong (see $LAST_LOG)"
+fi
+# an unreachable peer: a member whose namespace does not exist (pid 999999 is no process)
+rm -rf "$BAD" && write_inventory "$BAD" 3 \
+    "        h9:" "          ansible_nsenter_pid: 999999" "          conflux_node_id: 9" "          conflux_advertise_address: $NET.19"
+if playbook bad-unreachable -i "$BAD" "$ANS/playbooks/site.yml"; then
+    fail "site.yml with an unreachable member succeeded"
+elif grep -qE "h9" "$LAST_LOG" && grep -qiE "unreachable|cannot reach|failed" "$LAST_LOG" && nothing_installed; then
+    pass "unreachable member h9: refused, names it, nothing installed"
+else
+    fail "unreachable member: message or state wrong (see $LAST_LOG)"
+fi
+
+# ---------------------------------------------------------------------------------------
+# 2. site.yml forms a 3-node cluster; a write on one node is fetched on the others
+# ---------------------------------------------------------------------------------------
+if playbook site -i "$INV" "$ANS/playbooks/site.yml"; then
+    pass "site.yml (first run) succeeded"
+else
+    fail "site.yml (first run) failed: $(grep -E 'fatal|FAILED|msg' "$LAST_LOG" | head -5)"
+    exit 1
+fi
+v=$(voters 2)
+if [[ "$v" == 1,2,3\ leader=[123] ]]; then pass "status on h2: voters $v"; else fail "status on h2: $v"; fi
+for i in 1 2 3; do
+    mode=$(nsenter --target "${PID[$i]}" --mount stat -c '%a %U' /etc/conflux/bootstrap.token /etc/conflux/kek.key | tr '\n' ' ')
+    [ "$mode" = "600 conflux 600 conflux " ] || fail "h$i secret modes: $mode"
+done
+pass "bootstrap token and KEK are 0600 conflux on every node"
+
+MGT=/api/v1/mgt
+J=(-H 'Content-Type: application/json')
+api 1 "$MGT/tenants" -X POST "${J[@]}" -d '{"name": "acme"}' >/dev/null
+api 1 "$MGT/tenants/acme/apps" -X POST "${J[@]}" -d '{"name": "checkout"}' >/dev/null
+api 1 "$MGT/tenants/acme/apps/checkout/envs" -X POST "${J[@]}" -d '{"name": "prod"}' >/dev/null
+CFG_ID=$(api 1 "$MGT/tenants/acme/apps/checkout/envs/prod/configs" -X POST "${J[@]}" \
+    -d '{"name": "app.yaml", "format": "yaml"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+VID=$(api 1 "$MGT/configs/$CFG_ID/versions?description=first" -X POST -H 'Content-Type: application/yaml' \
+    --data-binary $'timeout_ms: 500\n' | python3 -c 'import json,sys; print(json.load(sys.stdin)["version_id"])')
+api 1 "$MGT/configs/$CFG_ID/releases" -X PUT "${J[@]}" -d "{\"releases\": [{\"version_id\": $VID}]}" >/dev/null
+R=$(api 1 "$MGT/configs/$CFG_ID" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("revision", 0))')
+FETCH=/api/v1/fetch/config/acme/checkout/prod/app.yaml
+ok=1
+for i in 2 3; do
+    body=$(api "$i" "$FETCH?min_revision=$R")
+    [ "$body" = "timeout_ms: 500" ] || { ok=0; fail "fetch on h$i after a write on h1: '$body'"; }
+done
+[ $ok = 1 ] && pass "a version written on h1 is fetched on h2 and h3"
+
+# ---------------------------------------------------------------------------------------
+# 3. A second site.yml run changes nothing
+# ---------------------------------------------------------------------------------------
+if playbook site-again -i "$INV" "$ANS/playbooks/site.yml"; then
+    c=$(changed_total "$LAST_LOG")
+    if [ "$c" = 0 ]; then pass "second site.yml run: changed=0 on every host"; else fail "second site.yml run: changed=$c"; fi
+else
+    fail "second site.yml run failed"
+fi
+
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ] && echo PASS || { echo FAIL; exit 1; }
