@@ -530,8 +530,10 @@ async fn tenants_apps_and_envs_support_crud_patch_list_and_cascading_deletes() {
     env_names.sort();
     assert_eq!(env_names, ["dev", "prod"]);
     assert_eq!(c.get_env("acme", "shop", "prod").await.unwrap(), prod);
+    // Approval off again (the configs published below would otherwise become proposals;
+    // approvals.rs covers those), with the other settings kept as given.
     let looser = ApprovalSettings {
-        required: true,
+        required: false,
         min_approvals: 1,
         allow_self_approval: true,
     };
@@ -2912,11 +2914,13 @@ async fn everything_survives_a_clean_restart() {
     .unwrap();
     for (env, approval) in [
         (
+            // Settings that differ from the defaults, without requiring approval (releases
+            // below apply at once).
             "prod",
             Some(ApprovalSettings {
-                required: true,
+                required: false,
                 min_approvals: 2,
-                allow_self_approval: false,
+                allow_self_approval: true,
             }),
         ),
         ("staging", None),
