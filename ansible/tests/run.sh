@@ -316,5 +316,87 @@ else
     fail "second site.yml run failed"
 fi
 
+# ---------------------------------------------------------------------------------------
+# 4. An upgrade with one node stopped refuses to start
+# ---------------------------------------------------------------------------------------
+ctl() { nsenter --target "${PID[$1]}" --mount --uts --ipc --net --pid /usr/local/sbin/conflux-ctl "$2"; }
+wait_ready() { # host number
+    local _
+    for _ in $(seq 60); do
+        [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$NET.1$1:8080/ready")" = 200 ] && return 0
+        sleep 1
+    done
+    return 1
+}
+cp "$WORK/bin/conflux-new" "$WORK/bin/conflux-current"
+ctl 3 stop >/dev/null
+if playbook upgrade-one-down -i "$INV" "$ANS/playbooks/upgrade.yml"; then
+    fail "upgrade.yml with h3 stopped succeeded"
+else
+    b=$(node_binaries 3)
+    if grep -q "h3 (node 3" "$LAST_LOG" && [ "$b" = "3 $OLD_SHA " ]; then
+        pass "upgrade.yml with h3 stopped: refused before any node ($(grep -o 'cluster unhealthy[^"]*' "$LAST_LOG" | head -1)); binaries untouched"
+    else
+        fail "upgrade.yml with h3 stopped: message or state wrong (binaries: $b; see $LAST_LOG)"
+    fi
+fi
+ctl 3 start >/dev/null
+wait_ready 3 || fail "h3 did not come back"
+sleep 2
+
+# ---------------------------------------------------------------------------------------
+# 5. upgrade.yml to the other build while a client writes and fetches
+# ---------------------------------------------------------------------------------------
+NODES="http://$NET.11:8080,http://$NET.12:8080,http://$NET.13:8080"
+python3 "$HERE/client.py" --nodes "$NODES" --token-file "$TOKEN_FILE" --config-id "$CFG_ID" \
+    --fetch-path "$FETCH" --stop "$WORK/client.stop" >"$WORK/client.json" 2>"$WORK/client.err" &
+CLIENT_PID=$!
+sleep 3
+if playbook upgrade -i "$INV" "$ANS/playbooks/upgrade.yml"; then
+    pass "upgrade.yml succeeded"
+else
+    fail "upgrade.yml failed: $(grep -E 'msg' "$LAST_LOG" | head -3)"
+fi
+sleep 3
+touch "$WORK/client.stop"
+wait "$CLIENT_PID" || true
+CLIENT_PID=
+b=$(node_binaries 3)
+if [ "$b" = "3 $NEW_SHA " ]; then pass "every node runs the new build ($NEW_SHA)"; else fail "binaries after the upgrade: $b"; fi
+for i in 1 2 3; do
+    exe=$(nsenter --target "${PID[$i]}" --mount --pid sh -c 'sha256sum /proc/$(cat /run/conflux/conflux.pid)/exe' | cut -c1-64)
+    [ "$exe" = "$NEW_SHA" ] || fail "h$i's running process is not the new build ($exe)"
+done
+python3 - "$WORK/client.json" "$TOKEN_FILE" "$NET" "$CFG_ID" <<'PY' && pass "client during the upgrade: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["fetches"], "fetches,", s["failed_fetches"], "failed;", s["writes_acked"], "writes acknowledged,", s["writes_failed"], "not; every acknowledged write present on every node")' "$WORK/client.json")" || fail "client during the upgrade (see $WORK/client.json)"
+import json, sys, urllib.request
+stats = json.load(open(sys.argv[1]))
+token = open(sys.argv[2]).read().strip()
+net, cfg = sys.argv[3], sys.argv[4]
+ok = stats["failed_fetches"] == 0 and stats["writes_acked"] > 0 and stats["fetches"] > 0
+if not ok:
+    print("client stats:", {k: v for k, v in stats.items() if k != "acked"}, file=sys.stderr)
+for node in (1, 2, 3):
+    for w in stats["acked"]:
+        req = urllib.request.Request(f"http://{net}.1{node}:8080/api/v1/mgt/configs/{cfg}/versions/{w['version_id']}/content")
+        req.add_header("Authorization", "Bearer " + token)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                body = r.read().decode()
+        except Exception as e:  # noqa: BLE001
+            body = f"<{e}>"
+        if body != w["content"]:
+            print(f"node {node}: version {w['version_id']} is {body!r}, acknowledged {w['content']!r}", file=sys.stderr)
+            ok = False
+            break
+sys.exit(0 if ok else 1)
+PY
+v=$(voters 1)
+if [[ "$v" == 1,2,3\ leader=[123] ]]; then pass "after the upgrade: voters $v"; else fail "after the upgrade: $v"; fi
+if playbook upgrade-again -i "$INV" "$ANS/playbooks/upgrade.yml" && [ "$(changed_total "$LAST_LOG")" = 0 ]; then
+    pass "upgrade.yml again: nothing to do, changed=0"
+else
+    fail "upgrade.yml again: $(recap "$LAST_LOG")"
+fi
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ] && echo PASS || { echo FAIL; exit 1; }
