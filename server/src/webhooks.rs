@@ -330,6 +330,68 @@ fn jitter() -> f64 {
 
 // ---- sending ------------------------------------------------------------------------------
 
+/// Whether deliveries may go to `ip`. Link-local addresses (169.254.0.0/16, fe80::/10: the
+/// cloud metadata services live there) and unspecified ones never: a tenant_admin must not
+/// turn the leader into a reader of its host's instance credentials. Loopback and private
+/// networks stay allowed, since on-premises receivers live there.
+pub fn deliverable(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()),
+        IpAddr::V6(v6) => !(v6.is_unicast_link_local() || v6.is_unspecified()),
+    }
+}
+
+/// Resolves receivers' host names and keeps only addresses [`deliverable`] allows, so a name
+/// that points at a link-local address (or is changed to, after registration) is refused at
+/// connect time.
+#[derive(Debug)]
+struct GuardedResolver;
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let all: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed: Vec<std::net::SocketAddr> = all
+                .iter()
+                .copied()
+                .filter(|a| deliverable(a.ip()))
+                .collect();
+            if allowed.is_empty() && !all.is_empty() {
+                return Err(format!(
+                    "{host} resolves only to link-local or unspecified addresses, which webhooks \
+                     may not reach"
+                )
+                .into());
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// Refuses a URL whose host is an IP literal [`deliverable`] does not allow (names are
+/// checked by the resolver when connecting).
+pub fn check_target(url: &reqwest::Url) -> Result<(), String> {
+    let host = url.host_str().unwrap_or_default();
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    let Ok(ip) = literal.parse::<std::net::IpAddr>() else {
+        return Ok(());
+    };
+    if deliverable(ip) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{ip} is a link-local or unspecified address, which webhooks may not reach"
+        ))
+    }
+}
+
 /// The HTTP client of deliveries: ring TLS with the system trust store, the timeouts, and the
 /// same-origin redirect policy.
 pub fn http_client() -> Result<reqwest::Client, String> {
@@ -351,6 +413,7 @@ pub fn http_client() -> Result<reqwest::Client, String> {
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(TOTAL_TIMEOUT)
         .redirect(policy)
+        .dns_resolver(Arc::new(GuardedResolver))
         .user_agent(concat!("conflux-webhooks/", env!("CARGO_PKG_VERSION")))
         .build()
         .map_err(|e| e.to_string())
@@ -377,6 +440,14 @@ async fn send(
     due: &DueDelivery,
     secret: &[u8],
 ) -> (Option<u16>, Option<String>) {
+    // A URL registered before this check existed, or an address literal in a redirect's
+    // origin (redirects never leave the origin), is refused here as well.
+    if let Err(why) = reqwest::Url::parse(&due.url)
+        .map_err(|e| e.to_string())
+        .and_then(|u| check_target(&u))
+    {
+        return (None, Some(format!("refused: {why}")));
+    }
     let body = due.payload.clone().into_bytes();
     let signature = sign(secret, &body);
     let sent = http
@@ -552,6 +623,48 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_local_and_unspecified_targets_are_refused_others_allowed() {
+        let refused = [
+            "169.254.169.254",
+            "169.254.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "fe80::1",
+            "::",
+            "::ffff:169.254.169.254",
+        ];
+        for ip in refused {
+            assert!(!deliverable(ip.parse().unwrap()), "{ip} must be refused");
+        }
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.10",
+            "::1",
+            "2001:db8::1",
+            "8.8.8.8",
+        ] {
+            assert!(deliverable(ip.parse().unwrap()), "{ip} must be allowed");
+        }
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        assert!(check_target(&url("http://169.254.169.254/x")).is_err());
+        assert!(check_target(&url("http://[fe80::1]:8080/")).is_err());
+        assert!(check_target(&url("http://127.0.0.1:9/hook")).is_ok());
+        assert!(check_target(&url("https://hooks.example.com/")).is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_resolver_drops_link_local_answers() {
+        use reqwest::dns::Resolve;
+        let resolve =
+            |host: &'static str| GuardedResolver.resolve(host.parse().expect("a host name"));
+        let local: Vec<_> = resolve("localhost").await.unwrap().collect();
+        assert!(!local.is_empty() && local.iter().all(|a| a.ip().is_loopback()));
+        let refused = resolve("169.254.169.254").await.err().expect("refused");
+        assert!(refused.to_string().contains("link-local"), "{refused}");
+    }
 
     fn entry(tenant: Option<&str>, events: &[&str]) -> AuditEntry {
         AuditEntry {

@@ -738,6 +738,19 @@ async fn registration_is_checked_and_the_secret_never_comes_back() {
             "invalid_argument",
             "url",
         ),
+        // The cloud metadata service, and the same behind an IPv4-mapped IPv6 literal.
+        (
+            with("url", json!("http://169.254.169.254/latest/meta-data/")),
+            400,
+            "invalid_argument",
+            "url",
+        ),
+        (
+            with("url", json!("http://[::ffff:169.254.169.254]/")),
+            400,
+            "invalid_argument",
+            "url",
+        ),
         (
             with("url", json!("not a url")),
             400,

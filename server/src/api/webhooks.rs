@@ -206,7 +206,7 @@ fn check_url(url: &str) -> Result<(), ApiError> {
     if parsed.fragment().is_some() {
         return Err(invalid("url", "url must not have a #fragment"));
     }
-    Ok(())
+    crate::webhooks::check_target(&parsed).map_err(|why| invalid("url", format!("url: {why}")))
 }
 
 pub async fn create(
