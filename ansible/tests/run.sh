@@ -398,5 +398,90 @@ else
     fail "upgrade.yml again: $(recap "$LAST_LOG")"
 fi
 
+# ---------------------------------------------------------------------------------------
+# 6. A changed setting: the handler restarts the nodes one at a time, fetches never fail
+# ---------------------------------------------------------------------------------------
+rm -f "$WORK/client.stop"
+python3 "$HERE/client.py" --nodes "$NODES" --token-file "$TOKEN_FILE" --config-id "$CFG_ID" \
+    --fetch-path "$FETCH" --stop "$WORK/client.stop" >"$WORK/client2.json" 2>"$WORK/client2.err" &
+CLIENT_PID=$!
+sleep 2
+if playbook site-changed-setting -i "$INV" "$ANS/playbooks/site.yml" -e conflux_kms_cache_ttl=4m; then
+    order=$(grep -A1 'Service | script restarted\]' "$LAST_LOG" | grep -E '^changed' | sed -E 's/.*(h[0-9])\]$/\1/' | tr '\n' ' ' || true)
+    pass "site.yml with a changed setting: rolling restart by the handler, in turn: $order"
+else
+    fail "site.yml with a changed setting failed: $(grep -E 'msg' "$LAST_LOG" | head -3)"
+fi
+touch "$WORK/client.stop"
+wait "$CLIENT_PID" || true
+CLIENT_PID=
+python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["fetches"], s["failed_fetches"], s["writes_acked"]); sys.exit(0 if s["failed_fetches"] == 0 and s["fetches"] > 0 else 1)' "$WORK/client2.json" >"$WORK/client2.sum" \
+    && pass "client during the rolling restart: $(cat "$WORK/client2.sum") (fetches, failed, writes acknowledged)" \
+    || fail "client during the rolling restart: $(cat "$WORK/client2.sum")"
+for i in 1 2 3; do
+    nsenter --target "${PID[$i]}" --mount grep -q 'kms_cache_ttl = "4m"' /etc/conflux/conflux.toml || fail "h$i config lacks the new setting"
+done
+
+# ---------------------------------------------------------------------------------------
+# 7. add_node.yml grows the cluster to 4 voters; remove_node.yml shrinks it back
+# ---------------------------------------------------------------------------------------
+INV4="$WORK/inventory4"
+write_inventory "$INV4" 4
+if playbook add-node -i "$INV4" "$ANS/playbooks/add_node.yml" -e conflux_kms_cache_ttl=4m; then
+    v=$(voters 4)
+    body=$(api 4 "$FETCH")
+    if [[ "$v" == 1,2,3,4\ leader=[1234] ]] && [ -n "$body" ]; then
+        pass "add_node.yml: voters $v; h4 serves the config"
+    else
+        fail "add_node.yml: voters '$v', fetch on h4 '$body'"
+    fi
+    c=$(sed -n '/PLAY RECAP/,$p' "$LAST_LOG" | grep -E '^h[123] ' | grep -oE 'changed=[0-9]+' | cut -d= -f2 | awk '{s+=$1} END {print s+0}')
+    [ "$c" = 0 ] && pass "add_node.yml changed nothing on h1-h3" || fail "add_node.yml changed $c things on h1-h3"
+else
+    fail "add_node.yml failed: $(grep -E 'msg' "$LAST_LOG" | head -3)"
+fi
+if playbook remove-node -i "$INV4" "$ANS/playbooks/remove_node.yml" -e conflux_remove_host=h4 -e conflux_remove_wipe_data=true; then
+    v=$(voters 1)
+    if [[ "$v" == 1,2,3\ leader=[123] ]] && ! ctl 4 status >/dev/null; then
+        pass "remove_node.yml h4: voters $v, h4 stopped"
+    else
+        fail "remove_node.yml: voters '$v'"
+    fi
+else
+    fail "remove_node.yml failed: $(grep -E 'msg' "$LAST_LOG" | head -3)"
+fi
+
+# ---------------------------------------------------------------------------------------
+# 8. backup.yml, then restore.yml builds a new cluster with the same configs
+# ---------------------------------------------------------------------------------------
+digest_counts() { api "$1" /_cluster/digest | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["tenants"], d["configs"], d["versions"])'; }
+BEFORE=$(digest_counts 1)
+BEFORE_BODY=$(api 1 "$FETCH")
+BEFORE_VERSIONS=$(api 1 "$MGT/configs/$CFG_ID/versions?limit=1000" | sha256sum | cut -c1-16)
+if playbook backup -i "$INV" "$ANS/playbooks/backup.yml" -e conflux_backup_dir="$WORK/backups" -e conflux_backup_keep=2 \
+    && playbook backup-2 -i "$INV" "$ANS/playbooks/backup.yml" -e conflux_backup_dir="$WORK/backups" -e conflux_backup_keep=2 \
+    && sleep 1 && playbook backup-3 -i "$INV" "$ANS/playbooks/backup.yml" -e conflux_backup_dir="$WORK/backups" -e conflux_backup_keep=2; then
+    n=$(ls "$WORK/backups" | wc -l)
+    SNAP=$(ls -d "$WORK"/backups/cfxans-*.snap | sort | tail -1)
+    [ "$n" = 2 ] && [ -s "$SNAP" ] && pass "backup.yml x3 with keep=2: $n files kept, newest $(basename "$SNAP") ($(stat -c %s "$SNAP") bytes, mode $(stat -c %a "$SNAP"))" \
+        || fail "backup.yml: $n files in $WORK/backups"
+else
+    fail "backup.yml failed: $(grep -E 'msg' "$LAST_LOG" | head -3)"
+fi
+if [ -n "${SNAP:-}" ] && playbook restore -i "$INV" "$ANS/playbooks/restore.yml" -e conflux_restore_from="$SNAP" \
+    -e conflux_restore_confirm=true -e conflux_restore_wipe=true -e conflux_kms_cache_ttl=4m; then
+    AFTER=$(digest_counts 2)
+    AFTER_BODY=$(api 3 "$FETCH")
+    AFTER_VERSIONS=$(api 2 "$MGT/configs/$CFG_ID/versions?limit=1000" | sha256sum | cut -c1-16)
+    v=$(voters 1)
+    if [ "$AFTER" = "$BEFORE" ] && [ "$AFTER_BODY" = "$BEFORE_BODY" ] && [ "$AFTER_VERSIONS" = "$BEFORE_VERSIONS" ] && [[ "$v" == 1,2,3\ leader=[123] ]]; then
+        pass "restore.yml: new cluster (voters $v) with the same configs (tenants/configs/versions $AFTER, same version list, same fetch)"
+    else
+        fail "restore.yml: counts $BEFORE -> $AFTER, versions $BEFORE_VERSIONS -> $AFTER_VERSIONS, fetch '$BEFORE_BODY' -> '$AFTER_BODY', voters $v"
+    fi
+else
+    fail "restore.yml failed: $(grep -E 'msg' "$LAST_LOG" | head -3)"
+fi
+
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" = 0 ] && echo PASS || { echo FAIL; exit 1; }
