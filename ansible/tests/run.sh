@@ -520,7 +520,7 @@ for i in 1 2 3; do
     ctl "$i" stop >/dev/null
     nsenter --target "${PID[$i]}" --mount sh -c 'find /var/lib/conflux -mindepth 1 -delete; rm -rf /etc/conflux'
 done
-TLS_ARGS=(-e conflux_tls_enabled=true -e conflux_api_tls_enabled=true
+TLS_ARGS=(-e '{"conflux_tls_enabled": true, "conflux_api_tls_enabled": true}'
     -e conflux_metadata_url="postgres://postgres@$NET.1:$PG_PORT/conflux_tls")
 runuser -u postgres -- "$PG_BIN/createdb" -h "$WORK/pg" -p "$PG_PORT" conflux_tls
 if playbook site-tls -i "$INV" "$ANS/playbooks/site.yml" "${TLS_ARGS[@]}"; then
