@@ -375,14 +375,15 @@ pub async fn drain_outbox(
             break;
         };
         drained += pending.len();
-        let records: Vec<NewAuditRecord> = pending
-            .iter()
-            .map(|(i, p, entry)| entry.clone().into_record(outbox_key(*i, *p)))
-            .collect();
-        insert(link, &records).await?;
         // Webhook deliveries of these changes, before the outbox lets go of them (ids derived
         // from the outbox keys: enqueuing again after a crash or a leader change is harmless).
+        // The audit rows go in next; the trim waits for both.
         crate::webhooks::enqueue(link, &pending).await?;
+        let records: Vec<NewAuditRecord> = pending
+            .into_iter()
+            .map(|(i, p, entry)| entry.into_record(outbox_key(i, p)))
+            .collect();
+        insert(link, &records).await?;
         // Grants on a deleted tenant, app or environment go with it, so that one created
         // again under the same name inherits nobody's access. Repeating this is harmless.
         let store = link.store()?;

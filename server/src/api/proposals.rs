@@ -115,7 +115,7 @@ pub async fn list(
 }
 
 /// The environment scope of a proposal, or 404 (also when the caller may not see it).
-fn scope_of(app: &AppState, caller: Option<&Caller>, id: ProposalId) -> Result<Scope, ApiError> {
+fn scope_of(app: &AppState, caller: &Caller, id: ProposalId) -> Result<Scope, ApiError> {
     let scope = app
         .plane()
         .read(|s| {
@@ -123,9 +123,10 @@ fn scope_of(app: &AppState, caller: Option<&Caller>, id: ProposalId) -> Result<S
                 .map(|p| env_scope(&p.path.tenant, &p.path.app, &p.path.env))
         })
         .ok_or_else(|| proposal_not_found(id))?;
-    match caller {
-        Some(c) if !c.allows(Role::Viewer, &scope) => Err(proposal_not_found(id)),
-        _ => Ok(scope),
+    if caller.allows(Role::Viewer, &scope) {
+        Ok(scope)
+    } else {
+        Err(proposal_not_found(id))
     }
 }
 
@@ -134,7 +135,7 @@ pub async fn get(
     caller: Caller,
     ApiPath(id): ApiPath<ProposalId>,
 ) -> ApiResult {
-    scope_of(&app, Some(&caller), id)?;
+    scope_of(&app, &caller, id)?;
     let view = app
         .plane()
         .read(|s| s.proposal(id).map(ProposalView::from))
@@ -180,7 +181,7 @@ async fn decider(
             token,
             origin,
         };
-        let scope = scope_of(app, Some(&caller), id)?;
+        let scope = scope_of(app, &caller, id)?;
         caller.require(Role::Publisher, &scope, "decide on proposals")?;
         return Ok(Author::of(&caller));
     }
@@ -258,7 +259,7 @@ pub async fn cancel(
     opts: WriteOptions,
     raw: Bytes,
 ) -> ApiResult {
-    let scope = scope_of(&app, Some(&caller), id)?;
+    let scope = scope_of(&app, &caller, id)?;
     let body = decision_body(&raw)?;
     let cmd = Command::CancelProposal {
         id,
