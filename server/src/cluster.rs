@@ -333,8 +333,9 @@ impl Cluster {
         let mut req = tonic::Request::new(Payload {
             data: codec::encode(request),
         });
-        req.set_timeout(timeout.max(Duration::from_millis(10)));
-        match client.forward(req).await {
+        let timeout = timeout.max(Duration::from_millis(10));
+        req.set_timeout(timeout);
+        match crate::raft::peers::within(timeout, client.forward(req)).await {
             Ok(reply) => codec::decode(&reply.into_inner().data)
                 .map_err(|e| ForwardError::Unknown(format!("undecodable reply: {e}"))),
             Err(status) => {

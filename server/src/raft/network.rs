@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::pb::Payload;
-use super::peers::Peers;
+use super::peers::{Peers, within};
 
 /// Encoded bytes of one append-entries message above which it is split (when it carries more
 /// than one entry). openraft gives an append one heartbeat interval (100 ms) to complete,
@@ -104,9 +104,9 @@ impl PeerClient {
         let mut request = tonic::Request::new(Payload { data });
         request.set_timeout(ttl);
         let reply = match action {
-            RPCTypes::AppendEntries => client.append_entries(request).await,
-            RPCTypes::Vote => client.vote(request).await,
-            RPCTypes::InstallSnapshot => client.install_snapshot(request).await,
+            RPCTypes::AppendEntries => within(ttl, client.append_entries(request)).await,
+            RPCTypes::Vote => within(ttl, client.vote(request)).await,
+            RPCTypes::InstallSnapshot => within(ttl, client.install_snapshot(request)).await,
         };
         let payload = reply
             .map_err(|status| self.status_error(action, ttl, status))?

@@ -41,6 +41,22 @@ pub struct BadAddress {
     pub message: String,
 }
 
+/// Waits for an RPC at most `ttl`. The `grpc-timeout` header a request carries bounds only
+/// the call itself: while its channel is still connecting, a request waits in the channel's
+/// queue without a deadline, and a TLS handshake with a peer that has bound its port but does
+/// not accept yet (a node still starting) never ends. This bounds the whole wait.
+pub async fn within<T>(
+    ttl: Duration,
+    rpc: impl std::future::Future<Output = Result<T, tonic::Status>>,
+) -> Result<T, tonic::Status> {
+    match tokio::time::timeout(ttl, rpc).await {
+        Ok(reply) => reply,
+        Err(_) => Err(tonic::Status::deadline_exceeded(format!(
+            "no answer within {ttl:?}"
+        ))),
+    }
+}
+
 impl Peers {
     pub fn new(tls: Option<ClientTlsConfig>, local_ip: Option<IpAddr>) -> Arc<Self> {
         Arc::new(Peers {
@@ -91,5 +107,35 @@ impl Peers {
                 .map_err(|e| bad(e.to_string()))?;
         }
         Ok(endpoint.connect_lazy())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::raft::pb::Payload;
+
+    /// A peer that has bound its Raft port but does not accept yet (a node still setting up)
+    /// leaves a TLS handshake hanging. Three nodes starting together on an empty metadata DB
+    /// all sit in that state while asking each other whether they held data; before `within`
+    /// they waited for each other forever.
+    #[tokio::test]
+    async fn a_call_to_a_peer_that_never_accepts_ends_at_its_deadline() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap().to_string();
+        let tls = ClientTlsConfig::new().domain_name("localhost");
+        let peers = Peers::new(Some(tls), None);
+        let mut client = peers.client(&addr).unwrap();
+        let ttl = Duration::from_millis(300);
+        let started = Instant::now();
+        let call = within(ttl, client.forward(Payload { data: Vec::new() }));
+        let reply = tokio::time::timeout(Duration::from_secs(60), call)
+            .await
+            .expect("the call ends on its own");
+        let status = reply.expect_err("nobody answered");
+        assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+        assert!(started.elapsed() >= ttl);
     }
 }
