@@ -15,10 +15,25 @@ use conflux_server::config::{
 };
 use conflux_server::raft::NodeInfo;
 
+/// `conflux --version`: the package version, with the label a build was given through
+/// `CONFLUX_BUILD_LABEL` at compile time as semver build metadata (`0.1.0+<label>`). Packagers
+/// label a build with its commit; the Ansible harness labels a second build of the same source
+/// to upgrade to. Only this file reads the variable, so relabelling recompiles only it.
+fn version() -> &'static str {
+    static VERSION: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| match option_env!("CONFLUX_BUILD_LABEL") {
+            Some(label) if !label.is_empty() => {
+                format!("{}+{label}", env!("CARGO_PKG_VERSION"))
+            }
+            _ => env!("CARGO_PKG_VERSION").to_owned(),
+        });
+    &VERSION
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "conflux",
-    version,
+    version = version(),
     about = "Conflux: a distributed configuration center"
 )]
 struct Cli {
