@@ -4,7 +4,7 @@
 # some package that setup.sh forgot (libprotobuf-dev once hid that way: CI passed, a new machine
 # failed in etcd-client's build script), so this builds a minimal Debian bookworm root with
 # debootstrap, copies the committed tree (HEAD) into it, and inside a chroot runs
-# scripts/setup.sh and then `cargo build --workspace --all-targets --locked`.
+# scripts/setup.sh, scripts/check-tools.sh and `cargo build --workspace --all-targets --locked`.
 #
 #   scripts/fresh-machine-check.sh [--force] [--keep]
 #
@@ -333,6 +333,8 @@ in_root() {   # in_root TITLE COMMAND...: runs COMMAND in the chroot, output to 
 
 in_root "scripts/setup.sh (installs what a fresh machine lacks)" ./scripts/setup.sh ||
     die "scripts/setup.sh failed on a fresh machine (log: $LOG)"
+in_root "scripts/check-tools.sh (every program the tests run is there)" ./scripts/check-tools.sh ||
+    die "scripts/setup.sh left programs the tests run uninstalled (log: $LOG)"
 in_root "cargo build --workspace --all-targets --locked" \
     cargo build --workspace --all-targets --locked ||
     die "cargo build failed on a fresh machine after scripts/setup.sh: a package setup.sh should install? (log: $LOG)"

@@ -3,6 +3,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+./scripts/check-tools.sh
 # One cargo invocation builds all targets (tests, benches, binaries) so nothing is
 # compiled twice; the tests then run without rebuilding. Benchmarks run once each, as tests.
 cargo build --locked --workspace --all-targets
@@ -24,3 +25,7 @@ echo "chaos smoke campaign, seed base $CHAOS_SEED_BASE"
 CONFLUX_BIN="$TARGET_DIR/debug/conflux" "$TARGET_DIR/debug/conflux-chaos" campaign \
     --runs 4 --seed-base "$CHAOS_SEED_BASE" --duration 15s \
     --out "$(mktemp -d -t conflux-chaos-smoke.XXXXXX)"
+# The Ansible role and playbooks, run for real by ansible-playbook against hosts made of
+# namespaces on this machine (ansible/tests/run.sh; about 8 minutes). It builds its upgrade
+# target from this checkout: the same source with a different version label.
+./ansible/tests/run.sh

@@ -3,8 +3,9 @@
 # at the exact versions of ansible/requirements.txt into a private venv,
 # ${CONFLUX_TOOLS_DIR:-/var/cache/conflux-tools}/ansible-venv, never into the global Python
 # or the repo. Idempotent: a venv that already holds exactly those versions is left alone.
-# Needs python3 >= 3.11 (ansible-core 2.19) with venv support (Debian: python3-venv) and PyPI.
-# Prints the venv's path on its last line. (Meant to be called from scripts/setup.sh.)
+# Needs python3 >= 3.11 (ansible-core 2.19) and PyPI; installs python3-venv with apt when
+# Python cannot make a venv. Prints the venv's path on its last line. (Called by
+# scripts/setup.sh.)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -30,9 +31,10 @@ mkdir -p "$TOOLS_DIR"
 rm -rf "$VENV"
 echo "install-ansible: installing $(echo $wanted) into $VENV" >&2
 if ! "$PYTHON" -m venv "$VENV" >/dev/null 2>&1; then
-    echo "install-ansible: '$PYTHON -m venv' failed (Debian: apt-get install python3-venv)" >&2
+    # Debian's python3 needs python3-venv (ensurepip) to create venvs.
     rm -rf "$VENV"
-    exit 1
+    "$HERE/../../scripts/apt-install-missing.sh" python3-venv
+    "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQ" >&2
 "$VENV/bin/ansible-playbook" --version >/dev/null

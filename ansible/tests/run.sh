@@ -14,14 +14,18 @@
 #
 # Needs root, iproute2, util-linux (unshare, nsenter), PostgreSQL server binaries
 # (/usr/lib/postgresql/*/bin), curl, the venv of tests/install-ansible.sh, and two conflux
-# builds: CFXANS_OLD_BIN (deployed first) and CFXANS_NEW_BIN (the upgrade target).
+# builds that print different versions: CFXANS_OLD_BIN (deployed first) and CFXANS_NEW_BIN
+# (the upgrade target). Without them, the harness builds both from this checkout with cargo
+# (debug profile, CARGO_TARGET_DIR as set): the new one is the same source labelled
+# `CONFLUX_BUILD_LABEL=ansible-upgrade-test` (`conflux --version`: 0.1.0+ansible-upgrade-test).
+# Relabelling recompiles only the binary's main.rs, a few seconds.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 ANS=$(cd "$HERE/.." && pwd)
 VENV=${CONFLUX_ANSIBLE_VENV:-/var/cache/conflux-tools/ansible-venv}
-OLD_BIN=${CFXANS_OLD_BIN:-/var/cache/conflux-target/release/conflux}
-NEW_BIN=${CFXANS_NEW_BIN:-/var/cache/conflux-target/debug/conflux}
+OLD_BIN=${CFXANS_OLD_BIN:-}
+NEW_BIN=${CFXANS_NEW_BIN:-}
 NET=${CFXANS_NET:-10.231.77}
 BR=cfxans-br0
 HOSTS=4            # h1-h3 form the cluster, h4 is added and removed
@@ -64,22 +68,34 @@ trap 'exit 130' INT TERM
 
 [ "$(id -u)" = 0 ] || { echo "run.sh needs root (namespaces)" >&2; exit 1; }
 [ -x "$VENV/bin/ansible-playbook" ] || { echo "no Ansible venv at $VENV: run ansible/tests/install-ansible.sh" >&2; exit 1; }
-for b in "$OLD_BIN" "$NEW_BIN"; do [ -x "$b" ] || { echo "no conflux build at $b" >&2; exit 1; }; done
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$PG_BIN/initdb" ] || { echo "no PostgreSQL server binaries under /usr/lib/postgresql" >&2; exit 1; }
 
 # Our own copies: other work on this machine may rebuild the originals while we run.
 mkdir -p "$WORK/bin"
-cp "$OLD_BIN" "$WORK/bin/conflux-old"
-cp "$NEW_BIN" "$WORK/bin/conflux-new"
-if cmp -s "$WORK/bin/conflux-old" "$WORK/bin/conflux-new"; then
-    echo "CFXANS_OLD_BIN and CFXANS_NEW_BIN are the same file: the upgrade needs two builds" >&2
+if [ -z "$OLD_BIN" ] && [ -z "$NEW_BIN" ]; then
+    REPO=$(cd "$ANS/.." && pwd)
+    TARGET=${CARGO_TARGET_DIR:-$REPO/target}
+    build() { (cd "$REPO" && CONFLUX_BUILD_LABEL=$1 cargo build --locked -q -p conflux-server --bin conflux); }
+    # The labelled build first, then the unlabelled one, which leaves the target directory
+    # as the test suite built it.
+    build ansible-upgrade-test && cp "$TARGET/debug/conflux" "$WORK/bin/conflux-new"
+    build "" && cp "$TARGET/debug/conflux" "$WORK/bin/conflux-old"
+else
+    for b in "$OLD_BIN" "$NEW_BIN"; do [ -x "$b" ] || { echo "no conflux build at '$b' (set both CFXANS_OLD_BIN and CFXANS_NEW_BIN, or neither)" >&2; exit 1; }; done
+    cp "$OLD_BIN" "$WORK/bin/conflux-old"
+    cp "$NEW_BIN" "$WORK/bin/conflux-new"
+fi
+OLD_VERSION=$("$WORK/bin/conflux-old" --version)
+NEW_VERSION=$("$WORK/bin/conflux-new" --version)
+if [ "$OLD_VERSION" = "$NEW_VERSION" ]; then
+    echo "the old and the new build both print '$OLD_VERSION': the upgrade needs two builds told apart by version" >&2
     exit 1
 fi
 OLD_SHA=$(sha256sum <"$WORK/bin/conflux-old" | cut -c1-64)
 NEW_SHA=$(sha256sum <"$WORK/bin/conflux-new" | cut -c1-64)
 CLI="$WORK/bin/conflux-new"
-log "work dir $WORK; old build $OLD_SHA ($("$WORK/bin/conflux-old" --version)), new build $NEW_SHA ($("$CLI" --version))"
+log "work dir $WORK; old build $OLD_SHA ($OLD_VERSION), new build $NEW_SHA ($NEW_VERSION)"
 
 # ---------------------------------------------------------------------------------------
 # 0. ansible-lint (production profile) and the systemd unit (the test hosts have no systemd)
@@ -392,10 +408,12 @@ touch "$WORK/client.stop"
 wait "$CLIENT_PID" || true
 CLIENT_PID=
 b=$(node_binaries 3)
-if [ "$b" = "3 $NEW_SHA " ]; then pass "every node runs the new build ($NEW_SHA)"; else fail "binaries after the upgrade: $b"; fi
+if [ "$b" = "3 $NEW_SHA " ]; then pass "every node runs the new build ($NEW_VERSION, $NEW_SHA)"; else fail "binaries after the upgrade: $b"; fi
 for i in 1 2 3; do
     exe=$(nsenter --target "${PID[$i]}" --mount --pid sh -c 'sha256sum /proc/$(cat /run/conflux/conflux.pid)/exe' | cut -c1-64)
     [ "$exe" = "$NEW_SHA" ] || fail "h$i's running process is not the new build ($exe)"
+    v=$(nsenter --target "${PID[$i]}" --mount --pid sh -c '/proc/$(cat /run/conflux/conflux.pid)/exe --version')
+    [ "$v" = "$NEW_VERSION" ] || fail "h$i's running process prints '$v', not '$NEW_VERSION'"
 done
 python3 - "$WORK/client.json" "$TOKEN_FILE" "$NET" "$CFG_ID" <<'PY' && pass "client during the upgrade: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print(s["fetches"], "fetches,", s["failed_fetches"], "failed;", s["writes_acked"], "writes acknowledged,", s["writes_failed"], "not; every acknowledged write present on every node")' "$WORK/client.json")" || fail "client during the upgrade (see $WORK/client.json)"
 import json, sys, urllib.request
