@@ -262,6 +262,8 @@ mod tests {
             reads: None,
             writes: None,
             cpu: Cpu::default(),
+            acked: None,
+            server_cpu_s_per_1k: None,
             rss_bytes: Some(200 << 20),
             bytes_per_connection: Some(10_000.0),
             histogram: h,

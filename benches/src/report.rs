@@ -121,15 +121,39 @@ fn fmt_cpu(v: Option<f64>) -> String {
     v.map_or("n/a".into(), |v| format!("{v:.1}"))
 }
 
-/// One system's runs: a row per scenario and loop.
+/// Server CPU seconds per 1,000 acknowledged requests, to 3 significant digits (`0.336`,
+/// `0.0123`, `197`), or `n/a`.
+pub fn fmt_cpu_per_1k(v: Option<f64>) -> String {
+    match v {
+        None => "n/a".into(),
+        Some(v) if v >= 100.0 => fmt_count(v),
+        Some(v) if v > 0.0 => {
+            // Digits after the point that leave 3 significant ones (at most 6).
+            let decimals = (2 - v.log10().floor() as i32).clamp(0, 6) as usize;
+            format!("{v:.decimals$}")
+        }
+        Some(v) => format!("{v:.1}"),
+    }
+}
+
+/// The cost cell of one run: server CPU seconds per 1,000 acknowledged fetches or writes.
+fn fmt_cost(r: &RunRecord) -> String {
+    match (r.server_cpu_s_per_1k, r.scenario.acked_unit()) {
+        (Some(v), Some(unit)) => format!("{} s/1k {unit}", fmt_cpu_per_1k(Some(v))),
+        _ => "n/a".into(),
+    }
+}
+
+/// One system's runs: a row per scenario and loop. The cost column is server CPU seconds
+/// per 1,000 acknowledged requests: fetches for fetch, writes for write, mixed and watch.
 pub fn markdown_runs(summary: &[RunRecord]) -> String {
     let mut out = String::from(
-        "| scenario | loop | load | throughput | p50 | p99 | p99.9 | max | errors | server CPU s | load-gen CPU s |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | loop | load | throughput | p50 | p99 | p99.9 | max | errors | server CPU s | server CPU per 1k acked | load-gen CPU s |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in summary {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.scenario.name(),
             r.mode,
             r.load,
@@ -140,6 +164,7 @@ pub fn markdown_runs(summary: &[RunRecord]) -> String {
             fmt_ms(r.latency.max_ms),
             r.errors,
             fmt_cpu(r.cpu.server_s),
+            fmt_cost(r),
             fmt_cpu(Some(r.cpu.loadgen_s)),
         ));
     }
@@ -147,11 +172,12 @@ pub fn markdown_runs(summary: &[RunRecord]) -> String {
 }
 
 /// Conflux and etcd side by side: a row per scenario and loop, with the ratios
-/// Conflux/etcd of throughput (higher is better for Conflux) and of p99 (lower is better).
+/// Conflux/etcd of throughput (higher is better for Conflux) and of p99 (lower is better),
+/// and what each server spent per 1,000 acknowledged fetches or writes (lower is better).
 pub fn markdown_compare(summary: &[RunRecord]) -> String {
     let mut out = String::from(
-        "| scenario | loop | load | Conflux | p50 | p99 | etcd | p50 | p99 | throughput C/E | p99 C/E | server CPU s C / E | load-gen CPU s C / E |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | loop | load | Conflux | p50 | p99 | etcd | p50 | p99 | throughput C/E | p99 C/E | server CPU s C / E | server CPU per 1k acked C / E | load-gen CPU s C / E |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for c in summary.iter().filter(|r| r.system == "conflux") {
         let Some(e) = summary
@@ -176,8 +202,19 @@ pub fn markdown_compare(summary: &[RunRecord]) -> String {
             },
             _ => ratio(c.throughput, e.throughput),
         };
+        let cost = match (c.server_cpu_s_per_1k, e.server_cpu_s_per_1k) {
+            (None, None) => "n/a".to_owned(),
+            (a, b) => format!(
+                "{} / {}{}",
+                fmt_cpu_per_1k(a),
+                fmt_cpu_per_1k(b),
+                c.scenario
+                    .acked_unit()
+                    .map_or(String::new(), |u| format!(" s/1k {u}"))
+            ),
+        };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} / {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} | {} / {} |\n",
             c.scenario.name(),
             c.mode,
             c.load,
@@ -191,6 +228,7 @@ pub fn markdown_compare(summary: &[RunRecord]) -> String {
             ratio(c.latency.p99_ms, e.latency.p99_ms),
             fmt_cpu(c.cpu.server_s),
             fmt_cpu(e.cpu.server_s),
+            cost,
             fmt_cpu(Some(c.cpu.loadgen_s)),
             fmt_cpu(Some(e.cpu.loadgen_s)),
         ));
@@ -418,10 +456,98 @@ mod tests {
             reads: None,
             writes: None,
             cpu: Cpu::default(),
+            acked: Some(100),
+            server_cpu_s_per_1k: None,
             rss_bytes: None,
             bytes_per_connection: None,
             histogram: h,
         }
+    }
+
+    /// `record` with `server_s` CPU seconds over `acked` acknowledged requests.
+    fn costed(
+        scenario: Scenario,
+        system: &'static str,
+        server_s: Option<f64>,
+        acked: Option<u64>,
+    ) -> RunRecord {
+        let mut r = record(system, "closed", 1);
+        r.scenario = scenario;
+        r.cpu.server_s = server_s;
+        r.acked = acked;
+        r.server_cpu_s_per_1k = crate::scenarios::cpu_per_1k(server_s, acked);
+        r
+    }
+
+    #[test]
+    fn the_cost_is_server_cpu_per_thousand_acknowledged_requests() {
+        let runs = [
+            // 33.6 s over 100,000 acknowledged writes: 0.336 s per 1,000.
+            costed(Scenario::Write, "conflux", Some(33.6), Some(100_000)),
+            costed(Scenario::Fetch, "conflux", Some(3.0), Some(250_000)),
+            // Nothing acknowledged, CPU unknown (--target), connections: n/a.
+            costed(Scenario::Mixed, "conflux", Some(5.0), Some(0)),
+            costed(Scenario::Watch, "conflux", None, Some(20)),
+            costed(Scenario::Connections, "conflux", Some(1.0), None),
+        ];
+        let table = markdown_runs(&runs);
+        let rows: Vec<&str> = table.lines().skip(2).collect();
+        assert!(
+            table
+                .lines()
+                .next()
+                .unwrap()
+                .contains("server CPU per 1k acked")
+        );
+        assert!(
+            rows[0].contains("| 33.6 | 0.336 s/1k writes |"),
+            "{}",
+            rows[0]
+        );
+        assert!(
+            rows[1].contains("| 3.0 | 0.0120 s/1k fetches |"),
+            "{}",
+            rows[1]
+        );
+        assert!(rows[2].contains("| 5.0 | n/a |"), "{}", rows[2]);
+        assert!(rows[3].contains("| n/a | n/a |"), "{}", rows[3]);
+        assert!(rows[4].contains("| 1.0 | n/a |"), "{}", rows[4]);
+        // Every row has as many cells as the header.
+        let cells = |l: &str| l.matches('|').count();
+        assert!(table.lines().all(|l| cells(l) == cells(rows[0])), "{table}");
+    }
+
+    #[test]
+    fn compare_rows_give_each_systems_cost() {
+        let summary = [
+            costed(Scenario::Write, "conflux", Some(33.6), Some(100_000)),
+            costed(Scenario::Write, "etcd", Some(20.0), Some(40_000)),
+            costed(Scenario::Fetch, "conflux", Some(2.0), Some(0)),
+            costed(Scenario::Fetch, "etcd", None, Some(10)),
+        ];
+        let table = markdown_compare(&summary);
+        let rows: Vec<&str> = table.lines().collect();
+        assert!(rows[0].contains("| server CPU per 1k acked C / E |"));
+        assert!(
+            rows[2].contains("| 33.6 / 20.0 | 0.336 / 0.500 s/1k writes |"),
+            "{}",
+            rows[2]
+        );
+        assert!(rows[3].contains("| 2.0 / n/a | n/a |"), "{}", rows[3]);
+        let cells = |l: &str| l.matches('|').count();
+        assert!(rows.iter().all(|l| cells(l) == cells(rows[0])), "{table}");
+    }
+
+    #[test]
+    fn costs_keep_three_significant_digits() {
+        assert_eq!(fmt_cpu_per_1k(Some(0.336)), "0.336");
+        assert_eq!(fmt_cpu_per_1k(Some(0.01234)), "0.0123");
+        assert_eq!(fmt_cpu_per_1k(Some(2.5)), "2.50");
+        assert_eq!(fmt_cpu_per_1k(Some(19.68)), "19.7");
+        assert_eq!(fmt_cpu_per_1k(Some(196.8)), "197");
+        assert_eq!(fmt_cpu_per_1k(Some(1234.5)), "1,235");
+        assert_eq!(fmt_cpu_per_1k(Some(0.0)), "0.0");
+        assert_eq!(fmt_cpu_per_1k(None), "n/a");
     }
 
     #[test]

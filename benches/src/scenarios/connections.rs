@@ -87,6 +87,9 @@ pub async fn run(
         reads: None,
         writes: None,
         cpu,
+        // Connections are held, not acknowledged requests: no cost per request.
+        acked: None,
+        server_cpu_s_per_1k: None,
         rss_bytes: rss,
         bytes_per_connection: rss
             .zip(baseline_rss)

@@ -61,6 +61,18 @@ impl Scenario {
             Scenario::Fetch | Scenario::Mixed => "requests/s",
         }
     }
+
+    /// What the server's CPU cost is counted per (its acknowledged requests), or `None` where
+    /// a cost per request makes no sense (`connections` holds connections, it answers none).
+    /// Mixed counts its writes only, the watch scenario its writer's writes (each notified to
+    /// every watcher): what a write costs with the rest of the load beside it.
+    pub fn acked_unit(&self) -> Option<&'static str> {
+        match self {
+            Scenario::Connections => None,
+            Scenario::Fetch => Some("fetches"),
+            Scenario::Write | Scenario::Mixed | Scenario::Watch => Some("writes"),
+        }
+    }
 }
 
 /// The load of every scenario: concurrency, open-loop rates and sizes.
@@ -169,6 +181,12 @@ pub struct RunRecord {
     /// CPU seconds used in the window by the servers (when this tool started them) and by
     /// the load generator.
     pub cpu: Cpu,
+    /// The window's acknowledged (successful, not merely attempted) requests of the kind
+    /// [`Scenario::acked_unit`] names: fetches, or writes; `None` for `connections`.
+    pub acked: Option<u64>,
+    /// Server CPU seconds per 1,000 of `acked` ([`cpu_per_1k`]); `None` when the servers'
+    /// CPU is unknown (`--target`), nothing was acknowledged, or for `connections`.
+    pub server_cpu_s_per_1k: Option<f64>,
     /// Connections: the node's resident memory with the connections open, and what each
     /// connection added to it.
     pub rss_bytes: Option<u64>,
@@ -190,7 +208,9 @@ impl RunRecord {
             out.window_s += r.window_s;
             out.cpu.loadgen_s += r.cpu.loadgen_s;
             out.cpu.server_s = out.cpu.server_s.zip(r.cpu.server_s).map(|(a, b)| a + b);
+            out.acked = out.acked.zip(r.acked).map(|(a, b)| a + b);
         }
+        out.server_cpu_s_per_1k = cpu_per_1k(out.cpu.server_s, out.acked);
         let n = records.len() as f64;
         out.latency = out.histogram.summary();
         if out.scenario == Scenario::Connections {
@@ -203,6 +223,13 @@ impl RunRecord {
         }
         out
     }
+}
+
+/// CPU seconds per 1,000 acknowledged requests: `cpu_s` over `acked`, times 1,000; `None`
+/// when either is unknown or nothing was acknowledged (a cost per nothing is no figure).
+pub fn cpu_per_1k(cpu_s: Option<f64>, acked: Option<u64>) -> Option<f64> {
+    let (cpu_s, acked) = (cpu_s?, acked?);
+    (acked > 0 && cpu_s.is_finite()).then(|| cpu_s * 1_000.0 / acked as f64)
 }
 
 fn mean(values: impl Iterator<Item = Option<f64>>) -> Option<f64> {
@@ -253,6 +280,8 @@ mod tests {
                 server_s: Some(1.0),
                 loadgen_s: 0.5,
             },
+            acked: Some(ok),
+            server_cpu_s_per_1k: cpu_per_1k(Some(1.0), Some(ok)),
             rss_bytes: None,
             bytes_per_connection: None,
             histogram: h,
@@ -269,6 +298,37 @@ mod tests {
         assert!((m.latency.p50_ms - 3.0).abs() < 0.01);
         assert_eq!(m.cpu.server_s, Some(2.0));
         assert_eq!(m.cpu.loadgen_s, 1.0);
+        // 2 CPU seconds over 4,000 acknowledged requests, not the first round's figure.
+        assert_eq!(m.acked, Some(4000));
+        assert_eq!(m.server_cpu_s_per_1k, Some(0.5));
+        assert_eq!(a.server_cpu_s_per_1k, Some(1.0));
+        // Kept in the JSON records for later tooling.
+        let json = serde_json::to_value(&m).unwrap();
+        assert_eq!(json["acked"], 4000);
+        assert_eq!(json["server_cpu_s_per_1k"], 0.5);
+    }
+
+    #[test]
+    fn server_cpu_is_counted_per_thousand_acknowledged_requests() {
+        let per_1k = cpu_per_1k(Some(33.6), Some(100_000)).unwrap();
+        assert!((per_1k - 0.336).abs() < 1e-12, "{per_1k}");
+        assert_eq!(cpu_per_1k(Some(2.0), Some(1_000)), Some(2.0));
+        // Nothing acknowledged, CPU unknown (--target), no count (connections): no figure.
+        assert_eq!(cpu_per_1k(Some(33.6), Some(0)), None);
+        assert_eq!(cpu_per_1k(None, Some(100_000)), None);
+        assert_eq!(cpu_per_1k(Some(33.6), None), None);
+        assert_eq!(cpu_per_1k(Some(f64::NAN), Some(10)), None);
+    }
+
+    #[test]
+    fn merged_costs_need_every_round_to_know_its_count_and_cpu() {
+        let (a, mut b) = (record(1000, 10.0, 1), record(3000, 10.0, 3));
+        b.cpu.server_s = None;
+        assert_eq!(RunRecord::merge(&[&a, &b]).server_cpu_s_per_1k, None);
+        b = record(3000, 10.0, 3);
+        b.acked = None;
+        let m = RunRecord::merge(&[&a, &b]);
+        assert_eq!((m.acked, m.server_cpu_s_per_1k), (None, None));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use anyhow::{Result, ensure};
 
-use super::{RunRecord, Scenario, Settings};
+use super::{RunRecord, Scenario, Settings, cpu_per_1k};
 use crate::load::{self, Loop};
 use crate::targets::{Target, Workload};
 
@@ -36,6 +36,11 @@ pub async fn run(
     let r = load::run(workers, mode, settings.phase(), || target.cpu()).await;
     let histogram = r.all();
     let mixed = scenario == Scenario::Mixed;
+    // Only successful requests are in the histograms: what the servers acknowledged.
+    let acked = Some(match scenario {
+        Scenario::Fetch => r.reads.count(),
+        _ => r.writes.count(),
+    });
     Ok(RunRecord {
         scenario,
         system: target.system().name(),
@@ -56,6 +61,8 @@ pub async fn run(
         reads: mixed.then(|| r.reads.summary()),
         writes: mixed.then(|| r.writes.summary()),
         cpu: r.cpu,
+        acked,
+        server_cpu_s_per_1k: cpu_per_1k(r.cpu.server_s, acked),
         rss_bytes: None,
         bytes_per_connection: None,
         histogram,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio::sync::mpsc;
 
-use super::{RunRecord, Scenario, Settings};
+use super::{RunRecord, Scenario, Settings, cpu_per_1k};
 use crate::load::{Cpu, Loop};
 use crate::openloop::Schedule;
 use crate::stats::Latencies;
@@ -81,6 +81,8 @@ pub async fn run(
         Loop::Closed => closed(target, session, settings).await?,
         Loop::Open { rate_per_s } => open_loop(target, session, settings, rate_per_s).await?,
     };
+    // The writer's latencies hold its acknowledged writes of the window, and only those.
+    let acked = Some(session.write_latencies.count());
     Ok(RunRecord {
         scenario: Scenario::Watch,
         system: target.system().name(),
@@ -101,6 +103,8 @@ pub async fn run(
         reads: None,
         writes: Some(session.write_latencies.summary()),
         cpu,
+        acked,
+        server_cpu_s_per_1k: cpu_per_1k(cpu.server_s, acked),
         rss_bytes: None,
         bytes_per_connection: None,
         histogram,
