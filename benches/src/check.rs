@@ -111,31 +111,25 @@ pub fn evaluate(summary: &[RunRecord], watchers: usize) -> Vec<CheckRow> {
             f.latency.p99_ms <= OUR_FETCH_P99_MAX_MS && w.latency.p99_ms <= OUR_WRITE_P99_MAX_MS
         }),
     });
-    // Notification latency is measured from the write's acknowledgement (closed loop); the
-    // open loop's figure also holds the write itself (from its intended time) and is printed
-    // in the runs table.
-    let worst_watch = find(summary, Scenario::Watch, "closed");
+    // The seed target holds a change to reach the watchers within 100 ms of its
+    // acknowledgement: the closed loop's wait after the acknowledgement (0 for a watcher
+    // already told). Its notification latency from the write's send, and the open loop's from
+    // the intended time, also hold the write itself and are printed in the runs table.
+    let watch = find(summary, Scenario::Watch, "closed");
+    let after_ack = watch.and_then(|r| r.after_ack.as_ref().map(|a| (r, a.latency.p99_ms)));
     rows.push(CheckRow {
         target: "change notification p99 (watch, from the write's acknowledgement)",
         seed: "< 100 ms",
-        measured: worst_watch.map_or("-".into(), |r| {
-            format!(
-                "{} ({} watchers)",
-                fmt_ms(r.latency.p99_ms),
-                fmt_count(watchers as f64)
-            )
+        measured: after_ack.map_or("-".into(), |(_, p99)| {
+            format!("{} ({} watchers)", fmt_ms(p99), fmt_count(watchers as f64))
         }),
-        pass: worst_watch.map(|r| r.latency.p99_ms < NOTIFY_P99_MAX_MS && r.errors == 0),
+        pass: after_ack.map(|(r, p99)| p99 < NOTIFY_P99_MAX_MS && r.errors == 0),
         ours: "p99 <= 100 ms at 10,000 watchers",
-        ours_measured: worst_watch.map_or("-".into(), |r| {
-            format!(
-                "{} at {}",
-                fmt_ms(r.latency.p99_ms),
-                fmt_count(watchers as f64)
-            )
+        ours_measured: after_ack.map_or("-".into(), |(_, p99)| {
+            format!("{} at {}", fmt_ms(p99), fmt_count(watchers as f64))
         }),
-        ours_pass: worst_watch
-            .map(|r| r.latency.p99_ms <= NOTIFY_P99_MAX_MS && watchers >= OUR_NOTIFY_WATCHERS),
+        ours_pass: after_ack
+            .map(|(_, p99)| p99 <= NOTIFY_P99_MAX_MS && watchers >= OUR_NOTIFY_WATCHERS),
     });
     let conns: Vec<&RunRecord> = summary
         .iter()
@@ -237,6 +231,7 @@ pub fn markdown(rows: &[CheckRow], thresholds: bool) -> String {
 mod tests {
     use super::*;
     use crate::load::Cpu;
+    use crate::scenarios::AfterAck;
     use crate::stats::Latencies;
     use std::time::Duration;
 
@@ -261,6 +256,8 @@ mod tests {
             latency: h.summary(),
             reads: None,
             writes: None,
+            // The watch scenario's wait after the acknowledgement, here the same as from the send.
+            after_ack: (scenario == Scenario::Watch).then(|| AfterAck::new(h.clone(), 0)),
             cpu: Cpu::default(),
             acked: None,
             server_cpu_s_per_1k: None,
@@ -301,6 +298,28 @@ mod tests {
         assert!(m[0].starts_with("write throughput"), "{m:?}");
         assert!(m[0].contains("1,500/s"), "{m:?}");
         assert!(m[1].starts_with("change notification p99"), "{m:?}");
+    }
+
+    #[test]
+    fn the_notification_target_is_the_wait_after_the_acknowledgement() {
+        let mut runs = passing();
+        // 150 ms from the write's send, of which the watchers waited 80 ms after the ack.
+        let mut after = Latencies::default();
+        for _ in 0..100 {
+            after.record(Duration::from_millis(80));
+        }
+        runs[6] = run(Scenario::Watch, "closed", 50_000.0, 150);
+        runs[6].after_ack = Some(AfterAck::new(after, 0));
+        let rows = evaluate(&runs, 10_000);
+        assert!(misses(&rows).is_empty(), "{:?}", misses(&rows));
+        assert!(
+            rows[3].measured.starts_with("80 ms"),
+            "{}",
+            rows[3].measured
+        );
+        // A closed watch run without the figure is not a pass.
+        runs[6].after_ack = None;
+        assert_eq!(evaluate(&runs, 10_000)[3].pass, None);
     }
 
     #[test]

@@ -237,8 +237,9 @@ pub fn markdown_compare(summary: &[RunRecord]) -> String {
 }
 
 /// The watch writers' own latency (sent to acknowledged in closed loop, intended to
-/// acknowledged in open loop), which tells whether a system acknowledges before or after
-/// notifying its watchers.
+/// acknowledged in open loop), and in closed loop how many receipts came before the writer
+/// read its acknowledgement and how long watchers still waited after it: which tells whether
+/// a system acknowledges before or after notifying its watchers.
 pub fn markdown_watch_writers(summary: &[RunRecord]) -> String {
     let rows: Vec<&RunRecord> = summary
         .iter()
@@ -248,17 +249,26 @@ pub fn markdown_watch_writers(summary: &[RunRecord]) -> String {
         return String::new();
     }
     let mut out = String::from(
-        "| watch writer | loop | writes | write p50 | write p99 |\n|---|---|---|---|---|\n",
+        "| watch writer | loop | writes | write p50 | write p99 | receipts before the ack | wait after the ack p99 |\n\
+         |---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let w = r.writes.expect("filtered");
+        let (before, after) = r.after_ack.as_ref().map_or(("-".into(), "-".into()), |a| {
+            (
+                format!("{:.1} %", a.before_ack_share() * 100.0),
+                fmt_ms(a.latency.p99_ms),
+            )
+        });
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} |\n",
             r.system,
             r.mode,
             w.count,
             fmt_ms(w.p50_ms),
-            fmt_ms(w.p99_ms)
+            fmt_ms(w.p99_ms),
+            before,
+            after
         ));
     }
     out
@@ -455,6 +465,7 @@ mod tests {
             latency: h.summary(),
             reads: None,
             writes: None,
+            after_ack: None,
             cpu: Cpu::default(),
             acked: Some(100),
             server_cpu_s_per_1k: None,

@@ -86,6 +86,7 @@ pub async fn run(
         latency: histogram.summary(),
         reads: None,
         writes: None,
+        after_ack: None,
         cpu,
         // Connections are held, not acknowledged requests: no cost per request.
         acked: None,

@@ -5,7 +5,7 @@
 //! - `fetch`, `write`, `mixed` ([`requests`]): N connections reading the 1 KiB config, writing
 //!   1 KiB versions, or 95 % / 5 % of both; throughput and request latency.
 //! - `watch` ([`watch`]): W watchers of one config and one writer; latency from each write's
-//!   acknowledgement (closed loop) or intended time (open loop) to every watcher's receipt.
+//!   send (closed loop) or intended time (open loop) to every watcher's receipt.
 //! - `connections` ([`connections`]): how many idle watch connections the first node holds,
 //!   its RSS, and the setup latency of each connection.
 //!
@@ -178,6 +178,8 @@ pub struct RunRecord {
     /// Mixed: reads and writes separately.
     pub reads: Option<Summary>,
     pub writes: Option<Summary>,
+    /// Watch, closed loop: the watchers' wait after the writer read each acknowledgement.
+    pub after_ack: Option<AfterAck>,
     /// CPU seconds used in the window by the servers (when this tool started them) and by
     /// the load generator.
     pub cpu: Cpu,
@@ -209,6 +211,10 @@ impl RunRecord {
             out.cpu.loadgen_s += r.cpu.loadgen_s;
             out.cpu.server_s = out.cpu.server_s.zip(r.cpu.server_s).map(|(a, b)| a + b);
             out.acked = out.acked.zip(r.acked).map(|(a, b)| a + b);
+            out.after_ack = out.after_ack.zip(r.after_ack.as_ref()).map(|(mut a, b)| {
+                a.histogram.merge(&b.histogram);
+                AfterAck::new(a.histogram, a.before_ack + b.before_ack)
+            });
         }
         out.server_cpu_s_per_1k = cpu_per_1k(out.cpu.server_s, out.acked);
         let n = records.len() as f64;
@@ -222,6 +228,37 @@ impl RunRecord {
             out.throughput = out.ok as f64 / out.window_s;
         }
         out
+    }
+}
+
+/// Watch, closed loop: how long the watchers still waited for each write after the writer
+/// read its acknowledgement, one value per (write, watcher), 0 for a watcher that already had
+/// the write; and how many already had it. A system that acknowledges first (Conflux) has
+/// few such receipts, one that notifies first (etcd) most.
+#[derive(Debug, Clone, Serialize)]
+pub struct AfterAck {
+    pub latency: Summary,
+    /// Receipts a watcher had before the writer read the acknowledgement.
+    pub before_ack: u64,
+    #[serde(skip)]
+    pub histogram: Latencies,
+}
+
+impl AfterAck {
+    pub fn new(histogram: Latencies, before_ack: u64) -> AfterAck {
+        AfterAck {
+            latency: histogram.summary(),
+            before_ack,
+            histogram,
+        }
+    }
+
+    /// The share of the receipts that came before the acknowledgement (0 without receipts).
+    pub fn before_ack_share(&self) -> f64 {
+        match self.histogram.count() {
+            0 => 0.0,
+            n => self.before_ack as f64 / n as f64,
+        }
     }
 }
 
@@ -276,6 +313,7 @@ mod tests {
             latency: h.summary(),
             reads: None,
             writes: None,
+            after_ack: None,
             cpu: Cpu {
                 server_s: Some(1.0),
                 loadgen_s: 0.5,

@@ -60,6 +60,7 @@ pub async fn run(
         latency: histogram.summary(),
         reads: mixed.then(|| r.reads.summary()),
         writes: mixed.then(|| r.writes.summary()),
+        after_ack: None,
         cpu: r.cpu,
         acked,
         server_cpu_s_per_1k: cpu_per_1k(r.cpu.server_s, acked),

@@ -3,15 +3,22 @@
 //! revision at least as new as the write's:
 //!
 //! - closed loop: the writer writes, then waits until every watcher has it (or 10 s) before
-//!   the next write; latency from the write's acknowledgement;
+//!   the next write; latency from when the write was sent;
 //! - open loop: the writer writes at a fixed rate whatever the watchers do; latency from the
 //!   write's intended time, so a stalled writer or a backlog of notifications both count.
 //!
+//! Both loops measure from the start of the write, never from its acknowledgement: systems
+//! differ in whether they acknowledge a write before or after notifying its watchers (etcd
+//! queues the notifications while it applies the write, before it answers the put), so a
+//! watcher may have a write before the writer has read its acknowledgement, and a latency
+//! from the acknowledgement is then negative (cut to 0, it made etcd's closed-loop
+//! notification latency read 0.00 ms). The closed loop also keeps, beside
+//! ([`AfterAck`]), how long each watcher still waited after the writer read the
+//! acknowledgement (0 if it already had the write) and how many had it before: the figure
+//! `check` holds Conflux, which acknowledges first, to. The writer's own latency is reported
+//! beside too (`writes`).
+//!
 //! A watcher that never receives a write (within 10 s of the last write) counts as an error.
-//! The writer's own latency is reported beside (`writes`): systems differ in whether they
-//! acknowledge a write before or after notifying its watchers (etcd notifies first, so its
-//! latency from the acknowledgement is about zero), which the open loop, measured from the
-//! write's intended time, does not depend on.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio::sync::mpsc;
 
-use super::{RunRecord, Scenario, Settings, cpu_per_1k};
+use super::{AfterAck, RunRecord, Scenario, Settings, cpu_per_1k};
 use crate::load::{Cpu, Loop};
 use crate::openloop::Schedule;
 use crate::stats::Latencies;
@@ -77,9 +84,16 @@ pub async fn run(
         *seen = (*seen).max(r.revision);
     }
     session.write_latencies = Latencies::default();
-    let (histogram, missed, window, cpu) = match mode {
-        Loop::Closed => closed(target, session, settings).await?,
-        Loop::Open { rate_per_s } => open_loop(target, session, settings, rate_per_s).await?,
+    let (histogram, after_ack, missed, window, cpu) = match mode {
+        Loop::Closed => {
+            let (r, missed, window, cpu) = closed(target, session, settings).await?;
+            let after_ack = AfterAck::new(r.after_ack, r.before_ack);
+            (r.from_sent, Some(after_ack), missed, window, cpu)
+        }
+        Loop::Open { rate_per_s } => {
+            let (h, missed, window, cpu) = open_loop(target, session, settings, rate_per_s).await?;
+            (h, None, missed, window, cpu)
+        }
     };
     // The writer's latencies hold its acknowledged writes of the window, and only those.
     let acked = Some(session.write_latencies.count());
@@ -102,6 +116,7 @@ pub async fn run(
         latency: histogram.summary(),
         reads: None,
         writes: Some(session.write_latencies.summary()),
+        after_ack,
         cpu,
         acked,
         server_cpu_s_per_1k: cpu_per_1k(cpu.server_s, acked),
@@ -111,16 +126,16 @@ pub async fn run(
     })
 }
 
-/// Writes, each after every watcher got the previous one; answers the latencies from each
-/// acknowledgement, the misses, the window and its CPU.
+/// Writes, each after every watcher got the previous one; answers the latencies of the
+/// window's receipts, the misses, the window and its CPU.
 async fn closed(
     target: &Target,
     s: &mut Session,
     settings: &Settings,
-) -> Result<(Latencies, u64, Duration, Cpu)> {
+) -> Result<(ClosedReceipts, u64, Duration, Cpu)> {
     let warm_end = Instant::now() + settings.warmup;
     loop {
-        closed_write(target, s, &mut Latencies::default()).await?;
+        closed_write(target, s, &mut ClosedReceipts::default()).await?;
         if Instant::now() >= warm_end {
             break;
         }
@@ -128,36 +143,79 @@ async fn closed(
     s.write_latencies = Latencies::default();
     let cpu0 = target.cpu();
     let start = Instant::now();
-    let (mut histogram, mut missed) = (Latencies::default(), 0);
+    let (mut receipts, mut missed) = (ClosedReceipts::default(), 0);
     while start.elapsed() < settings.duration {
-        missed += closed_write(target, s, &mut histogram).await?;
+        missed += closed_write(target, s, &mut receipts).await?;
     }
     let window = start.elapsed();
-    Ok((histogram, missed, window, target.cpu() - cpu0))
+    Ok((receipts, missed, window, target.cpu() - cpu0))
 }
 
 /// One write and its receipts; answers how many watchers missed it.
-async fn closed_write(target: &Target, s: &mut Session, into: &mut Latencies) -> Result<u64> {
+async fn closed_write(target: &Target, s: &mut Session, into: &mut ClosedReceipts) -> Result<u64> {
     s.writes += 1;
     let sent = Instant::now();
     let rev = target.write_watched(s.writes).await?;
     let acked = Instant::now();
     s.write_latencies.record(acked - sent);
+    let write = ClosedWrite { sent, acked, rev };
     let mut have = s.seen.iter().filter(|&&r| r >= rev).count();
     let deadline = tokio::time::Instant::from_std(acked + RECEIPT_TIMEOUT);
     while have < s.seen.len() {
         let Ok(Some(r)) = tokio::time::timeout_at(deadline, s.receipts.recv()).await else {
             break;
         };
-        let seen = &mut s.seen[r.watcher as usize];
-        if r.revision >= rev && *seen < rev {
-            // A watcher can be told before the writer reads its own acknowledgement: 0.
-            into.record(r.at.saturating_duration_since(acked));
+        if into.record(&write, &r, &mut s.seen) {
             have += 1;
         }
-        *seen = (*seen).max(r.revision);
     }
     Ok((s.seen.len() - have) as u64)
+}
+
+/// A closed-loop write: when the writer sent it, when it read the acknowledgement, and the
+/// revision the write got.
+#[derive(Debug, Clone, Copy)]
+pub struct ClosedWrite {
+    pub sent: Instant,
+    pub acked: Instant,
+    pub rev: u64,
+}
+
+/// What the closed loop measures of the receipts of its writes.
+#[derive(Debug, Default)]
+pub struct ClosedReceipts {
+    /// From each write's send to each watcher's first receipt of it: the notification
+    /// latency, measured the same whether a system acknowledges before or after notifying.
+    pub from_sent: Latencies,
+    /// How long each watcher still waited after the writer read the acknowledgement: 0 for
+    /// one that already had the write.
+    pub after_ack: Latencies,
+    /// How many receipts a watcher had before the writer read the acknowledgement.
+    pub before_ack: u64,
+}
+
+impl ClosedReceipts {
+    /// Records receipt `r` if it is its watcher's first of `w`'s revision or a newer one;
+    /// `seen` (the newest revision each watcher has received) is brought up to date either
+    /// way. Answers whether the receipt was recorded.
+    pub fn record(&mut self, w: &ClosedWrite, r: &Receipt, seen: &mut [u64]) -> bool {
+        let seen = &mut seen[r.watcher as usize];
+        let first = r.revision >= w.rev && *seen < w.rev;
+        if first {
+            // The write exists only once it was sent: a receipt of it cannot come earlier.
+            self.from_sent
+                .record(r.at.saturating_duration_since(w.sent));
+            match r.at.checked_duration_since(w.acked) {
+                Some(wait) => self.after_ack.record(wait),
+                None => {
+                    self.after_ack.record(Duration::ZERO);
+                    self.before_ack += 1;
+                }
+            }
+        }
+        *seen = (*seen).max(r.revision);
+        first
+    }
 }
 
 /// Writes at `rate_per_s` for warm-up and window; answers the latencies of the window's
@@ -267,6 +325,51 @@ pub fn match_receipts(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn closed_loop_latency_runs_from_the_send_even_when_watchers_beat_the_ack() {
+        let t0 = Instant::now();
+        let ms = |n: u64| t0 + Duration::from_millis(n);
+        // Sent at 0, committed and the watchers notified, acknowledgement read at 30 ms.
+        let write = ClosedWrite {
+            sent: ms(0),
+            acked: ms(30),
+            rev: 10,
+        };
+        let receipt = |watcher, revision, at| Receipt {
+            watcher,
+            revision,
+            at,
+        };
+        let mut seen = vec![9, 9, 8];
+        let mut into = ClosedReceipts::default();
+        // Watcher 0 is told at 20 ms, before the writer reads its acknowledgement (etcd).
+        assert!(into.record(&write, &receipt(0, 10, ms(20)), &mut seen));
+        // Watcher 1 at 45 ms, after it (Conflux).
+        assert!(into.record(&write, &receipt(1, 10, ms(45)), &mut seen));
+        // Watcher 2: an older write first, then a newer revision that holds this one.
+        assert!(!into.record(&write, &receipt(2, 9, ms(5)), &mut seen));
+        assert!(into.record(&write, &receipt(2, 11, ms(50)), &mut seen));
+        // A second receipt of the write is not a second notification.
+        assert!(!into.record(&write, &receipt(0, 10, ms(60)), &mut seen));
+        assert_eq!(seen, [10, 10, 11]);
+
+        // From the send: 20, 45 and 50 ms; never 0 for the watcher told before the ack.
+        assert_eq!(into.from_sent.count(), 3);
+        assert_eq!(into.from_sent.quantile(0.0), Duration::from_millis(20));
+        let p50 = into.from_sent.summary().p50_ms;
+        assert!((p50 - 45.0).abs() < 0.1, "{p50}");
+        assert!(
+            into.from_sent.max().abs_diff(Duration::from_millis(50)) < Duration::from_micros(100)
+        );
+        // After the ack: 0 (already told), 15 and 20 ms; one receipt came before it.
+        assert_eq!(into.before_ack, 1);
+        assert_eq!(into.after_ack.count(), 3);
+        assert!(into.after_ack.quantile(0.0) <= Duration::from_micros(1));
+        assert!(
+            into.after_ack.max().abs_diff(Duration::from_millis(20)) < Duration::from_micros(100)
+        );
+    }
 
     #[test]
     fn each_write_is_matched_to_the_first_receipt_at_least_as_new() {
