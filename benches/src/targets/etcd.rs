@@ -285,8 +285,8 @@ async fn watcher(url: &str, i: usize, due: Instant, set: &WatchSet) -> Result<()
         if resp.created() {
             set.ready_since(due);
         }
-        if !resp.events().is_empty() {
-            let revision = resp.header().map_or(0, |h| h.revision()) as u64;
+        let events = resp.events().iter().filter_map(|e| e.kv());
+        if let Some(revision) = newest_revision(events.map(|kv| kv.mod_revision())) {
             set.receipt(Receipt {
                 watcher: i as u32,
                 revision,
@@ -298,6 +298,18 @@ async fn watcher(url: &str, i: usize, due: Instant, set: &WatchSet) -> Result<()
         }
     }
     Ok(())
+}
+
+/// The revision a watch response brings its watcher to: the newest `mod_revision` of its
+/// events (`None` without events). Not the header's revision: etcd stamps a response to a
+/// watcher that is catching up (unsynced, or with more events to come) with the store's
+/// current revision, newer than the events it carries, which would match the receipt to
+/// writes it does not hold.
+fn newest_revision(mod_revisions: impl IntoIterator<Item = i64>) -> Option<u64> {
+    mod_revisions
+        .into_iter()
+        .max()
+        .map(|r| u64::try_from(r).unwrap_or(0))
 }
 
 /// An etcd request worker.
@@ -335,5 +347,17 @@ impl crate::load::Worker for EtcdWorker {
             let ok = got.is_ok_and(|r| r.kvs().first().is_some_and(|kv| kv.value().len() == want));
             (OpKind::Read, ok)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::newest_revision;
+
+    #[test]
+    fn a_receipt_is_as_new_as_its_newest_event() {
+        assert_eq!(newest_revision([12, 14, 13]), Some(14));
+        assert_eq!(newest_revision([7]), Some(7));
+        assert_eq!(newest_revision([]), None);
     }
 }
